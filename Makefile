@@ -1,0 +1,39 @@
+# lrpilot: `make demo` sets up and runs the demo; `make test` sets up and runs the tests.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench bench-overhead clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 first: that CPU wheel is on the machine's disk; a bare `torch` pulls a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	touch $(STAMP)
+
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,bench]'
+	touch $(VENV)/.bench
+
+demo: $(STAMP)
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/lrpilot demo --out demo-output
+
+test: $(STAMP)
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+
+bench: $(VENV)/.bench
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion
+
+bench-overhead: $(STAMP)
+	$(BIN)/python -m benchmarks.overhead
+
+clean:
+	rm -rf $(VENV) demo-output .mplconfig .pytest_cache

@@ -1,0 +1,180 @@
+"""Offline real data for the benchmark, decoded once and cached under ``benchmarks/out/cache/``.
+
+Sources (see ``../shared/DATA.md``): Fashion-MNIST from the Debian package
+``dataset-fashion-mnist``, MNIST-1D built locally by ``mnist1d.data.make_dataset`` (never
+``get_dataset``, which downloads), and a byte-level corpus made of the ``.py`` files of the pinned
+scikit-learn wheel (byte-identical wherever that version is installed; a manifest hash is logged).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
+
+OUT = Path(__file__).resolve().parent / "out"
+CACHE = OUT / "cache"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
+SKLEARN_VERSION = "1.9.1"
+WORDNET_DIR = Path("/usr/share/wordnet")
+
+
+def _cached(name: str, build):  # noqa: ANN001, ANN202 - tiny helper
+    """Return ``build()``, memoised on disk as ``CACHE/name`` (a ``torch.save`` file)."""
+    path = CACHE / name
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    obj = build()
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return obj
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+def _read_idx(path: Path, header: int) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        return np.frombuffer(fh.read()[header:], dtype=np.uint8)
+
+
+def _build_fashion() -> dict[str, torch.Tensor]:
+    if not FASHION_DIR.exists():
+        raise FileNotFoundError(
+            f"{FASHION_DIR} is missing: `apt-get install dataset-fashion-mnist` provides it"
+        )
+    out = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = _read_idx(FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz", 16)
+        labels = _read_idx(FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz", 8)
+        out[f"x_{split}"] = torch.from_numpy(images.copy()).view(-1, 1, 28, 28)
+        out[f"y_{split}"] = torch.from_numpy(labels.astype(np.int64))
+    return out
+
+
+def fashion_mnist() -> tuple[TensorDataset, TensorDataset]:
+    """Fashion-MNIST: (train 60,000, test 10,000) as normalised float images and int labels."""
+    raw = _cached("fashion_mnist.pt", _build_fashion)
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return (x.float() / 255.0 - FASHION_MEAN) / FASHION_STD
+
+    return (
+        TensorDataset(norm(raw["x_train"]), raw["y_train"]),
+        TensorDataset(norm(raw["x_test"]), raw["y_test"]),
+    )
+
+
+# --------------------------------------------------------------------------- MNIST-1D
+def _build_mnist1d(num_samples: int) -> dict[str, torch.Tensor]:
+    os.environ.setdefault("MPLCONFIGDIR", "/tmp/mplcfg")  # mnist1d imports matplotlib
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    data = make_dataset(args)  # deterministic (seed 42); builds locally, no network
+    return {
+        "x_train": torch.tensor(data["x"], dtype=torch.float32),
+        "y_train": torch.tensor(data["y"], dtype=torch.int64),
+        "x_test": torch.tensor(data["x_test"], dtype=torch.float32),
+        "y_test": torch.tensor(data["y_test"], dtype=torch.int64),
+    }
+
+
+def mnist1d(num_samples: int = 10_000) -> tuple[TensorDataset, TensorDataset]:
+    """MNIST-1D with ``num_samples`` signals of length 40 (80% train, 20% test)."""
+    raw = _cached(f"mnist1d_{num_samples}.pt", lambda: _build_mnist1d(num_samples))
+    return (
+        TensorDataset(raw["x_train"].unsqueeze(1), raw["y_train"]),
+        TensorDataset(raw["x_test"].unsqueeze(1), raw["y_test"]),
+    )
+
+
+# --------------------------------------------------------------------------- byte corpus
+def _sklearn_root() -> Path:
+    import sklearn
+
+    if sklearn.__version__ != SKLEARN_VERSION:
+        raise RuntimeError(
+            f"the byte corpus is pinned to scikit-learn {SKLEARN_VERSION}, found "
+            f"{sklearn.__version__}: `pip install scikit-learn=={SKLEARN_VERSION}`"
+        )
+    return Path(sklearn.__file__).resolve().parent
+
+
+def _build_corpus() -> dict[str, object]:
+    root = _sklearn_root()
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    manifest = hashlib.sha256()
+    train, val = bytearray(), bytearray()
+    for path in files:
+        rel = path.relative_to(root.parent).as_posix()
+        blob = path.read_bytes()
+        manifest.update(rel.encode() + b"\0" + hashlib.sha256(blob).digest())
+        # A file goes to validation by a hash of its name: 1 in 10, the same everywhere.
+        is_val = hashlib.sha256(rel.encode()).digest()[0] % 10 == 0
+        (val if is_val else train).extend(blob + b"\n")
+    return {
+        "train": torch.frombuffer(train, dtype=torch.uint8).clone(),
+        "val": torch.frombuffer(val, dtype=torch.uint8).clone(),
+        "manifest_sha256": manifest.hexdigest(),
+        "num_files": len(files),
+    }
+
+
+class ByteWindows(Dataset):
+    """Consecutive windows of ``seq_len + 1`` bytes; indexing with a list of window numbers
+    returns a whole batch ``(inputs, targets)`` of shape ``(B, seq_len)`` (next-byte targets)."""
+
+    def __init__(self, data: torch.Tensor, seq_len: int, count: int | None = None) -> None:
+        windows = data.unfold(0, seq_len + 1, seq_len)
+        if count is not None:  # keep ``count`` windows spread evenly over the data
+            windows = windows[:: max(1, len(windows) // count)][:count]
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return self.windows.shape[0]
+
+    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.windows[index].long()
+        return w[..., :-1], w[..., 1:]
+
+
+def stdlib_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindows, dict]:
+    """Byte-level LM data from scikit-learn's ``.py`` sources: (train, val, manifest info).
+
+    Validation uses ``val_windows`` windows spread evenly over the held-out files."""
+    raw = _cached(f"sklearn_{SKLEARN_VERSION}_bytes.pt", _build_corpus)
+    val = ByteWindows(raw["val"], seq_len, count=val_windows)
+    info = {
+        "source": f"scikit-learn {SKLEARN_VERSION} .py files",
+        "manifest_sha256": raw["manifest_sha256"],
+        "num_files": raw["num_files"],
+        "train_bytes": int(raw["train"].numel()),
+        "val_bytes": int(raw["val"].numel()),
+    }
+    return ByteWindows(raw["train"], seq_len), val, info
+
+
+# --------------------------------------------------------------------------- loaders
+def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+    """A shuffled ``DataLoader`` whose order is fixed by ``seed`` (its own ``torch.Generator``).
+
+    Batches are fetched with one indexing call (a ``BatchSampler`` as sampler), which keeps the
+    loader cheap next to the tiny models here; it is still a plain ``DataLoader``."""
+    gen = torch.Generator().manual_seed(seed)
+    sampler = BatchSampler(RandomSampler(dataset, generator=gen), batch_size, drop_last=True)
+    return DataLoader(dataset, sampler=sampler, batch_size=None)
+
+
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    """An unshuffled ``DataLoader`` over the whole of ``dataset`` in batches."""
+    sampler = BatchSampler(range(len(dataset)), batch_size, drop_last=False)  # type: ignore[arg-type]
+    return DataLoader(dataset, sampler=sampler, batch_size=None)

@@ -1,0 +1,276 @@
+"""The benchmark's tasks: real data, a fixed recipe each, and the peak LR as the free variable.
+
+Every task names its model, optimizer (built with any ``lr``), loss, metric, step budget, batch
+size and schedule (a multiplier of the peak LR as a function of the step), the plain default LR
+a user would try first, the trivial metric (what a model that learnt nothing scores) and the
+oracle grid. Tasks are looked up by name so worker processes rebuild them instead of pickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from benchmarks import data
+
+Params = Iterable[torch.nn.Parameter]
+
+
+# --------------------------------------------------------------------------- schedules
+@dataclass(frozen=True)
+class Constant:
+    """The peak LR throughout."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class WarmupCosine:
+    """Linear warmup over ``warmup`` steps, then cosine decay to zero at ``total`` steps."""
+
+    total: int
+    warmup: int = 0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --------------------------------------------------------------------------- models
+class SmallCNN(nn.Module):
+    """Two conv-ReLU-maxpool blocks (8 and 16 channels) and a linear head: 28x28 -> 10."""
+
+    def __init__(self, c1: int = 8, c2: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * 49, 10),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Conv1dNet(nn.Module):
+    """Three strided Conv1d-ReLU layers (32 channels) and a linear head: 40 samples -> 10."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(1, width, 5, 2, 2), nn.ReLU(),
+            nn.Conv1d(width, width, 3, 2, 1), nn.ReLU(),
+            nn.Conv1d(width, width, 3, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(width * 5, 10),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ByteLSTM(nn.Module):
+    """Byte-level LSTM language model: embedding 64, one LSTM layer, linear head to 256 bytes."""
+
+    def __init__(self, hidden: int = 128, embed: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(256, embed)
+        self.rnn = nn.LSTM(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(self.embed(x))[0])
+
+
+# --------------------------------------------------------------------------- losses, metrics
+def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy; sequence outputs ``(B, T, V)`` are flattened first."""
+    return nn.functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: Iterable) -> float:
+    """Fraction of correctly classified examples."""
+    correct = total = 0
+    for x, y in loader:
+        correct += (model(x).argmax(-1) == y).sum().item()
+        total += y.numel()
+    return correct / total
+
+
+@torch.no_grad()
+def bits_per_byte(model: nn.Module, loader: Iterable) -> float:
+    """Mean next-byte cross-entropy in bits."""
+    nats = count = 0.0
+    for x, y in loader:
+        out = model(x)
+        nats += nn.functional.cross_entropy(
+            out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="sum"
+        ).item()
+        count += y.numel()
+    return nats / count / math.log(2)
+
+
+# --------------------------------------------------------------------------- the task record
+def log_grid(lo_exp: int, hi_exp: int, per_decade: int = 3) -> tuple[float, ...]:
+    """``10**(k/per_decade)`` from ``10**lo_exp`` to ``10**hi_exp`` inclusive."""
+    return tuple(
+        float(f"{10 ** (k / per_decade):.6g}")
+        for k in range(lo_exp * per_decade, hi_exp * per_decade + 1)
+    )
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One recipe; ``peak LR`` is the only free variable."""
+
+    name: str
+    title: str
+    data_fn: Callable[[], tuple[Dataset, Dataset]]
+    model_fn: Callable[[], nn.Module]
+    optimizer_fn: Callable[[Params, float], torch.optim.Optimizer]
+    optimizer_desc: str
+    metric_fn: Callable[[nn.Module, Iterable], float]
+    metric_name: str
+    higher_is_better: bool
+    trivial: float
+    steps: int
+    batch_size: int
+    schedule: Callable[[int], float]
+    default_lr: float
+    grid: tuple[float, ...]
+    eval_batch: int = 1000
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def signature(self) -> str:
+        """A short hash of everything that changes a training result (keys the caches)."""
+        text = "|".join(
+            map(str, (self.name, self.model_fn(), self.optimizer_desc, self.steps,
+                      self.batch_size, self.schedule, self.metric_name, self.notes))
+        )  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric ``a`` is strictly better than ``b``."""
+        return a > b if self.higher_is_better else a < b
+
+    def regret(self, oracle: float, value: float) -> float:
+        """Regret in the task's units: accuracy points, or percent excess loss."""
+        if self.higher_is_better:
+            return 100.0 * (oracle - value)
+        return 100.0 * (value - oracle) / oracle
+
+    @property
+    def regret_unit(self) -> str:
+        return "acc. points" if self.higher_is_better else "% excess loss"
+
+
+# --------------------------------------------------------------------------- optimizers
+def sgd_momentum(params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
+
+
+def adamw(params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+
+def adam(params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr)
+
+
+# --------------------------------------------------------------------------- the tasks
+LM_SEQ, LM_VAL_WINDOWS = 64, 512
+
+
+def _lm_data() -> tuple[Dataset, Dataset]:
+    train, val, _ = data.stdlib_bytes(LM_SEQ, LM_VAL_WINDOWS)
+    return train, val
+
+
+def _mnist1d_data() -> tuple[Dataset, Dataset]:
+    return data.mnist1d(10_000)
+
+
+def _tasks() -> dict[str, BenchTask]:
+    fmnist = BenchTask(
+        name="fmnist_cnn",
+        title="Fashion-MNIST, 2-conv CNN, SGD momentum 0.9 + cosine",
+        data_fn=data.fashion_mnist,
+        model_fn=SmallCNN,
+        optimizer_fn=sgd_momentum,
+        optimizer_desc="SGD(momentum=0.9, weight_decay=5e-4)",
+        metric_fn=accuracy,
+        metric_name="val accuracy",
+        higher_is_better=True,
+        trivial=0.10,
+        steps=1000,
+        batch_size=64,
+        schedule=WarmupCosine(1000),
+        default_lr=0.01,
+        grid=log_grid(-4, 1),
+        notes="train 60,000 images, validation = the 10,000 test images",
+    )
+    lm = BenchTask(
+        name="sklearn_lstm_lm",
+        title="byte LM on scikit-learn 1.9.1 sources, LSTM 128, AdamW + warmup/cosine",
+        data_fn=_lm_data,
+        model_fn=ByteLSTM,
+        optimizer_fn=adamw,
+        optimizer_desc="AdamW(weight_decay=0.01)",
+        metric_fn=bits_per_byte,
+        metric_name="val bits/byte",
+        higher_is_better=False,
+        trivial=8.0,
+        steps=600,
+        batch_size=32,
+        schedule=WarmupCosine(600, warmup=30),
+        default_lr=1e-3,
+        grid=log_grid(-5, 0),
+        eval_batch=64,
+        notes=f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of held-out files",
+    )
+    m1d = BenchTask(
+        name="mnist1d_conv",
+        title="MNIST-1D (10,000 signals), Conv1d, Adam, constant LR, long run",
+        data_fn=_mnist1d_data,
+        model_fn=Conv1dNet,
+        optimizer_fn=adam,
+        optimizer_desc="Adam()",
+        metric_fn=accuracy,
+        metric_name="val accuracy",
+        higher_is_better=True,
+        trivial=0.10,
+        steps=3000,
+        batch_size=128,
+        schedule=Constant(),
+        default_lr=1e-3,
+        grid=log_grid(-5, 0),
+        notes="make_dataset(num_samples=10,000): 8,000 train, 2,000 validation",
+    )
+    return {t.name: t for t in (fmnist, lm, m1d)}
+
+
+TASKS: dict[str, BenchTask] = _tasks()
+
+
+def get_task(name: str, quick: bool = False) -> BenchTask:
+    """The task called ``name``; ``quick`` shortens it to a smoke test (a tenth of the steps,
+    one grid point per decade)."""
+    task = TASKS[name]
+    if not quick:
+        return task
+    steps = max(60, task.steps // 10)
+    schedule = task.schedule
+    if isinstance(schedule, WarmupCosine):
+        schedule = WarmupCosine(steps, warmup=schedule.warmup // 10)
+    return replace(task, steps=steps, schedule=schedule, grid=task.grid[::3])

@@ -1,0 +1,37 @@
+"""lrpilot's exception types: every error says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "LRPilotError",
+    "ConfigError",
+    "DataError",
+    "LossError",
+    "ModelError",
+    "SpecError",
+]
+
+
+class LRPilotError(Exception):
+    """Base class of every error lrpilot raises on purpose."""
+
+
+class ConfigError(LRPilotError, ValueError):
+    """An argument is out of range or inconsistent with another (for example ``start_lr >= end_lr``)."""
+
+
+class DataError(LRPilotError, ValueError):
+    """A loader yields nothing, or a batch lrpilot cannot unpack."""
+
+
+class LossError(LRPilotError, ValueError):
+    """The loss is not a finite scalar tensor where one is needed."""
+
+
+class ModelError(LRPilotError, ValueError):
+    """The model or optimizer cannot be swept: no trainable parameters, or parameters the
+    optimizer does not hold."""
+
+
+class SpecError(LRPilotError, ValueError):
+    """A schedule text spec is malformed; the message points at the offending token."""

@@ -1,0 +1,292 @@
+"""Suggestion rules: pure functions from a range-test curve ``(lrs, losses)`` to a learning rate.
+
+Every rule has the signature ``rule(lrs, losses) -> lr`` (extra knobs are keyword-only), so
+users can pass their own. The curve is read in log-LR, where an exponential sweep is evenly
+spaced, and smoothed without lag: a causal EMA (what the peers read) moves the minimum 1.4–3x
+to the right, towards the divergence cliff.
+
+Rules:
+    steepest: where the smoothed loss falls fastest per decade (torch-lr-finder, Lightning).
+    valley: the middle of the longest descending stretch (after fastai's ``valley``).
+    minimum: a tenth of the LR at the smoothed minimum (fastai's old ``minimum/10``).
+    pilot: lrpilot's default; see :func:`pilot`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = [
+    "Rule",
+    "Landmarks",
+    "RULES",
+    "smooth",
+    "landmarks",
+    "steepest",
+    "valley",
+    "minimum",
+    "pilot",
+    "horizon_factor",
+    "bootstrap_band",
+]
+
+Rule = Callable[[Sequence[float], Sequence[float]], float]
+
+MIN_POINTS = 8
+"""Fewer usable points than this and no rule can tell a valley from noise."""
+
+
+def _as_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(log10 lr, loss)`` arrays, cut at the first non-finite loss."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ConfigError(f"lrs and losses must be 1-D and the same length, got {x.shape=} {y.shape=}")
+    if np.any(~np.isfinite(x)) or np.any(x <= 0):
+        raise ConfigError("lrs must be finite and positive.")
+    if np.any(np.diff(x) <= 0):
+        raise ConfigError("lrs must be strictly increasing.")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        x, y = x[: bad[0]], y[: bad[0]]
+    if x.size < MIN_POINTS:
+        raise ConfigError(
+            f"Only {x.size} usable points on the curve; the rules need at least {MIN_POINTS}. "
+            "Run the range test with more steps (num_steps) or a lower start_lr."
+        )
+    return np.log10(x), y
+
+
+def smooth(lrs: Sequence[float], losses: Sequence[float], *, bandwidth: float | None = None) -> np.ndarray:
+    """The loss curve smoothed without lag, at the given LRs.
+
+    A running median of 5 removes isolated spikes; then a local-linear Gaussian-kernel fit in
+    log10(LR) averages the noise symmetrically (no shift to the right, unlike an EMA) and
+    without bias at the ends of the curve.
+
+    Args:
+        bandwidth: kernel width in decades; by default 0.12 decades or 2 sample spacings,
+            whichever is wider.
+    """
+    x, y = _as_curve(lrs, losses)
+    return _smooth_xy(x, y, bandwidth)
+
+
+def _smooth_xy(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
+    spacing = float(np.median(np.diff(x)))
+    h = bandwidth if bandwidth is not None else max(0.12, 2.0 * spacing)
+    y = _running_median(y, 5)
+    d = x[None, :] - x[:, None]  # d[i, j] = x_j - x_i
+    w = np.exp(-0.5 * (d / h) ** 2)
+    s0, s1, s2 = w.sum(1), (w * d).sum(1), (w * d * d).sum(1)
+    t0, t1 = (w * y[None, :]).sum(1), (w * d * y[None, :]).sum(1)
+    det = s0 * s2 - s1 * s1
+    local_linear = (s2 * t0 - s1 * t1) / np.where(det > 1e-12, det, np.inf)
+    nadaraya = t0 / s0
+    return np.where(det > 1e-12, local_linear, nadaraya)
+
+
+def _running_median(y: np.ndarray, width: int) -> np.ndarray:
+    half = width // 2
+    padded = np.pad(y, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    return np.median(windows, axis=1)
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """What a reader of the range-test plot looks for, measured on the smoothed curve.
+
+    Attributes:
+        onset: the LR where the loss has made 10% of its total drop (training starts to bite).
+        minimum: the LR at the smoothed minimum.
+        edge: the first LR past the minimum where the loss has climbed back a quarter of
+            the drop (the divergence cliff); ``None`` when the sweep never got there.
+        start_loss: the smoothed loss at the lowest LRs.
+        min_loss: the smoothed minimum.
+    """
+
+    onset: float
+    minimum: float
+    edge: float | None
+    start_loss: float
+    min_loss: float
+
+
+def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
+    """The onset, minimum and divergence edge of a range-test curve."""
+    x, y = _as_curve(lrs, losses)
+    return _landmarks_xy(x, _smooth_xy(x, y))
+
+
+def _landmarks_xy(x: np.ndarray, s: np.ndarray) -> Landmarks:
+    i_min = int(np.argmin(s))
+    start = float(np.median(s[: max(3, len(s) // 20)]))
+    drop = max(start - float(s[i_min]), 1e-12)
+    fallen = np.flatnonzero(s[: i_min + 1] <= start - 0.1 * drop)
+    i_onset = int(fallen[0]) if fallen.size else i_min
+    risen = np.flatnonzero(s[i_min:] >= s[i_min] + 0.25 * drop)
+    edge = None
+    if risen.size:
+        j = i_min + int(risen[0])
+        edge = 10 ** _interpolate_crossing(x[j - 1], x[j], s[j - 1], s[j], s[i_min] + 0.25 * drop)
+    return Landmarks(
+        onset=float(10 ** x[i_onset]),
+        minimum=float(10 ** x[i_min]),
+        edge=None if edge is None else float(edge),
+        start_loss=start,
+        min_loss=float(s[i_min]),
+    )
+
+
+def _interpolate_crossing(x0: float, x1: float, y0: float, y1: float, level: float) -> float:
+    if y1 == y0:
+        return x1
+    return x0 + (level - y0) * (x1 - x0) / (y1 - y0)
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """The LR where the smoothed loss falls fastest per decade, before the minimum.
+
+    This is what torch-lr-finder and Lightning suggest (they take the slope against the raw
+    LR, which lets noise at tiny LRs win; here the slope is per decade).
+    """
+    x, y = _as_curve(lrs, losses)
+    s = _smooth_xy(x, y)
+    i_min = max(int(np.argmin(s)), 1)
+    slope = np.gradient(s[: i_min + 1], x[: i_min + 1])
+    return float(10 ** x[int(np.argmin(slope))])
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """The middle (in log-LR) of the longest stretch over which the smoothed loss keeps falling.
+
+    After fastai's ``valley``: a long descending stretch is a region where training works at
+    every LR, and its middle keeps a margin from both the flat start and the cliff.
+    """
+    x, y = _as_curve(lrs, losses)
+    s = _smooth_xy(x, y)
+    falling = np.diff(s) < 0
+    best_start, best_len, start = 0, 0, None
+    for i, f in enumerate(np.append(falling, False)):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start > best_len:
+                best_start, best_len = start, i - start
+            start = None
+    if best_len == 0:
+        return float(10 ** x[int(np.argmin(s))])
+    return float(10 ** (0.5 * (x[best_start] + x[best_start + best_len])))
+
+
+def minimum(lrs: Sequence[float], losses: Sequence[float], *, divisor: float = 10.0) -> float:
+    """A tenth (``1/divisor``) of the LR at the smoothed minimum: fastai's ``minimum/10``."""
+    x, y = _as_curve(lrs, losses)
+    return float(10 ** x[int(np.argmin(_smooth_xy(x, y)))] / divisor)
+
+
+def horizon_factor(run_steps: int | None, *, reference_steps: int = 300, exponent: float = 0.5) -> float:
+    """How much lower than a short run's best LR a run of ``run_steps`` steps wants.
+
+    The best LR falls as the run grows (longer runs accumulate the instability a short sweep
+    cannot see, and average away less gradient noise). Noisy-SGD theory and LR-vs-horizon
+    scaling studies both find a power law, ``lr* ~ T^-1/2``; runs no longer than
+    ``reference_steps`` are treated as short.
+
+    Returns:
+        A multiplier in ``(0, 1]``.
+    """
+    if run_steps is None or run_steps <= reference_steps:
+        return 1.0
+    return (reference_steps / run_steps) ** exponent
+
+
+def pilot(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    *,
+    run_steps: int | None = None,
+    prior_lr: float | None = None,
+) -> float:
+    """lrpilot's default rule: a safe LR for the whole run, not for the sweep.
+
+    1. Read the zero-lag smoothed curve's landmarks: where training starts to bite (onset),
+       the minimum, and the divergence edge.
+    2. The short-run estimate is the geometric mean of the onset and the minimum: inside the
+       descending stretch, a decade or more below the cliff. (The minimum itself is where the
+       sweep's LR already costs more than it gains; a tenth of it overshoots the flat start on
+       short sweeps and undershoots on long ones.)
+    3. Scale it by :func:`horizon_factor` for the length of the real run.
+    4. Never above a third of the edge, never below the onset.
+    5. With a ``prior_lr`` (what is known before any step, e.g. 1e-3 for Adam), where the
+       curve gives little evidence (a shallow or ragged valley), move towards the prior.
+
+    Args:
+        run_steps: the number of optimizer steps the real run will take.
+        prior_lr: an LR believed good before the sweep, used only as a tie-breaker.
+    """
+    x, y = _as_curve(lrs, losses)
+    s = _smooth_xy(x, y)
+    marks = _landmarks_xy(x, s)
+    log_lr = 0.5 * (math.log10(marks.onset) + math.log10(marks.minimum))
+    log_lr += math.log10(horizon_factor(run_steps))
+    if marks.edge is not None:
+        log_lr = min(log_lr, math.log10(marks.edge / 3.0))
+    log_lr = max(log_lr, math.log10(marks.onset))
+    if prior_lr is not None:
+        weight = _evidence_weight(y, s, marks)
+        log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
+    return float(10**log_lr)
+
+
+def _evidence_weight(y: np.ndarray, s: np.ndarray, marks: Landmarks) -> float:
+    """How much to trust the curve over a prior, in [0, 1]: the drop against the noise."""
+    noise = float(np.median(np.abs(y - s))) * 1.4826 + 1e-12
+    snr = (marks.start_loss - marks.min_loss) / noise
+    return float(snr**2 / (snr**2 + 9.0))  # half weight when the drop is 3 noise sds
+
+
+RULES: dict[str, Rule] = {
+    "pilot": pilot,
+    "steepest": steepest,
+    "valley": valley,
+    "minimum": minimum,
+}
+"""The built-in rules by name; ``pilot`` is the default."""
+
+
+def bootstrap_band(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    rule: Rule,
+    *,
+    draws: int = 100,
+    coverage: float = 0.68,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """An uncertainty band for ``rule`` on this curve: the central ``coverage`` of its picks
+    over curves rebuilt from the smooth fit plus sign-flipped residuals (a wild bootstrap,
+    which keeps each residual at its own LR, so the calm start and the noisy cliff keep
+    their own noise levels).
+
+    The band answers "how much would the pick move with another draw of the noise?"; it says
+    nothing about the rule's own bias.
+    """
+    x, y = _as_curve(lrs, losses)
+    s = _smooth_xy(x, y)
+    residuals = y - s
+    rng = np.random.default_rng(seed)
+    lr = 10**x
+    picks = []
+    for _ in range(draws):
+        noisy = s + residuals * rng.choice((-1.0, 1.0), size=residuals.size)
+        picks.append(math.log10(rule(lr, noisy)))
+    lo, hi = np.quantile(picks, [(1 - coverage) / 2, (1 + coverage) / 2])
+    return float(10**lo), float(10**hi)
