@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
-from . import suggest
+from . import schedules, suggest
 from .errors import ConfigError, DataError, LossError, LRPilotError, ModelError, SpecError
 from .finder import LRFinderResult, find_lr, find_lr_for_task
+from .plateau import ReduceOnPlateau
+from .schedules import attach, parse_schedule
 from .task import Task, load_task_file
 
 __all__ = [
@@ -19,16 +21,23 @@ __all__ = [
     "LRPilotError",
     "LossError",
     "ModelError",
+    "ReduceOnPlateau",
     "SpecError",
     "Task",
+    "attach",
     "find_lr",
     "find_lr_for_task",
     "load_task_file",
+    "parse_schedule",
+    "schedules",
     "suggest",
 ]
 
 __version__ = "0.1.0"
 
-for _name in ("LRFinderResult", "Task", "find_lr", "find_lr_for_task", "load_task_file"):
+for _name in (
+    "LRFinderResult", "Task", "attach", "find_lr", "find_lr_for_task", "load_task_file",
+    "parse_schedule",
+):
     globals()[_name].__module__ = "lrpilot"
 del _name

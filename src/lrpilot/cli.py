@@ -106,3 +106,53 @@ def demo(
         "next: use it in your own loop with [bold]lrpilot.find_lr(model, optimizer, loader, loss_fn, "
         "steps=N)[/], or write a task file (see examples/) and run [bold]lrpilot find TASK.py[/]."
     )
+
+
+@app.command("schedule")
+def schedule_cmd(
+    spec: str = typer.Argument(..., help='Schedule spec, e.g. "warmup(0.05)+cosine(min=0.01)".'),
+    steps: int = typer.Option(..., "--steps", min=1, help="Steps in the run (for fractions)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak LR (default 1.0: the multiplier)."),
+    json_out: bool = typer.Option(False, "--json", help='Print only {"lr": [...]} on stdout.'),
+    plot: str | None = typer.Option(None, "--plot", help="Save a plot of the schedule here."),
+    log: bool = typer.Option(False, "--log", help="Logarithmic y axis in the plot."),
+) -> None:
+    """Show the learning rate at steps 0..N-1 of a schedule spec (table, JSON or plot)."""
+    import json
+
+    from . import schedules
+    from .errors import LRPilotError
+
+    peak = 1.0 if lr is None else lr
+    try:
+        sched = schedules.parse_schedule(spec, total_steps=steps)
+        lrs = schedules.values(sched, steps, peak=peak)
+        if plot:
+            schedules.plot(sched, steps, plot, peak=peak, title=spec, log=log)
+    except (LRPilotError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if json_out:
+        typer.echo(json.dumps({"lr": lrs}))
+        return
+    _print_schedule(sched, lrs, plot)
+
+
+def _print_schedule(sched: object, lrs: list[float], plot: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{escape(repr(sched))}[/]", highlight=False)
+    table = Table(show_header=True)
+    table.add_column("step", justify="right")
+    table.add_column("lr", justify="right")
+    n = len(lrs)
+    for t in sorted({round(i * (n - 1) / 10) for i in range(11)}):
+        table.add_row(str(t), f"{lrs[t]:.4g}")
+    console.print(table)
+    top = max(range(n), key=lrs.__getitem__)
+    console.print(f"max {lrs[top]:.4g} at step {top}; min {min(lrs):.4g}; last {lrs[-1]:.4g}")
+    if plot:
+        console.print(f"plot: {plot}")
