@@ -30,11 +30,17 @@ from .task import (
     cycle,
     default_loss_step,
     evaluate_loss,
+    is_count,
+    loader_generators,
     model_device,
     move_to_device,
 )
 
 __all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "prior_lr_for"]
+
+MAX_SKIPPED_STEPS = 20
+"""AMP steps the grad scaler may skip in a row at one LR before the sweep counts it as
+diverged (from the default scale of 2**16, 20 halvings reach 0.06)."""
 
 ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor", "Lamb")
 
@@ -194,7 +200,8 @@ def find_lr(
     schedule = _sweep_lrs(start_lr, end_lr, num_steps, mode)
     ratios = _group_ratios(optimizer)
 
-    snapshot = TrainingSnapshot.take(model, optimizer, device=snapshot_device)
+    generators = loader_generators(train_loader) + loader_generators(val_loader)
+    snapshot = TrainingSnapshot.take(model, optimizer, snapshot_device, generators)
     try:
         sweep = _Sweep(
             model=model,
@@ -237,16 +244,16 @@ def _check_options(
         raise ConfigError(f"LR bounds must be positive, got {start_lr=} and {end_lr=}.")
     if start_lr >= end_lr:
         raise ConfigError(f"start_lr must be below end_lr, got {start_lr=} >= {end_lr=}.")
-    if not isinstance(num_steps, int) or num_steps < suggest.MIN_POINTS:
+    if not is_count(num_steps) or num_steps < suggest.MIN_POINTS:
         raise ConfigError(
             f"num_steps must be an int >= {suggest.MIN_POINTS} for the rules to read a curve, "
             f"got {num_steps=}; 100 is a good default."
         )
     if mode not in ("exp", "linear"):
         raise ConfigError(f"mode must be 'exp' or 'linear', got {mode=}.")
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
+    if steps is not None and (not is_count(steps) or steps < 1):
         raise ConfigError(f"steps (the real run's length) must be a positive int, got {steps=}.")
-    if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
+    if not is_count(accumulation_steps) or accumulation_steps < 1:
         raise ConfigError(f"accumulation_steps must be an int >= 1, got {accumulation_steps=}.")
     if diverge_threshold <= 1:
         raise ConfigError(f"diverge_threshold must be > 1, got {diverge_threshold=}.")
@@ -340,14 +347,22 @@ class _Sweep:
         with _progress_bar(progress, len(schedule)) as advance:
             for lr in schedule:
                 self._set_lr(lr)
-                loss = self._optimizer_step(batches)
-                while loss is None:  # the grad scaler skipped the step: same LR again
-                    loss = self._optimizer_step(batches)
+                loss = self._step_until_taken(batches)
                 if val is not None and math.isfinite(loss):
                     loss = self._reduce(evaluate_loss(self.model, val, self.loss_step))
                 advance(lr, loss)
                 if self._record(lr, loss):
                     break
+
+    def _step_until_taken(self, batches: Iterator[Any]) -> float:
+        """One optimizer step at the current LR, retried while the AMP grad scaler skips it
+        (the scale is still settling); after :data:`MAX_SKIPPED_STEPS` skips in a row the
+        gradients are taken to be non-finite for good and the loss reads as NaN."""
+        for _ in range(MAX_SKIPPED_STEPS):
+            loss = self._optimizer_step(batches)
+            if loss is not None:
+                return loss
+        return float("nan")
 
     def _set_lr(self, lr: float) -> None:
         for group, ratio in zip(self.optimizer.param_groups, self.ratios):

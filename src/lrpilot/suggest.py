@@ -271,22 +271,24 @@ def bootstrap_band(
     coverage: float = 0.68,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """An uncertainty band for ``rule`` on this curve: the central ``coverage`` of its picks
-    over curves rebuilt from the smooth fit plus sign-flipped residuals (a wild bootstrap,
-    which keeps each residual at its own LR, so the calm start and the noisy cliff keep
-    their own noise levels).
+    """An uncertainty band for ``rule`` on this curve: how far its pick moves under other
+    draws of the noise.
 
-    The band answers "how much would the pick move with another draw of the noise?"; it says
-    nothing about the rule's own bias.
+    Curves are rebuilt from the smooth fit plus sign-flipped residuals (a wild bootstrap,
+    which keeps each residual at its own LR, so the calm start and the noisy cliff keep their
+    own noise levels). The band is the central ``coverage`` of the resampled picks' spread
+    around their median, placed around the pick itself, so it always contains the pick.
+    The band says nothing about the rule's own bias.
     """
     x, y = _as_curve(lrs, losses)
     s = _smooth_xy(x, y)
     residuals = y - s
     rng = np.random.default_rng(seed)
     lr = 10**x
-    picks = []
-    for _ in range(draws):
-        noisy = s + residuals * rng.choice((-1.0, 1.0), size=residuals.size)
-        picks.append(math.log10(rule(lr, noisy)))
-    lo, hi = np.quantile(picks, [(1 - coverage) / 2, (1 + coverage) / 2])
-    return float(10**lo), float(10**hi)
+    pick = math.log10(rule(lr, y))
+    picks = [
+        math.log10(rule(lr, s + residuals * rng.choice((-1.0, 1.0), size=residuals.size)))
+        for _ in range(draws)
+    ]
+    lo, mid, hi = np.quantile(picks, [(1 - coverage) / 2, 0.5, (1 + coverage) / 2])
+    return float(10 ** (pick + lo - mid)), float(10 ** (pick + hi - mid))

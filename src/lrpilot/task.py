@@ -9,6 +9,7 @@ model's device, and how model, optimizer and RNG state are saved and put back bi
 from __future__ import annotations
 
 import copy
+import numbers
 import importlib.util
 import random
 import sys
@@ -33,6 +34,8 @@ __all__ = [
     "cycle",
     "evaluate_loss",
     "TrainingSnapshot",
+    "is_count",
+    "loader_generators",
 ]
 
 LossStep = Callable[[nn.Module, Any], torch.Tensor]
@@ -70,7 +73,7 @@ class Task:
     def __post_init__(self) -> None:
         if self.loss_fn is None and self.loss_step is None:
             raise ConfigError("Task needs loss_fn (outputs, targets) -> loss, or loss_step.")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+        if self.steps is not None and (not is_count(self.steps) or self.steps < 1):
             raise ConfigError(f"Task.steps must be a positive int, got {self.steps=}")
 
     def build(self, lr: float = 1e-3) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -218,6 +221,7 @@ class TrainingSnapshot:
     numpy_rng: Any
     torch_rng: torch.Tensor
     cuda_rng: list[torch.Tensor] | None
+    generator_states: list[tuple[torch.Generator, torch.Tensor]]
 
     @classmethod
     def take(
@@ -225,15 +229,18 @@ class TrainingSnapshot:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         device: torch.device | str | None = None,
+        generators: Iterable[torch.Generator] = (),
     ) -> TrainingSnapshot:
         """Copy the state of ``model``, ``optimizer`` and the RNGs.
 
         Args:
             device: where the copies live; ``"cpu"`` keeps a GPU model's snapshot off the GPU
                 so its memory is not doubled. ``None`` copies on the tensors' own devices.
+            generators: private RNGs to restore too (a loader's shuffling generator, so the
+                real run sees the same data order as without the range test).
         """
         return cls(
-            model_state={k: _clone(v, device) for k, v in model.state_dict(keep_vars=True).items()},
+            model_state={k: _clone(v, device) for k, v in _model_tensors(model).items()},
             grads=[None if p.grad is None else _clone(p.grad, device) for p in model.parameters()],
             training_flags=[m.training for m in model.modules()],
             optimizer_state=_copy_tree(optimizer.state_dict(), device),
@@ -241,14 +248,20 @@ class TrainingSnapshot:
             numpy_rng=np.random.get_state(),
             torch_rng=torch.get_rng_state(),
             cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            generator_states=[(g, g.get_state()) for g in generators],
         )
 
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Put every saved value back, in place (the same tensors, the same objects)."""
         with torch.no_grad():
-            live = model.state_dict(keep_vars=True)
+            live = _model_tensors(model)
             for name, saved in self.model_state.items():
-                live[name].copy_(saved)
+                if live[name].shape == saved.shape and live[name].dtype == saved.dtype:
+                    live[name].copy_(saved)
+                else:  # a buffer the model reassigned (a cache that grew): put the old one back
+                    owner, _, leaf = name.rpartition(".")
+                    buffers = model.get_submodule(owner)._buffers
+                    buffers[leaf] = saved.to(live[name].device, copy=True)
         for param, grad in zip(model.parameters(), self.grads):
             param.grad = None if grad is None else grad.to(param.device, copy=True)
         for module, flag in zip(model.modules(), self.training_flags):
@@ -260,6 +273,37 @@ class TrainingSnapshot:
         torch.set_rng_state(self.torch_rng)
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
+        for generator, state in self.generator_states:
+            generator.set_state(state)
+
+
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The private ``torch.Generator`` objects a DataLoader shuffles or samples with."""
+    if loader is None:
+        return []
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    holders = (loader, sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
+    found: dict[int, torch.Generator] = {}
+    for holder in holders:
+        generator = getattr(holder, "generator", None)
+        if isinstance(generator, torch.Generator):
+            found[id(generator)] = generator
+    return list(found.values())
+
+
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a whole number (int or NumPy integer), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``model`` by name, the live tensors themselves.
+
+    Not ``state_dict()``: it leaves out non-persistent buffers (which a forward pass may
+    change) and holds whatever ``get_extra_state`` returns, which need not be a tensor.
+    """
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
 def _clone(tensor: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:

@@ -1,0 +1,136 @@
+"""``lrpilot find TASK.py``: through typer's test runner, and once through the real script."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lrpilot.cli import app
+
+TASK_FILE = '''
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+import lrpilot
+
+
+def task():
+    digits = load_digits()
+    x = torch.tensor(digits.data[:256], dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target[:256])
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True
+    )
+    return lrpilot.Task(
+        model_fn=lambda: nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
+        optimizer_fn=lambda params, lr: torch.optim.Adam(params, lr=lr),
+        train_loader=loader,
+        loss_fn=nn.functional.cross_entropy,
+        steps=200,
+    )
+'''
+
+
+@pytest.fixture
+def task_file(tmp_path: Path) -> Path:
+    path = tmp_path / "digits_task.py"
+    path.write_text(TASK_FILE)
+    return path
+
+
+def _check_payload(stdout: str, num_steps: int = 30) -> dict:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {stdout!r}"
+    payload = json.loads(lines[0])
+    assert isinstance(payload, dict)
+    assert {"lr", "lrs", "losses", "candidates"} <= payload.keys()
+    assert math.isfinite(payload["lr"]) and payload["lr"] > 0
+    assert 8 <= len(payload["lrs"]) == len(payload["losses"]) <= num_steps
+    assert payload["lr"] == payload["candidates"][payload["rule"]]
+    return payload
+
+
+def test_find_json(task_file):
+    result = CliRunner().invoke(app, ["find", str(task_file), "--json", "--num-steps", "30"])
+    assert result.exit_code == 0, result.output
+    payload = _check_payload(result.stdout)
+    assert payload["run_steps"] == 200 and payload["rule"] == "pilot"
+    assert payload["effective_batch_size"] == 32
+
+
+def test_find_options_reach_the_sweep(task_file):
+    args = ["find", str(task_file), "--json", "--num-steps", "20", "--start-lr", "1e-5",
+            "--end-lr", "1e-1", "--steps", "5000", "--rule", "valley"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = _check_payload(result.stdout, num_steps=20)
+    assert payload["lrs"][0] == pytest.approx(1e-5)
+    assert payload["run_steps"] == 5000 and payload["rule"] == "valley"
+
+
+def test_find_plot_writes_the_file(task_file, tmp_path):
+    plot = tmp_path / "out" / "range.png"
+    plot.parent.mkdir()
+    result = CliRunner().invoke(
+        app, ["find", str(task_file), "--json", "--num-steps", "30", "--plot", str(plot)]
+    )
+    assert result.exit_code == 0, result.output
+    _check_payload(result.stdout)
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_find_human_output(task_file):
+    result = CliRunner().invoke(app, ["find", str(task_file), "--num-steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert "suggested lr" in result.stdout and "200-step run" in result.stdout
+
+
+def test_missing_task_file(tmp_path):
+    result = CliRunner().invoke(app, ["find", str(tmp_path / "nope.py"), "--json"])
+    assert result.exit_code == 2
+    assert "Task file not found" in result.stderr and "nope.py" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("x = 1\n", "must define a function task()"),
+        ("def task():\n    return 42\n", "returned int, not lrpilot.Task"),
+    ],
+)
+def test_task_file_without_task(tmp_path, source, message):
+    path = tmp_path / "not_a_task.py"
+    path.write_text(source)
+    result = CliRunner().invoke(app, ["find", str(path), "--json"])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_bad_option_exits_2_with_a_message(task_file):
+    result = CliRunner().invoke(
+        app, ["find", str(task_file), "--json", "--start-lr", "1", "--end-lr", "0.1"]
+    )
+    assert result.exit_code == 2
+    assert "start_lr must be below end_lr" in result.stderr
+
+
+def test_console_script(task_file, tmp_path):
+    script = Path(sys.executable).with_name("lrpilot")
+    assert script.exists(), "the lrpilot console script is not installed in this environment"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    done = subprocess.run(
+        [str(script), "find", str(task_file), "--json", "--num-steps", "20"],
+        capture_output=True, text=True, timeout=120, cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    _check_payload(done.stdout, num_steps=20)
+    assert list(cwd.iterdir()) == []  # nothing written where it ran

@@ -1,0 +1,331 @@
+"""The sweep itself: which LRs it sets, what it records, when it stops, what it reads."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lrpilot
+from conftest import CountingLoader, RecordingSGD, batches_of, make_classification, mlp
+
+CE = nn.functional.cross_entropy
+
+
+def _sgd(model: nn.Module, lr: float = 1e-3) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
+def _ema(values: list[float], beta: float) -> list[float]:
+    """The bias-corrected EMA, written out: sum_k beta^(n-k) (1-beta) v_k / (1 - beta^n)."""
+    out = []
+    for n in range(1, len(values) + 1):
+        total = sum(beta ** (n - k) * (1 - beta) * values[k - 1] for k in range(1, n + 1))
+        out.append(total / (1 - beta**n))
+    return out
+
+
+def _scripted_loss(script: list[float]):
+    """A loss_fn that returns ``script[k]`` at its k-th call (and still carries a gradient)."""
+    calls = []
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return (out * 0.0).sum() + script[len(calls) - 1]
+
+    return loss_fn
+
+
+# ----------------------------------------------------------------------------- LR schedule
+
+
+def test_exponential_lrs_are_log_evenly_spaced(loader):
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-6, end_lr=1e-2,
+                          num_steps=25, progress=False)
+    expected = [1e-6 * (1e4) ** (i / 24) for i in range(25)]
+    assert not res.diverged and res.num_steps_run == 25
+    np.testing.assert_allclose(res.lrs, expected, rtol=1e-12)
+    np.testing.assert_allclose(np.diff(np.log(res.lrs)), math.log(1e4) / 24, rtol=1e-9)
+
+
+def test_linear_lrs_are_evenly_spaced(loader):
+    model = mlp()
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, start_lr=1e-3, end_lr=0.1, num_steps=12, mode="linear",
+        progress=False,
+    )
+    np.testing.assert_allclose(res.lrs, np.linspace(1e-3, 0.1, 12), rtol=1e-12)
+
+
+def test_param_groups_swept_together_keeping_their_ratios(loader):
+    model = mlp()
+    first, second = list(model[0].parameters()), list(model[2].parameters())
+    opt = RecordingSGD([{"params": first, "lr": 0.01}, {"params": second, "lr": 0.001}], lr=0.01)
+
+    res = lrpilot.find_lr(model, opt, loader, CE, start_lr=1e-5, end_lr=0.1, num_steps=20,
+                          progress=False)
+
+    lrs = np.array(opt.group_lrs)
+    assert len(lrs) == res.num_steps_run == 20
+    np.testing.assert_allclose(lrs[:, 0], res.lrs, rtol=1e-12)  # the largest group is the sweep
+    np.testing.assert_allclose(lrs[:, 1], 0.1 * np.array(res.lrs), rtol=1e-12)
+    assert res.group_ratios == pytest.approx([1.0, 0.1])
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.001]  # given back
+    res.apply(opt, lr=0.02)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.02, 0.002])
+    assert res.group_lrs() == pytest.approx([res.lr, 0.1 * res.lr])
+
+
+# ----------------------------------------------------------------------------- stopping
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_stops_when_the_loss_is_not_finite(loader, bad):
+    model = mlp()
+    opt = _sgd(model)
+    threshold = 1.1e-3
+
+    def loss_fn(out, y):
+        loss = CE(out, y)
+        return loss * bad if opt.param_groups[0]["lr"] > threshold else loss
+
+    res = lrpilot.find_lr(model, opt, loader, loss_fn, start_lr=1e-6, end_lr=1.0, num_steps=31,
+                          progress=False)
+
+    schedule = [1e-6 * 10 ** (6 * i / 30) for i in range(31)]
+    below = [lr for lr in schedule if lr <= threshold]
+    assert res.diverged and res.num_steps_run == len(below) == 16
+    np.testing.assert_allclose(res.lrs, below, rtol=1e-12)
+    assert all(math.isfinite(v) for v in res.losses)
+
+
+def test_stops_when_the_smoothed_loss_exceeds_threshold_times_best(loader):
+    script = [2.0 - 0.15 * i for i in range(10)] + [0.5 * 1.6**i for i in range(1, 21)]
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
+                          diverge_threshold=4.0, progress=False)
+
+    smoothed = _ema(script, 0.9)
+    stop = next(i for i, s in enumerate(smoothed) if s > 4.0 * min(smoothed[: i + 1]))
+    assert 10 < stop < 29
+    assert res.diverged and res.num_steps_run == stop + 1
+    assert res.losses == pytest.approx(script[: stop + 1], rel=1e-6)
+    np.testing.assert_allclose(res.smoothed_losses, smoothed[: stop + 1], rtol=1e-6)  # f32
+    np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, 0.9), rtol=1e-12)
+
+    model = mlp()
+    loose = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
+                            diverge_threshold=1e6, progress=False)
+    assert not loose.diverged and loose.num_steps_run == 30
+
+
+def test_divergence_check_works_for_negative_losses(loader):
+    """A loss that goes below zero (a log-likelihood, say) is not 'above 4x its best' at once."""
+    script = [1.0 - 0.3 * i for i in range(12)] + [-2.3 + 2.0 * i for i in range(1, 19)]
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
+                          progress=False)
+    assert res.diverged and 12 < res.num_steps_run < 30
+
+
+# ----------------------------------------------------------------------------- what it reads
+
+
+def test_short_loader_is_cycled():
+    x, y = make_classification(n=48)
+    counting = CountingLoader(batches_of(x, y, 16))  # three batches
+    model = mlp()
+    lrpilot.find_lr(model, _sgd(model), counting, CE, start_lr=1e-5, end_lr=1e-2, num_steps=20,
+                    progress=False)
+    assert counting.drawn == 20 and counting.epochs == 7
+
+    counting = CountingLoader(batches_of(x, y, 16))
+    lrpilot.find_lr(model, _sgd(model), counting, CE, start_lr=1e-5, end_lr=1e-2, num_steps=20,
+                    accumulation_steps=2, progress=False)
+    assert counting.drawn == 40
+
+
+def test_dict_batches_with_a_custom_loss_step(loader):
+    dict_loader = [{"x": x, "y": y} for x, y in loader]
+    model = mlp()
+    res = lrpilot.find_lr(
+        model, _sgd(model), dict_loader, loss_step=lambda m, b: CE(m(b["x"]), b["y"]),
+        start_lr=1e-4, end_lr=1.0, num_steps=20, progress=False,
+    )
+    plain = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=1.0,
+                            num_steps=20, progress=False)
+    assert res.effective_batch_size == 16
+    assert res.losses == plain.losses and res.lrs == plain.lrs
+
+
+def test_losses_are_the_losses_of_a_plain_loop(loader):
+    """A reference loop that sets each LR, records the loss and steps gives the same curve."""
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=3.0,
+                          num_steps=24, progress=False)
+    model = mlp()
+    opt = _sgd(model)
+    expected = []
+    for i, lr in enumerate(res.lrs):
+        x, y = loader[i % len(loader)]
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad()
+        loss = CE(model(x), y)
+        expected.append(loss.item())
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose(res.losses, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_smoothed_is_the_bias_corrected_ema_of_raw(loader, beta):
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, smoothing=beta, num_steps=30,
+                          progress=False)
+    np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, beta), rtol=1e-9)
+    if beta == 0.0:
+        assert res.smoothed_losses == res.losses
+
+
+def test_validation_mode_records_validation_loss():
+    """With a val_loader the curve is the mean loss on its first val_batches batches, in eval
+    mode, after each step: checked against a reference loop on a dropout model."""
+    torch.manual_seed(0)
+    x, y = make_classification(n=64, seed=1)
+    train, val = batches_of(x[:32], y[:32], 8), batches_of(x[32:], y[32:], 8)
+    val[-1] = (val[-1][0] * 100.0, val[-1][1])  # a batch beyond val_batches: must not count
+
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+
+    model = build()
+    torch.manual_seed(3)
+    res = lrpilot.find_lr(model, _sgd(model), train, CE, val_loader=val, val_batches=2,
+                          start_lr=1e-3, end_lr=1.0, num_steps=16, progress=False)
+
+    ref, expected = build(), []
+    opt = _sgd(ref)
+    torch.manual_seed(3)
+    for i, lr in enumerate(res.lrs):
+        ref.train()
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad()
+        CE(ref(train[i % 4][0]), train[i % 4][1]).backward()
+        opt.step()
+        ref.eval()
+        with torch.no_grad():
+            expected.append(np.mean([CE(ref(vx), vy).item() for vx, vy in val[:2]]))
+    np.testing.assert_allclose(res.losses, expected, rtol=1e-6)
+
+
+def test_grad_clipping_clips(loader):
+    clip = 0.05
+    model = mlp()
+    free = RecordingSGD(model.parameters(), lr=1e-3)
+    lrpilot.find_lr(model, free, loader, CE, num_steps=20, progress=False)
+    assert max(free.grad_norms) > 2 * clip  # clipping has something to do
+
+    clipped = RecordingSGD(model.parameters(), lr=1e-3)
+    lrpilot.find_lr(model, clipped, loader, CE, num_steps=20, grad_clip=clip, progress=False)
+    assert max(clipped.grad_norms) <= clip * (1 + 1e-5)
+    assert len(clipped.grad_norms) == 20
+
+
+@pytest.mark.parametrize("k,b", [(2, 8), (4, 4)])
+def test_gradient_accumulation_matches_one_big_batch(k, b):
+    x, y = make_classification(n=96)
+    model = mlp()
+    big = lrpilot.find_lr(model, _sgd(model), batches_of(x, y, k * b), CE, start_lr=1e-4,
+                          end_lr=1.0, num_steps=20, progress=False)
+    small = lrpilot.find_lr(model, _sgd(model), batches_of(x, y, b), CE, start_lr=1e-4,
+                            end_lr=1.0, num_steps=20, accumulation_steps=k, progress=False)
+    assert small.lrs == big.lrs and small.num_steps_run == big.num_steps_run == 20
+    np.testing.assert_allclose(small.losses, big.losses, rtol=1e-5)
+    assert small.effective_batch_size == big.effective_batch_size == k * b
+
+
+def test_amp_is_a_no_op_on_cpu(loader):
+    model = mlp()
+    plain = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, progress=False)
+    amp = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, amp=True, progress=False)
+    assert amp.losses == plain.losses
+
+
+# ----------------------------------------------------------------------------- the result
+
+
+def test_longer_runs_get_smaller_or_equal_pilot_lr(loader):
+    picks, others = [], []
+    for steps in [None, 100, 1_000, 10_000, 100_000]:
+        model = mlp()
+        res = lrpilot.find_lr(model, _sgd(model), loader, CE, steps=steps, num_steps=40,
+                              progress=False)
+        assert res.run_steps == steps and res.rule == "pilot" and res.lr == res.candidates["pilot"]
+        picks.append(res.lr)
+        others.append({k: v for k, v in res.candidates.items() if k != "pilot"})
+    assert all(a >= b for a, b in itertools.pairwise(picks)), picks
+    assert picks[-1] < picks[0]
+    assert all(o == others[0] for o in others)  # only pilot reads the run's length
+
+
+def test_rule_choice_and_custom_rule(loader):
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, rule="valley", num_steps=30,
+                          progress=False)
+    assert res.rule == "valley" and res.lr == res.candidates["valley"]
+    assert res.band[0] <= res.band[1]
+
+    def halfway(lrs, losses):
+        return math.sqrt(lrs[0] * lrs[-1])
+
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, rule=halfway, num_steps=30,
+                          progress=False)
+    assert res.rule == "halfway" and res.lr == pytest.approx(math.sqrt(res.lrs[0] * res.lrs[-1]))
+    assert set(res.candidates) == {"pilot", "steepest", "valley", "minimum", "halfway"}
+
+
+def test_to_dict_is_json(loader):
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, steps=500, num_steps=20,
+                          progress=False)
+    d = res.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["lr"] == res.lr and d["lrs"] == res.lrs and d["losses"] == res.losses
+    assert d["run_steps"] == 500 and d["effective_batch_size"] == 16
+    assert set(d["candidates"]) == {"pilot", "steepest", "valley", "minimum"}
+
+
+def test_plot_writes_one_png_and_nothing_else(loader, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(cwd)
+    model = mlp()
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, progress=False)
+    assert os.listdir(cwd) == []  # the sweep writes nothing
+
+    res.plot(out / "lr.png")
+    assert os.listdir(out) == ["lr.png"]
+    assert (out / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(cwd) == []
+
+
+def test_find_lr_for_task_uses_the_tasks_run_length(data):
+    task = lrpilot.Task(
+        model_fn=mlp,
+        optimizer_fn=lambda params, lr: torch.optim.Adam(params, lr=lr),
+        train_loader=batches_of(*data, size=16),
+        loss_fn=CE,
+        steps=2_000,
+    )
+    res = lrpilot.find_lr_for_task(task, num_steps=20, progress=False)
+    assert res.run_steps == 2_000 and res.num_steps_run >= 8

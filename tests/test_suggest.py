@@ -1,0 +1,245 @@
+"""Suggestion rules against synthetic curves whose answer is known in closed form."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from lrpilot import ConfigError, suggest
+
+LRS = np.logspace(-6, 1, 141)  # 0.05 decades apart, like a 141-step exponential sweep
+X = np.log10(LRS)
+
+
+def _near(lr: float, target: float, decades: float = 0.06) -> bool:
+    """Within a small factor (0.06 decades is about 15%, barely more than one grid step)."""
+    return abs(math.log10(lr) - math.log10(target)) <= decades
+
+
+def sigmoid_curve(inflection: float, width: float = 0.3) -> np.ndarray:
+    """Flat at 2, falls to 0.5 along a sigmoid in log-LR (steepest exactly at ``inflection``,
+    in decades), then shoots up past 0.1."""
+    fall = 1.5 / (1 + np.exp(-(X - inflection) / width))
+    return 2.0 - fall + np.where(X > -1, 5 * (X + 1) ** 2, 0.0)
+
+
+def piecewise_curve() -> np.ndarray:
+    """Flat at 2 up to 1e-4, linear in log-LR down to 0.5 at 1e-2, then up with slope 3/decade.
+
+    Closed-form landmarks: onset (10% of the drop made) at 10^-3.8, minimum at 1e-2, edge
+    (back up by a quarter of the drop) at 10^-1.875.
+    """
+    return np.where(X < -4, 2.0, np.where(X < -2, 2.0 - 0.75 * (X + 4), 0.5 + 3 * (X + 2)))
+
+
+def cliff_curve() -> np.ndarray:
+    """A sharp drop just below 10^-2.4 and a cliff right after 10^-2.1: the minimum sits at the
+    cliff's foot, so the middle of the descent is above a third of the edge."""
+    drop = 1.5 / (1 + np.exp(-(X + 2.4) / 0.1))
+    return 2.0 - drop + np.where(X > -2.1, 30 * (X + 2.1) ** 2, 0.0)
+
+
+# ----------------------------------------------------------------------------- smooth
+
+
+def test_smooth_is_exact_on_a_straight_line():
+    line = 3.0 - 0.4 * X
+    np.testing.assert_allclose(suggest.smooth(LRS, line), line, rtol=0, atol=1e-9)
+    uneven = np.sort(np.random.default_rng(0).uniform(-6, 1, 60))
+    np.testing.assert_allclose(suggest.smooth(10**uneven, 1 + 2 * uneven), 1 + 2 * uneven,
+                               atol=1e-9)
+
+
+def test_smooth_has_no_lag_unlike_an_ema():
+    centre = int(np.flatnonzero(np.isclose(X, -3))[0])
+    bump = np.exp(-0.5 * ((X + 3) / 0.4) ** 2)
+    assert int(np.argmax(suggest.smooth(LRS, bump))) == centre
+
+    ema, value = [], 0.0  # what the peers read: a causal EMA, bias-corrected
+    for n, v in enumerate(bump, start=1):
+        value = 0.9 * value + 0.1 * v
+        ema.append(value / (1 - 0.9**n))
+    assert int(np.argmax(ema)) >= centre + 3  # the EMA's peak lags to the right
+
+
+def test_smooth_averages_noise_and_drops_spikes():
+    truth = sigmoid_curve(-3)
+    rng = np.random.default_rng(0)
+    noisy = truth + rng.normal(0, 0.1, X.size)
+    noisy[70] += 50.0  # one wild batch
+    s = suggest.smooth(LRS, noisy)
+    assert np.max(np.abs(s - truth)[:100]) < 0.15
+    assert np.std((s - truth)[:100]) < 0.5 * 0.1
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize("inflection", [-4.0, -3.0, -2.5])
+def test_steepest_finds_the_inflection(inflection):
+    assert _near(suggest.steepest(LRS, sigmoid_curve(inflection)), 10**inflection)
+
+
+@pytest.mark.parametrize("vertex", [-4.0, -2.5, -1.0])
+def test_minimum_is_a_tenth_of_the_argmin(vertex):
+    parabola = 1.0 + (X - vertex) ** 2
+    assert suggest.minimum(LRS, parabola) == pytest.approx(10**vertex / 10, rel=1e-9)
+    assert suggest.minimum(LRS, parabola, divisor=4) == pytest.approx(10**vertex / 4, rel=1e-9)
+
+
+def test_valley_is_the_middle_of_the_longest_descent():
+    # falls over [1e-4, 1e-2] (two decades) and over [1, 10] (one decade); rises in between
+    curve = np.cos(np.pi * (X + 4) / 2)
+    assert suggest.valley(LRS, curve) == pytest.approx(1e-3, rel=1e-9)
+    # a short descent first, then a long one over [10^-4.5, 10^-1.5]: the long one wins
+    zigzag = np.interp(X, [-6, -5.5, -4.5, -1.5, 1], [0.5, 0.0, 1.0, -2.0, 0.5])
+    assert suggest.valley(LRS, zigzag) == pytest.approx(1e-3, rel=1e-9)
+
+
+def test_landmarks_on_a_constructed_curve():
+    m = suggest.landmarks(LRS, piecewise_curve())
+    assert _near(m.onset, 10**-3.8)
+    assert _near(m.minimum, 1e-2, decades=0.15)  # the smooth rounds the corner
+    assert m.edge is not None and _near(m.edge, 10**-1.875)
+    assert m.start_loss == pytest.approx(2.0)
+    assert m.min_loss == pytest.approx(0.5, abs=0.2)
+    assert m.onset < m.minimum < m.edge
+
+
+def test_landmarks_without_a_cliff_has_no_edge():
+    falling = 2.0 - 1.5 / (1 + np.exp(-(X + 3) / 0.3))
+    assert suggest.landmarks(LRS, falling).edge is None
+
+
+# ----------------------------------------------------------------------------- pilot
+
+
+def test_horizon_factor_closed_form():
+    assert suggest.horizon_factor(None) == 1.0
+    for steps in [1, 100, 300]:
+        assert suggest.horizon_factor(steps) == 1.0
+    for steps in [301, 1_200, 30_000, 10**7]:
+        assert suggest.horizon_factor(steps) == pytest.approx((300 / steps) ** 0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "curve", [piecewise_curve(), sigmoid_curve(-3), sigmoid_curve(-4), cliff_curve()]
+)
+def test_pilot_stays_between_onset_and_a_third_of_the_edge(curve):
+    m = suggest.landmarks(LRS, curve)
+    for steps in [None, 1_000, 100_000]:
+        lr = suggest.pilot(LRS, curve, run_steps=steps)
+        assert lr >= m.onset * (1 - 1e-9)
+        assert lr <= m.edge / 3 * (1 + 1e-9)
+
+
+def test_pilot_decreases_with_run_length():
+    curve = piecewise_curve()
+    picks = [suggest.pilot(LRS, curve, run_steps=t) for t in [None, 300, 1_200, 3_000, 10**6]]
+    assert all(a >= b for a, b in itertools.pairwise(picks)), picks
+    assert picks[0] == picks[1]  # a run no longer than the sweep's reference is "short"
+    assert picks[-1] < picks[0]
+
+
+def test_pilot_falls_back_on_the_prior_when_the_curve_is_noise():
+    prior = 1e-3
+    for seed in range(5):
+        noise = 2.0 + np.random.default_rng(seed).normal(0, 0.5, X.size)
+        with_prior = suggest.pilot(LRS, noise, prior_lr=prior)
+        without = suggest.pilot(LRS, noise)
+        assert abs(math.log10(with_prior / prior)) < math.log10(2)
+        assert abs(math.log10(with_prior / prior)) <= abs(math.log10(without / prior))
+
+
+def test_pilot_keeps_the_curve_when_the_evidence_is_clear():
+    curve = piecewise_curve()
+    assert suggest.pilot(LRS, curve, prior_lr=1e-6) == pytest.approx(
+        suggest.pilot(LRS, curve), rel=0.05
+    )
+
+
+def test_pilot_is_robust_to_noise():
+    picks = [
+        suggest.pilot(LRS, sigmoid_curve(-3) + np.random.default_rng(s).normal(0, 0.05, X.size))
+        for s in range(5)
+    ]
+    assert max(picks) / min(picks) < 2.0, picks
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@pytest.mark.parametrize("name", sorted(suggest.RULES))
+def test_rules_ignore_the_losses_scale_and_offset(name):
+    rule = suggest.RULES[name]
+    for seed in range(3):
+        walk = np.random.default_rng(seed).normal(size=X.size).cumsum()
+        assert rule(LRS, 3.0 * walk + 1.0) == pytest.approx(rule(LRS, walk), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(suggest.RULES))
+def test_rules_pick_inside_the_swept_range(name):
+    for seed in range(3):
+        walk = np.random.default_rng(seed).normal(size=X.size).cumsum()
+        lr = suggest.RULES[name](LRS, walk)
+        low = LRS[0] / (10 if name == "minimum" else 1)
+        assert low * (1 - 1e-9) <= lr <= LRS[-1] * (1 + 1e-9)
+
+
+def test_bootstrap_band_is_ordered_and_narrows_with_less_noise():
+    widths = []
+    for sd in [0.2, 0.05, 0.01]:
+        noisy = sigmoid_curve(-3) + np.random.default_rng(1).normal(0, sd, X.size)
+        lo, hi = suggest.bootstrap_band(LRS, noisy, suggest.pilot)
+        pick = suggest.pilot(LRS, noisy)
+        assert 0 < lo <= pick <= hi  # the band is placed around the pick itself
+        widths.append(math.log10(hi / lo))
+    assert widths[0] > widths[1] > widths[2]
+    again = suggest.bootstrap_band(LRS, noisy, suggest.pilot)
+    assert again == (lo, hi)  # seeded
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+RULE_FUNCS = [*suggest.RULES.values(), suggest.smooth, suggest.landmarks]
+
+
+@pytest.mark.parametrize("fn", RULE_FUNCS, ids=lambda f: f.__name__)
+def test_bad_curves_raise_config_error(fn):
+    y = sigmoid_curve(-3)
+    with pytest.raises(ConfigError, match="same length"):
+        fn(LRS, y[:-1])
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        fn(LRS[::-1], y)
+    repeated = LRS.copy()
+    repeated[5] = repeated[4]
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        fn(repeated, y)
+    with pytest.raises(ConfigError, match="positive"):
+        fn(np.linspace(0.0, 1.0, 20), np.ones(20))
+    with pytest.raises(ConfigError, match="at least 8"):
+        fn(LRS[:7], y[:7])
+    cut = y.copy()
+    cut[5] = np.nan  # only five usable points before it
+    with pytest.raises(ConfigError, match="at least 8"):
+        fn(LRS, cut)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("name", sorted(suggest.RULES))
+def test_non_finite_tail_is_cut(name, bad):
+    y = sigmoid_curve(-3)
+    tailed = y.copy()
+    tailed[110:] = bad
+    tailed[120] = 0.0  # a finite value after the first bad one is cut too
+    rule = suggest.RULES[name]
+    assert rule(LRS, tailed) == rule(LRS[:110], y[:110])
+
+
+def test_bootstrap_band_checks_its_input():
+    with pytest.raises(ConfigError):
+        suggest.bootstrap_band(LRS[:5], np.ones(5), suggest.pilot)
