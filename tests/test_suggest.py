@@ -118,22 +118,25 @@ def test_landmarks_without_a_cliff_has_no_edge():
 
 
 def test_horizon_factor_closed_form():
+    ref, beta = suggest.HORIZON_REFERENCE_STEPS, suggest.HORIZON_EXPONENT
     assert suggest.horizon_factor(None) == 1.0
-    for steps in [1, 100, 300]:
+    for steps in [1, 100, ref]:
         assert suggest.horizon_factor(steps) == 1.0
-    for steps in [301, 1_200, 30_000, 10**7]:
-        assert suggest.horizon_factor(steps) == pytest.approx((300 / steps) ** 0.5, rel=1e-12)
+    for steps in [ref + 1, 4 * ref, 30_000, 10**7]:
+        expected = (ref / steps) ** beta
+        assert suggest.horizon_factor(steps) == pytest.approx(expected, rel=1e-12)
+    assert suggest.horizon_factor(1_000, reference_steps=100, exponent=1.0) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize(
     "curve", [piecewise_curve(), sigmoid_curve(-3), sigmoid_curve(-4), cliff_curve()]
 )
-def test_pilot_stays_between_onset_and_a_third_of_the_edge(curve):
+def test_pilot_stays_between_onset_and_half_the_edge(curve):
     m = suggest.landmarks(LRS, curve)
     for steps in [None, 1_000, 100_000]:
         lr = suggest.pilot(LRS, curve, run_steps=steps)
         assert lr >= m.onset * (1 - 1e-9)
-        assert lr <= m.edge / 3 * (1 + 1e-9)
+        assert lr <= m.edge / 2 * (1 + 1e-9)
 
 
 def test_pilot_decreases_with_run_length():

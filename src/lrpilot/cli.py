@@ -68,7 +68,10 @@ def _print_result(result, plot: str | None) -> None:
     console.print(f"[bold green]suggested lr {result.lr:.3g}[/]{runs}  (band {lo:.2g}–{hi:.2g})")
     base, top = result.bounds
     console.print(f"cyclical / one-cycle bounds: base {base:.2g}, max {top:.2g}")
-    console.print(f"{result.num_steps_run} sweep steps" + (", stopped on divergence" if result.diverged else ""))
+    console.print(
+        f"{result.num_steps_run} sweep steps"
+        + (", stopped on divergence" if result.diverged else "")
+    )
     if plot:
         console.print(f"plot: {plot}")
 
@@ -89,7 +92,9 @@ def demo(
     console = Console()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]lrpilot demo[/]: MNIST-1D, Conv1d net, Adam, cosine schedule, {DEMO_STEPS} steps")
+    console.print(
+        f"[bold]lrpilot demo[/]: MNIST-1D, Conv1d net, Adam, cosine schedule, {DEMO_STEPS} steps"
+    )
     task = mnist1d_task()
     result = find_lr_for_task(task)
     plot_path = folder / "range_test.png"
@@ -100,11 +105,13 @@ def demo(
         with console.status("training at the suggestion and at the 1e-3 default ..."):
             ours = train_and_score(task, result.lr)
             default = train_and_score(task, 1e-3)
-        console.print(f"test accuracy after {DEMO_STEPS} steps: lrpilot {result.lr:.3g} -> {ours:.1%};"
-                      f" the usual 1e-3 -> {default:.1%}")
+        console.print(
+            f"test accuracy after {DEMO_STEPS} steps: lrpilot {result.lr:.3g} -> {ours:.1%};"
+            f" the usual 1e-3 -> {default:.1%}"
+        )
     console.print(
-        "next: use it in your own loop with [bold]lrpilot.find_lr(model, optimizer, loader, loss_fn, "
-        "steps=N)[/], or write a task file (see examples/) and run [bold]lrpilot find TASK.py[/]."
+        "next: in your own loop, [bold]lrpilot.find_lr(model, optimizer, loader, loss_fn, "
+        "steps=N)[/]; or write a task file (see examples/) and run [bold]lrpilot find TASK.py[/]."
     )
 
 

@@ -24,7 +24,9 @@ def _load_mnist1d(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("The demo needs the mnist1d package: pip install 'lrpilot[demo]'.") from exc
+        raise ConfigError(
+            "The demo needs the mnist1d package: pip install 'lrpilot[demo]'."
+        ) from exc
     args = get_dataset_args()
     args.seed = seed
     data = make_dataset(args)  # built from templates in ~1 s; never get_dataset (network)
@@ -89,7 +91,9 @@ class _Cosine:
         return 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
 
 
-def train_and_score(task: Task, lr: float, seed: int = 0, on_step: Callable[[int], None] | None = None) -> float:
+def train_and_score(
+    task: Task, lr: float, seed: int = 0, on_step: Callable[[int], None] | None = None
+) -> float:
     """Train ``task``'s recipe at peak ``lr`` for ``task.steps`` steps; its metric after."""
     torch.manual_seed(seed)
     model, optimizer = task.build(lr)

@@ -17,7 +17,7 @@ class LRPilotError(Exception):
 
 
 class ConfigError(LRPilotError, ValueError):
-    """An argument is out of range or inconsistent with another (for example ``start_lr >= end_lr``)."""
+    """An argument is out of range or inconsistent with another (``start_lr >= end_lr``)."""
 
 
 class DataError(LRPilotError, ValueError):

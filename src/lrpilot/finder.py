@@ -88,7 +88,7 @@ class LRFinderResult:
 
     def apply(self, optimizer: torch.optim.Optimizer, lr: float | None = None) -> None:
         """Set ``optimizer``'s param groups to the suggestion, keeping their LR ratios."""
-        for group, group_lr in zip(optimizer.param_groups, self.group_lrs(lr)):
+        for group, group_lr in zip(optimizer.param_groups, self.group_lrs(lr), strict=True):
             group["lr"] = group_lr
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,7 +193,9 @@ def find_lr(
         LossError: a non-scalar loss, or a loss that is not finite at the first step.
         ModelError: no trainable parameters, or an optimizer that does not hold them.
     """
-    _check_options(start_lr, end_lr, num_steps, mode, steps, accumulation_steps, diverge_threshold, smoothing)
+    _check_options(
+        start_lr, end_lr, num_steps, mode, steps, accumulation_steps, diverge_threshold, smoothing
+    )
     _check_rule(rule)
     check_optimizer_holds(model, optimizer)
     step_loss = loss_step or default_loss_step(loss_fn)
@@ -365,7 +367,7 @@ class _Sweep:
         return float("nan")
 
     def _set_lr(self, lr: float) -> None:
-        for group, ratio in zip(self.optimizer.param_groups, self.ratios):
+        for group, ratio in zip(self.optimizer.param_groups, self.ratios, strict=True):
             group["lr"] = lr * ratio
 
     def _optimizer_step(self, batches: Iterator[Any]) -> float | None:
@@ -456,7 +458,13 @@ def _batch_size(batch: Any) -> int | None:
     """Samples in a batch: the leading size of its first tensor."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.dim() > 0 else None
-    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
+    items = (
+        batch.values()
+        if isinstance(batch, dict)
+        else batch
+        if isinstance(batch, (tuple, list))
+        else ()
+    )
     for item in items:
         size = _batch_size(item)
         if size is not None:
@@ -509,7 +517,11 @@ def _result(
         rules[name] = rule
     candidates = {n: float(fn(lrs, losses)) for n, fn in rules.items()}
     marks = suggest.landmarks(lrs, losses)
-    samples = sweep.batch_size * sweep.accumulation_steps * sweep.world_size if sweep.batch_size else None
+    samples = (
+        sweep.batch_size * sweep.accumulation_steps * sweep.world_size
+        if sweep.batch_size
+        else None
+    )
     return LRFinderResult(
         lr=candidates[name],
         lrs=list(lrs),

@@ -13,7 +13,9 @@ __all__ = ["plot_range_test"]
 _RULE_STYLES = {"steepest": "v", "valley": "s", "minimum": "D"}
 
 
-def plot_range_test(result: LRFinderResult, path: str | Path | None = None, *, title: str | None = None) -> Any:
+def plot_range_test(
+    result: LRFinderResult, path: str | Path | None = None, *, title: str | None = None
+) -> Any:
     """Loss against LR (log axis): raw points, the zero-lag smooth, the suggestion with its
     uncertainty band, Smith's bounds and every other rule's pick. Returns the Figure."""
     import matplotlib
@@ -26,14 +28,18 @@ def plot_range_test(result: LRFinderResult, path: str | Path | None = None, *, t
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     ax.plot(result.lrs, result.losses, ".", color="0.65", ms=3, label="loss (raw)")
-    ax.plot(result.lrs, smooth(result.lrs, result.losses), color="C0", lw=1.8, label="loss (smoothed)")
+    ax.plot(
+        result.lrs, smooth(result.lrs, result.losses), color="C0", lw=1.8, label="loss (smoothed)"
+    )
     lo, hi = result.band
     ax.axvspan(lo, hi, color="C2", alpha=0.18, label=f"band {lo:.2g}–{hi:.2g}")
     ax.axvline(result.lr, color="C2", lw=2, label=f"suggestion {result.lr:.3g} ({result.rule})")
     for name, lr in result.candidates.items():
         if name != result.rule:
             y = _loss_at(result, lr)
-            ax.plot([lr], [y], _RULE_STYLES.get(name, "o"), color="C3", ms=6, label=f"{name} {lr:.2g}")
+            ax.plot(
+                [lr], [y], _RULE_STYLES.get(name, "o"), color="C3", ms=6, label=f"{name} {lr:.2g}"
+            )
     base, top = result.bounds
     ax.axvline(base, color="0.4", ls=":", lw=1)
     ax.axvline(top, color="0.4", ls=":", lw=1, label=f"bounds {base:.2g}–{top:.2g}")

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ def _as_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray
     x = np.asarray(lrs, dtype=float)
     y = np.asarray(losses, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
-        raise ConfigError(f"lrs and losses must be 1-D and the same length, got {x.shape=} {y.shape=}")
+        raise ConfigError(
+            f"lrs and losses must be 1-D and the same length, got {x.shape=} {y.shape=}"
+        )
     if np.any(~np.isfinite(x)) or np.any(x <= 0):
         raise ConfigError("lrs must be finite and positive.")
     if np.any(np.diff(x) <= 0):
@@ -63,7 +66,9 @@ def _as_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray
     return np.log10(x), y
 
 
-def smooth(lrs: Sequence[float], losses: Sequence[float], *, bandwidth: float | None = None) -> np.ndarray:
+def smooth(
+    lrs: Sequence[float], losses: Sequence[float], *, bandwidth: float | None = None
+) -> np.ndarray:
     """The loss curve smoothed without lag, at the given LRs.
 
     A running median of 5 removes isolated spikes; then a local-linear Gaussian-kernel fit in
@@ -79,17 +84,55 @@ def smooth(lrs: Sequence[float], losses: Sequence[float], *, bandwidth: float | 
 
 
 def _smooth_xy(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
-    spacing = float(np.median(np.diff(x)))
-    h = bandwidth if bandwidth is not None else max(0.12, 2.0 * spacing)
     y = _running_median(y, 5)
+    h = bandwidth if bandwidth is not None else _choose_bandwidth(x, y)
+    return _smoother_matrix(x.tobytes(), h) @ y
+
+
+BANDWIDTHS = (0.1, 0.15, 0.2, 0.3, 0.4)
+"""Kernel widths (decades) that generalized cross-validation chooses among."""
+
+
+def _choose_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
+    """The kernel width, in decades, that minimises generalized cross-validation on the part
+    of the curve below its starting loss (the divergence tail would reward following the
+    blow-up). Noisy curves get wider kernels, clean ones keep their detail.
+
+    No width narrower than two sample spacings is considered.
+    """
+    spacing = float(np.median(np.diff(x)))
+    start = float(np.median(y[: max(3, len(y) // 20)]))
+    keep = y <= start
+    best_h, best_score = None, np.inf
+    for h in BANDWIDTHS:
+        if h < 2.0 * spacing and h != BANDWIDTHS[-1]:
+            continue
+        smoother = _smoother_matrix(x.tobytes(), h)
+        residual = (y - smoother @ y)[keep]
+        dof = float(np.trace(smoother[np.ix_(keep, keep)])) / max(int(keep.sum()), 1)
+        score = float(np.mean(residual**2)) / max(1.0 - dof, 1e-3) ** 2
+        if score < best_score:
+            best_h, best_score = h, score
+    return best_h if best_h is not None else max(BANDWIDTHS[-1], 2.0 * spacing)
+
+
+@functools.lru_cache(maxsize=16)
+def _smoother_matrix(x_bytes: bytes, h: float) -> np.ndarray:
+    """The local-linear Gaussian-kernel smoother as a matrix ``S`` (smoothed = ``S @ y``).
+
+    Row ``i`` holds the weights of the weighted least-squares line fitted around ``x_i``,
+    evaluated at ``x_i``; where that fit is degenerate, the plain kernel average. Cached,
+    since every rule (and every bootstrap draw) smooths over the same LRs.
+    """
+    x = np.frombuffer(x_bytes, dtype=float)
     d = x[None, :] - x[:, None]  # d[i, j] = x_j - x_i
     w = np.exp(-0.5 * (d / h) ** 2)
     s0, s1, s2 = w.sum(1), (w * d).sum(1), (w * d * d).sum(1)
-    t0, t1 = (w * y[None, :]).sum(1), (w * d * y[None, :]).sum(1)
     det = s0 * s2 - s1 * s1
-    local_linear = (s2 * t0 - s1 * t1) / np.where(det > 1e-12, det, np.inf)
-    nadaraya = t0 / s0
-    return np.where(det > 1e-12, local_linear, nadaraya)
+    ok = det > 1e-12
+    linear = w * (s2[:, None] - s1[:, None] * d) / np.where(ok, det, 1.0)[:, None]
+    average = w / s0[:, None]
+    return np.where(ok[:, None], linear, average)
 
 
 def _running_median(y: np.ndarray, width: int) -> np.ndarray:
@@ -108,6 +151,11 @@ class Landmarks:
         minimum: the LR at the smoothed minimum.
         edge: the first LR past the minimum where the loss has climbed back a quarter of
             the drop (the divergence cliff); ``None`` when the sweep never got there.
+        floor: ``(low, high)``, the lowest and highest LR between the onset and the edge
+            whose smoothed loss cannot be told from the minimum: within 10% of the drop, or
+            within two standard errors of the smoothed curve where the noise is larger. Its
+            geometric centre moves far less between seeds than the argmin of a flat or
+            double-dipped floor.
         start_loss: the smoothed loss at the lowest LRs.
         min_loss: the smoothed minimum.
     """
@@ -115,17 +163,32 @@ class Landmarks:
     onset: float
     minimum: float
     edge: float | None
+    floor: tuple[float, float]
     start_loss: float
     min_loss: float
 
+    @property
+    def floor_centre(self) -> float:
+        """The geometric centre of the valley's floor."""
+        return math.sqrt(self.floor[0] * self.floor[1])
+
 
 def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
-    """The onset, minimum and divergence edge of a range-test curve."""
+    """The onset, minimum, floor and divergence edge of a range-test curve."""
     x, y = _as_curve(lrs, losses)
-    return _landmarks_xy(x, _smooth_xy(x, y))
+    return _landmarks_xy(x, y, _smooth_xy(x, y))
 
 
-def _landmarks_xy(x: np.ndarray, s: np.ndarray) -> Landmarks:
+def _smooth_stderr(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+    """The standard error of the smoothed curve: the raw noise (robust sd of the residuals)
+    over the square root of the kernel's effective number of points."""
+    noise = 1.4826 * float(np.median(np.abs(y - s)))
+    spacing = float(np.median(np.diff(x)))
+    width = _choose_bandwidth(x, _running_median(y, 5))
+    return noise / math.sqrt(2.0 * math.sqrt(math.pi) * width / spacing)
+
+
+def _landmarks_xy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> Landmarks:
     i_min = int(np.argmin(s))
     start = float(np.median(s[: max(3, len(s) // 20)]))
     drop = max(start - float(s[i_min]), 1e-12)
@@ -136,10 +199,15 @@ def _landmarks_xy(x: np.ndarray, s: np.ndarray) -> Landmarks:
     if risen.size:
         j = i_min + int(risen[0])
         edge = 10 ** _interpolate_crossing(x[j - 1], x[j], s[j - 1], s[j], s[i_min] + 0.25 * drop)
+    level = s[i_min] + max(0.1 * drop, 2.0 * _smooth_stderr(x, y, s))
+    last = len(s) - 1 if edge is None else int(np.searchsorted(x, math.log10(edge)))
+    near = np.flatnonzero(s[i_onset : last + 1] <= level) + i_onset
+    lo, hi = int(near[0]), int(near[-1])
     return Landmarks(
         onset=float(10 ** x[i_onset]),
         minimum=float(10 ** x[i_min]),
         edge=None if edge is None else float(edge),
+        floor=(float(10 ** x[lo]), float(10 ** x[hi])),
         start_loss=start,
         min_loss=float(s[i_min]),
     )
@@ -192,16 +260,29 @@ def minimum(lrs: Sequence[float], losses: Sequence[float], *, divisor: float = 1
     return float(10 ** x[int(np.argmin(_smooth_xy(x, y)))] / divisor)
 
 
-def horizon_factor(run_steps: int | None, *, reference_steps: int = 300, exponent: float = 0.5) -> float:
+HORIZON_REFERENCE_STEPS = 500
+"""Runs up to this many steps are "short": their best LR sits at the sweep's valley floor."""
+
+HORIZON_EXPONENT = 0.5
+"""``lr* ~ steps^-HORIZON_EXPONENT`` past the reference length (noisy-SGD theory gives 1/2;
+LR-vs-token-horizon studies of AdamW language models find about 0.3 at scale, and steeper
+falls at small scale)."""
+
+
+def horizon_factor(
+    run_steps: int | None,
+    *,
+    reference_steps: int = HORIZON_REFERENCE_STEPS,
+    exponent: float = HORIZON_EXPONENT,
+) -> float:
     """How much lower than a short run's best LR a run of ``run_steps`` steps wants.
 
-    The best LR falls as the run grows (longer runs accumulate the instability a short sweep
-    cannot see, and average away less gradient noise). Noisy-SGD theory and LR-vs-horizon
-    scaling studies both find a power law, ``lr* ~ T^-1/2``; runs no longer than
-    ``reference_steps`` are treated as short.
+    The best LR falls as the run grows: a long run meets the instabilities a short sweep
+    cannot see (the sharpness keeps rising as training goes on) and averages away less
+    gradient noise per unit of progress. Runs no longer than ``reference_steps`` are short.
 
     Returns:
-        A multiplier in ``(0, 1]``.
+        ``(reference_steps / run_steps) ** exponent``, capped at 1.
     """
     if run_steps is None or run_steps <= reference_steps:
         return 1.0
@@ -215,18 +296,18 @@ def pilot(
     run_steps: int | None = None,
     prior_lr: float | None = None,
 ) -> float:
-    """lrpilot's default rule: a safe LR for the whole run, not for the sweep.
+    """lrpilot's default rule: a peak LR for the whole run, not for the sweep.
 
-    1. Read the zero-lag smoothed curve's landmarks: where training starts to bite (onset),
-       the minimum, and the divergence edge.
-    2. The short-run estimate is the geometric mean of the onset and the minimum: inside the
-       descending stretch, a decade or more below the cliff. (The minimum itself is where the
-       sweep's LR already costs more than it gains; a tenth of it overshoots the flat start on
-       short sweeps and undershoots on long ones.)
+    1. Smooth without lag and read the landmarks: where training starts to bite (onset), the
+       valley's floor, and the divergence edge.
+    2. The short-run estimate is the centre of the valley's floor: the LR at which the sweep
+       made the most progress, read off an interval whose ends lie on the two slopes, so it
+       does not jump across a flat floor from seed to seed as the argmin does.
     3. Scale it by :func:`horizon_factor` for the length of the real run.
-    4. Never above a third of the edge, never below the onset.
-    5. With a ``prior_lr`` (what is known before any step, e.g. 1e-3 for Adam), where the
-       curve gives little evidence (a shallow or ragged valley), move towards the prior.
+    4. Never above half the divergence edge (the cliff a step size away from the floor on
+       some tasks), never below the onset.
+    5. With a ``prior_lr`` (what is known before any step, e.g. 1e-3 for Adam), move
+       towards it as far as the curve is uninformative: a drop small against the noise.
 
     Args:
         run_steps: the number of optimizer steps the real run will take.
@@ -234,23 +315,28 @@ def pilot(
     """
     x, y = _as_curve(lrs, losses)
     s = _smooth_xy(x, y)
-    marks = _landmarks_xy(x, s)
-    log_lr = 0.5 * (math.log10(marks.onset) + math.log10(marks.minimum))
-    log_lr += math.log10(horizon_factor(run_steps))
+    marks = _landmarks_xy(x, y, s)
+    log_lr = math.log10(marks.floor_centre * horizon_factor(run_steps))
     if marks.edge is not None:
-        log_lr = min(log_lr, math.log10(marks.edge / 3.0))
+        log_lr = min(log_lr, math.log10(marks.edge / 2.0))
     log_lr = max(log_lr, math.log10(marks.onset))
     if prior_lr is not None:
-        weight = _evidence_weight(y, s, marks)
+        weight = _evidence_weight(x, y, s, marks)
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
 
 
-def _evidence_weight(y: np.ndarray, s: np.ndarray, marks: Landmarks) -> float:
-    """How much to trust the curve over a prior, in [0, 1]: the drop against the noise."""
-    noise = float(np.median(np.abs(y - s))) * 1.4826 + 1e-12
-    snr = (marks.start_loss - marks.min_loss) / noise
-    return float(snr**2 / (snr**2 + 9.0))  # half weight when the drop is 3 noise sds
+EVIDENCE_HALF_WEIGHT_Z = 12.0
+"""The drop, in standard errors of the smoothed curve, at which curve and prior weigh the
+same: twice the largest "drop" pure noise shows (2 to 6, the minimum of ~100 correlated
+points of the smooth). The real curves in the benchmark show 60 to 300."""
+
+
+def _evidence_weight(x: np.ndarray, y: np.ndarray, s: np.ndarray, marks: Landmarks) -> float:
+    """How much to trust the curve over a prior, in [0, 1]: ``z^4 / (z^4 + 12^4)`` where
+    ``z`` is the drop from the start to the minimum in standard errors of the smooth."""
+    z = (marks.start_loss - marks.min_loss) / max(_smooth_stderr(x, y, s), 1e-12)
+    return float(z**4 / (z**4 + EVIDENCE_HALF_WEIGHT_Z**4))
 
 
 RULES: dict[str, Rule] = {

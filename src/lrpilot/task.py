@@ -9,8 +9,8 @@ model's device, and how model, optimizer and RNG state are saved and put back bi
 from __future__ import annotations
 
 import copy
-import numbers
 import importlib.util
+import numbers
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 LossStep = Callable[[nn.Module, Any], torch.Tensor]
-"""``(model, batch) -> scalar loss``: how one batch becomes a loss (already on the model's device)."""
+"""``(model, batch) -> scalar loss``: one batch (already on the model's device) to its loss."""
 
 
 @dataclass
@@ -183,7 +183,7 @@ def evaluate_loss(
                 total += float(loss_step(model, move_to_device(batch, device)))
                 count += 1
     finally:
-        for module, flag in zip(model.modules(), flags):
+        for module, flag in zip(model.modules(), flags, strict=True):
             module.training = flag
     if count == 0:
         raise DataError("The validation loader yielded no batch.")
@@ -262,9 +262,9 @@ class TrainingSnapshot:
                     owner, _, leaf = name.rpartition(".")
                     buffers = model.get_submodule(owner)._buffers
                     buffers[leaf] = saved.to(live[name].device, copy=True)
-        for param, grad in zip(model.parameters(), self.grads):
+        for param, grad in zip(model.parameters(), self.grads, strict=True):
             param.grad = None if grad is None else grad.to(param.device, copy=True)
-        for module, flag in zip(model.modules(), self.training_flags):
+        for module, flag in zip(model.modules(), self.training_flags, strict=True):
             module.training = flag
         # load_state_dict casts each state tensor to its parameter's device and dtype.
         optimizer.load_state_dict(_copy_tree(self.optimizer_state, None))
