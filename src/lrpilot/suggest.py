@@ -84,9 +84,21 @@ def smooth(
 
 
 def _smooth_xy(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
-    y = _running_median(y, 5)
-    h = bandwidth if bandwidth is not None else _choose_bandwidth(x, y)
-    return _smoother_matrix(x.tobytes(), h) @ y
+    return _fit(x, y, bandwidth)[0]
+
+
+def _fit(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> tuple[np.ndarray, float]:
+    """The smoothed curve and its standard error.
+
+    The standard error is the raw noise (robust sd of the residuals) over the square root of
+    the kernel's effective number of points.
+    """
+    filtered = _running_median(y, 5)
+    h = bandwidth if bandwidth is not None else _choose_bandwidth(x, filtered)
+    smoothed = _smoother_matrix(x.tobytes(), h) @ filtered
+    noise = 1.4826 * float(np.median(np.abs(y - smoothed)))
+    spacing = float(np.median(np.diff(x)))
+    return smoothed, noise / math.sqrt(2.0 * math.sqrt(math.pi) * h / spacing)
 
 
 BANDWIDTHS = (0.1, 0.15, 0.2, 0.3, 0.4)
@@ -109,7 +121,7 @@ def _choose_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
             continue
         smoother = _smoother_matrix(x.tobytes(), h)
         residual = (y - smoother @ y)[keep]
-        dof = float(np.trace(smoother[np.ix_(keep, keep)])) / max(int(keep.sum()), 1)
+        dof = float(smoother.diagonal()[keep].sum()) / max(int(keep.sum()), 1)
         score = float(np.mean(residual**2)) / max(1.0 - dof, 1e-3) ** 2
         if score < best_score:
             best_h, best_score = h, score
@@ -176,19 +188,10 @@ class Landmarks:
 def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
     """The onset, minimum, floor and divergence edge of a range-test curve."""
     x, y = _as_curve(lrs, losses)
-    return _landmarks_xy(x, y, _smooth_xy(x, y))
+    return _landmarks_xy(x, *_fit(x, y))
 
 
-def _smooth_stderr(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
-    """The standard error of the smoothed curve: the raw noise (robust sd of the residuals)
-    over the square root of the kernel's effective number of points."""
-    noise = 1.4826 * float(np.median(np.abs(y - s)))
-    spacing = float(np.median(np.diff(x)))
-    width = _choose_bandwidth(x, _running_median(y, 5))
-    return noise / math.sqrt(2.0 * math.sqrt(math.pi) * width / spacing)
-
-
-def _landmarks_xy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> Landmarks:
+def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
     i_min = int(np.argmin(s))
     start = float(np.median(s[: max(3, len(s) // 20)]))
     drop = max(start - float(s[i_min]), 1e-12)
@@ -199,7 +202,7 @@ def _landmarks_xy(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> Landmarks:
     if risen.size:
         j = i_min + int(risen[0])
         edge = 10 ** _interpolate_crossing(x[j - 1], x[j], s[j - 1], s[j], s[i_min] + 0.25 * drop)
-    level = s[i_min] + max(0.1 * drop, 2.0 * _smooth_stderr(x, y, s))
+    level = s[i_min] + max(0.1 * drop, 2.0 * stderr)
     last = len(s) - 1 if edge is None else int(np.searchsorted(x, math.log10(edge)))
     near = np.flatnonzero(s[i_onset : last + 1] <= level) + i_onset
     lo, hi = int(near[0]), int(near[-1])
@@ -314,14 +317,14 @@ def pilot(
         prior_lr: an LR believed good before the sweep, used only as a tie-breaker.
     """
     x, y = _as_curve(lrs, losses)
-    s = _smooth_xy(x, y)
-    marks = _landmarks_xy(x, y, s)
+    s, stderr = _fit(x, y)
+    marks = _landmarks_xy(x, s, stderr)
     log_lr = math.log10(marks.floor_centre * horizon_factor(run_steps))
     if marks.edge is not None:
         log_lr = min(log_lr, math.log10(marks.edge / 2.0))
     log_lr = max(log_lr, math.log10(marks.onset))
     if prior_lr is not None:
-        weight = _evidence_weight(x, y, s, marks)
+        weight = _evidence_weight(marks, stderr)
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
 
@@ -332,10 +335,10 @@ same: twice the largest "drop" pure noise shows (2 to 6, the minimum of ~100 cor
 points of the smooth). The real curves in the benchmark show 60 to 300."""
 
 
-def _evidence_weight(x: np.ndarray, y: np.ndarray, s: np.ndarray, marks: Landmarks) -> float:
+def _evidence_weight(marks: Landmarks, stderr: float) -> float:
     """How much to trust the curve over a prior, in [0, 1]: ``z^4 / (z^4 + 12^4)`` where
     ``z`` is the drop from the start to the minimum in standard errors of the smooth."""
-    z = (marks.start_loss - marks.min_loss) / max(_smooth_stderr(x, y, s), 1e-12)
+    z = (marks.start_loss - marks.min_loss) / max(stderr, 1e-12)
     return float(z**4 / (z**4 + EVIDENCE_HALF_WEIGHT_Z**4))
 
 
@@ -353,7 +356,7 @@ def bootstrap_band(
     losses: Sequence[float],
     rule: Rule,
     *,
-    draws: int = 100,
+    draws: int = 50,
     coverage: float = 0.68,
     seed: int = 0,
 ) -> tuple[float, float]:
