@@ -164,10 +164,10 @@ class Landmarks:
         edge: the first LR past the minimum where the loss has climbed back a quarter of
             the drop (the divergence cliff); ``None`` when the sweep never got there.
         floor: ``(low, high)``, the lowest and highest LR between the onset and the edge
-            whose smoothed loss cannot be told from the minimum: within 10% of the drop, or
-            within two standard errors of the smoothed curve where the noise is larger. Its
-            geometric centre moves far less between seeds than the argmin of a flat or
-            double-dipped floor.
+            whose smoothed loss cannot be told from the minimum: within two standard errors
+            of the smoothed curve (at least 3% of the drop, for curves with almost no
+            noise). Its geometric centre moves less between seeds than the argmin of a flat
+            or double-dipped floor.
         start_loss: the smoothed loss at the lowest LRs.
         min_loss: the smoothed minimum.
     """
@@ -191,6 +191,10 @@ def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
     return _landmarks_xy(x, *_fit(x, y))
 
 
+FLOOR_MIN_FRACTION = 0.03
+"""The valley floor reaches at least this fraction of the drop above the minimum."""
+
+
 def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
     i_min = int(np.argmin(s))
     start = float(np.median(s[: max(3, len(s) // 20)]))
@@ -202,7 +206,7 @@ def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
     if risen.size:
         j = i_min + int(risen[0])
         edge = 10 ** _interpolate_crossing(x[j - 1], x[j], s[j - 1], s[j], s[i_min] + 0.25 * drop)
-    level = s[i_min] + max(0.1 * drop, 2.0 * stderr)
+    level = s[i_min] + max(FLOOR_MIN_FRACTION * drop, 2.0 * stderr)
     last = len(s) - 1 if edge is None else int(np.searchsorted(x, math.log10(edge)))
     near = np.flatnonzero(s[i_onset : last + 1] <= level) + i_onset
     lo, hi = int(near[0]), int(near[-1])
