@@ -8,9 +8,11 @@ scikit-learn wheel (byte-identical wherever that version is installed; a manifes
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +61,7 @@ def _build_fashion() -> dict[str, torch.Tensor]:
     return out
 
 
+@functools.cache
 def fashion_mnist() -> tuple[TensorDataset, TensorDataset]:
     """Fashion-MNIST: (train 60,000, test 10,000) as normalised float images and int labels."""
     raw = _cached("fashion_mnist.pt", _build_fashion)
@@ -88,6 +91,7 @@ def _build_mnist1d(num_samples: int) -> dict[str, torch.Tensor]:
     }
 
 
+@functools.cache
 def mnist1d(num_samples: int = 10_000) -> tuple[TensorDataset, TensorDataset]:
     """MNIST-1D with ``num_samples`` signals of length 40 (80% train, 20% test)."""
     raw = _cached(f"mnist1d_{num_samples}.pt", lambda: _build_mnist1d(num_samples))
@@ -147,6 +151,7 @@ class ByteWindows(Dataset):
         return w[..., :-1], w[..., 1:]
 
 
+@functools.cache
 def stdlib_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindows, dict]:
     """Byte-level LM data from scikit-learn's ``.py`` sources: (train, val, manifest info).
 
@@ -161,6 +166,70 @@ def stdlib_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindo
         "val_bytes": int(raw["val"].numel()),
     }
     return ByteWindows(raw["train"], seq_len), val, info
+
+
+# --------------------------------------------------------------------------- WordNet
+WORDNET_POS = ("noun", "verb", "adj", "adv")
+WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+def _wordnet_records() -> list[tuple[str, str, int]]:
+    """(synset id, lemmas + gloss text, supersense) for every synset of WordNet 3.0."""
+    if not WORDNET_DIR.exists():
+        raise FileNotFoundError(f"{WORDNET_DIR} is missing: `apt-get install wordnet-base`")
+    records = []
+    for pos in WORDNET_POS:
+        for line in (WORDNET_DIR / f"data.{pos}").read_text(encoding="latin-1").splitlines():
+            if line.startswith("  "):  # licence header
+                continue
+            head, _, gloss = line.partition(" | ")
+            fields = head.split()
+            count = int(fields[3], 16)
+            lemmas = " ".join(fields[4 : 4 + 2 * count : 2]).replace("_", " ")
+            records.append((f"{pos}:{fields[0]}", f"{lemmas} : {gloss}", int(fields[1])))
+    return records
+
+
+def _build_wordnet(seq_len: int, vocab_size: int) -> dict[str, torch.Tensor]:
+    train_ids, val_ids, train_y, val_y = [], [], [], []
+    records = _wordnet_records()
+    tokens = [WORD_RE.findall(text.lower()) for _, text, _ in records]
+    # 1 synset in 10 goes to validation, chosen by a hash of its id.
+    is_val = [hashlib.sha256(key.encode()).digest()[0] % 10 == 0 for key, _, _ in records]
+    counts: dict[str, int] = {}
+    for toks, val in zip(tokens, is_val, strict=True):
+        if not val:
+            for t in toks:
+                counts[t] = counts.get(t, 0) + 1
+    vocab = sorted(counts, key=lambda w: (-counts[w], w))[: vocab_size - 2]
+    index = {w: i + 2 for i, w in enumerate(vocab)}  # 0 = padding, 1 = unknown
+    for toks, val, (_, _, label) in zip(tokens, is_val, records, strict=True):
+        ids = [index.get(t, 1) for t in toks][:seq_len]
+        ids = [0] * (seq_len - len(ids)) + ids  # left-padded: the last step sees the text
+        (val_ids if val else train_ids).append(ids)
+        (val_y if val else train_y).append(label)
+    return {
+        "x_train": torch.tensor(train_ids, dtype=torch.int32),
+        "y_train": torch.tensor(train_y, dtype=torch.int64),
+        "x_val": torch.tensor(val_ids, dtype=torch.int32),
+        "y_val": torch.tensor(val_y, dtype=torch.int64),
+    }
+
+
+@functools.cache
+def wordnet_supersenses(
+    seq_len: int = 32, vocab_size: int = 20_000, val_size: int = 4000
+) -> tuple[TensorDataset, TensorDataset]:
+    """WordNet 3.0 synsets as text (lemmas, then the gloss) labelled with their supersense
+    (45 lexicographer files): word ids left-padded to ``seq_len``; ``val_size`` of the
+    held-out synsets, evenly spread, for validation."""
+    name = f"wordnet_{seq_len}_{vocab_size}.pt"
+    raw = _cached(name, lambda: _build_wordnet(seq_len, vocab_size))
+    stride = max(1, len(raw["y_val"]) // val_size)
+    return (
+        TensorDataset(raw["x_train"].long(), raw["y_train"]),
+        TensorDataset(raw["x_val"][::stride][:val_size].long(), raw["y_val"][::stride][:val_size]),
+    )
 
 
 # --------------------------------------------------------------------------- loaders

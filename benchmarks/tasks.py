@@ -45,6 +45,16 @@ class WarmupCosine:
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+@dataclass(frozen=True)
+class LinearDecay:
+    """Linear decay from the peak LR to zero at ``total`` steps."""
+
+    total: int
+
+    def __call__(self, step: int) -> float:
+        return max(0.0, 1.0 - step / self.total)
+
+
 # --------------------------------------------------------------------------- models
 class SmallCNN(nn.Module):
     """Two conv-ReLU-maxpool blocks (8 and 16 channels) and a linear head: 28x28 -> 10."""
@@ -88,6 +98,20 @@ class ByteLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.rnn(self.embed(x))[0])
+
+
+class WordLSTM(nn.Module):
+    """Word-level LSTM classifier: embedding 64, one LSTM layer of 64, the last step's output
+    (inputs are left-padded) to a linear head."""
+
+    def __init__(self, vocab: int = 5_000, classes: int = 45, hidden: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 64, padding_idx=0)
+        self.rnn = nn.LSTM(64, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(self.embed(x))[0][:, -1])
 
 
 # --------------------------------------------------------------------------- losses, metrics
@@ -149,6 +173,7 @@ class BenchTask:
     grid: tuple[float, ...]
     eval_batch: int = 1000
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy
+    grad_clip: float | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -190,6 +215,7 @@ def adam(params: Params, lr: float) -> torch.optim.Optimizer:
 
 # --------------------------------------------------------------------------- the tasks
 LM_SEQ, LM_VAL_WINDOWS = 64, 512
+WN_SEQ, WN_VOCAB = 20, 5_000
 
 
 def _lm_data() -> tuple[Dataset, Dataset]:
@@ -199,6 +225,10 @@ def _lm_data() -> tuple[Dataset, Dataset]:
 
 def _mnist1d_data() -> tuple[Dataset, Dataset]:
     return data.mnist1d(10_000)
+
+
+def _wordnet_data() -> tuple[Dataset, Dataset]:
+    return data.wordnet_supersenses(WN_SEQ, WN_VOCAB)
 
 
 def _tasks() -> dict[str, BenchTask]:
@@ -237,7 +267,8 @@ def _tasks() -> dict[str, BenchTask]:
         default_lr=1e-3,
         grid=log_grid(-5, 0),
         eval_batch=64,
-        notes=f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of held-out files",
+        notes=f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of "
+        "held-out files",
     )
     m1d = BenchTask(
         name="mnist1d_conv",
@@ -257,7 +288,28 @@ def _tasks() -> dict[str, BenchTask]:
         grid=log_grid(-5, 0),
         notes="make_dataset(num_samples=10,000): 8,000 train, 2,000 validation",
     )
-    return {t.name: t for t in (fmnist, lm, m1d)}
+    wordnet = BenchTask(
+        name="wordnet_lstm",
+        title="WordNet 3.0 supersenses (45 classes) from lemmas + gloss, word LSTM, Adam + "
+        "clipping, linear decay",
+        data_fn=_wordnet_data,
+        model_fn=WordLSTM,
+        optimizer_fn=adam,
+        optimizer_desc="Adam() + clip_grad_norm(1.0)",
+        metric_fn=accuracy,
+        metric_name="val accuracy",
+        higher_is_better=True,
+        trivial=0.143,
+        steps=1000,
+        batch_size=64,
+        schedule=LinearDecay(1000),
+        default_lr=1e-3,
+        grid=log_grid(-5, 0),
+        grad_clip=1.0,
+        notes=f"105,714 train synsets, validation = 4,000 held-out synsets; {WN_SEQ} words, "
+        f"vocabulary {WN_VOCAB:,}; majority class 14.3% of validation",
+    )
+    return {t.name: t for t in (fmnist, lm, m1d, wordnet)}
 
 
 TASKS: dict[str, BenchTask] = _tasks()

@@ -1,0 +1,372 @@
+"""Regret of LR pickers against an oracle grid, on real tasks.
+
+    python -m benchmarks.suggestion            # the full benchmark, writes benchmarks/RESULTS.md
+    python -m benchmarks.suggestion --quick    # a smoke test in a couple of minutes
+    python -m benchmarks.suggestion --tasks fmnist_cnn,mnist1d_conv --stage grid
+
+For every task: the recipe is trained at each LR of the oracle grid with 3 seeds (the oracle is
+the best mean metric); every picker sweeps with 5 seeds of data order (the spread of its picks)
+and the recipe is trained at its picks of the first 3 seeds (its mean metric, hence its regret).
+Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
+seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
+(lrpilot's sweeps are keyed by a hash of its source).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import platform
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from benchmarks.data import OUT
+from benchmarks.pickers import PICKERS, Pick, pick, version_key
+from benchmarks.tasks import TASKS, BenchTask, get_task
+from benchmarks.train import train_run
+
+GRID_SEEDS = (0, 1, 2)
+PICK_SEEDS = (0, 1, 2)
+SPREAD_SEEDS = (0, 1, 2, 3, 4)
+CURVES = OUT / "curves"
+console = Console()
+
+
+# --------------------------------------------------------------------------- workers
+def _init_worker() -> None:
+    import warnings
+
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("MPLCONFIGDIR", "/tmp/mplcfg")
+    warnings.filterwarnings("ignore")
+
+
+def _train_job(name: str, quick: bool, lr: float, seed: int) -> dict:
+    return train_run(get_task(name, quick), lr, seed).to_dict()
+
+
+def _pick_job(picker: str, name: str, quick: bool, seed: int) -> dict:
+    task = get_task(name, quick)
+    try:
+        return pick(picker, task, seed).to_dict()
+    except Exception as err:  # a peer crashing is a result, not the end of the benchmark
+        failed = f"{type(err).__name__}: {err}"[:300]
+        console.print(f"[red]{picker} crashed on {name} seed {seed}[/]: {failed}")
+        traceback.print_exc()
+        return Pick(picker, name, seed, task.default_lr, 0, 0.0, failed=failed).to_dict()
+
+
+# --------------------------------------------------------------------------- caches
+def lr_key(lr: float) -> str:
+    return f"{lr:.8g}"
+
+
+class RunCache:
+    """Training results on disk, keyed by task signature, LR and seed. Several benchmark
+    processes may share the file: each write merges under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.runs: dict[str, dict] = self._read()
+
+    def _read(self) -> dict[str, dict]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    @staticmethod
+    def key(task: BenchTask, lr: float, seed: int) -> str:
+        return f"{task.name}|{task.signature()}|{lr_key(lr)}|{seed}"
+
+    def get(self, task: BenchTask, lr: float, seed: int) -> dict | None:
+        return self.runs.get(self.key(task, lr, seed))
+
+    def put(self, task: BenchTask, result: dict) -> None:
+        key = self.key(task, result["lr"], result["seed"])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.runs = {**self._read(), **self.runs, key: result}
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(self.runs, indent=0, sort_keys=True))
+            tmp.replace(self.path)
+
+
+def curve_path(task: BenchTask, picker: str, seed: int, quick: bool) -> Path:
+    prefix = "quick-" if quick else ""
+    return CURVES / f"{prefix}{task.name}__{picker}__seed{seed}.json"
+
+
+def load_pick(task: BenchTask, picker: str, seed: int, quick: bool, version: str) -> dict | None:
+    """A saved sweep, if it was made by this picker version for this recipe."""
+    path = curve_path(task, picker, seed, quick)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    ok = saved.get("version") == version and saved.get("signature") == task.signature()
+    return saved if ok else None
+
+
+def save_pick(task: BenchTask, result: dict, quick: bool, version: str) -> None:
+    path = curve_path(task, result["picker"], result["seed"], quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, "version": version, "signature": task.signature(),
+                                "run_steps": task.steps}, indent=1))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- running jobs
+def run_jobs(
+    pool: ProcessPoolExecutor,
+    jobs: list[tuple[Callable, tuple]],
+    label: str,
+    on_done: Callable[[tuple, dict], None],
+) -> None:
+    """Submit ``jobs`` (function, args) to ``pool``, call ``on_done(args, result)`` as each
+    finishes, and show a progress bar."""
+    if not jobs:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    start = time.perf_counter()
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(label, total=len(jobs))
+        futures: dict[Future, tuple] = {pool.submit(fn, *args): args for fn, args in jobs}
+        for count, future in enumerate(as_completed(futures), 1):
+            args, result = futures[future], future.result()
+            on_done(args, result)
+            progress.advance(bar)
+            if not console.is_terminal:  # a log file gets one line per job instead of a bar
+                console.print(f"[{count}/{len(jobs)} {time.perf_counter() - start:.0f}s] "
+                              f"{label}: {_describe(args, result)}", highlight=False)
+
+
+def _describe(args: tuple, result: dict) -> str:
+    """One line about a finished job, for logs."""
+    if "metric" in result:
+        return (f"{args[0]} lr={result['lr']:.3g} seed={result['seed']} "
+                f"metric={result['metric']:.4f} diverged={result['diverged']} "
+                f"{result['wall_s']:.1f}s")
+    failed = f" FAILED {result['failed']}" if result.get("failed") else ""
+    return (f"{result['task']} {result['picker']} seed={result['seed']} lr={result['lr']:.3g} "
+            f"steps={result['sweep_steps']} {result['wall_s']:.1f}s{failed}")
+
+
+def sweep_all(
+    pool: ProcessPoolExecutor, tasks: list[BenchTask], pickers: Iterable[str], quick: bool
+) -> dict[tuple[str, str, int], dict]:
+    """Every picker's pick for every task and spread seed, from disk where still valid."""
+    picks: dict[tuple[str, str, int], dict] = {}
+    jobs = []
+    versions = {p: version_key(p) for p in pickers}
+    for task in tasks:
+        for picker in pickers:
+            for seed in SPREAD_SEEDS:
+                saved = load_pick(task, picker, seed, quick, versions[picker])
+                if saved is not None:
+                    picks[task.name, picker, seed] = saved
+                else:
+                    jobs.append((_pick_job, (picker, task.name, quick, seed)))
+
+    def done(args: tuple, result: dict) -> None:
+        picker, name, _, seed = args
+        picks[name, picker, seed] = result
+        save_pick(get_task(name, quick), result, quick, versions[picker])
+
+    run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds)", done)
+    return picks
+
+
+def train_all(
+    pool: ProcessPoolExecutor,
+    tasks: list[BenchTask],
+    wanted: dict[str, set[tuple[float, int]]],
+    cache: RunCache,
+    quick: bool,
+) -> None:
+    """Train every (task, LR, seed) in ``wanted`` that the cache does not hold yet."""
+    by_name = {t.name: t for t in tasks}
+    jobs = [
+        (_train_job, (task.name, quick, lr, seed))
+        for task in tasks
+        for lr, seed in sorted(wanted[task.name], key=lambda p: (p[1], p[0]))
+        if cache.get(task, lr, seed) is None
+    ]
+
+    def done(args: tuple, result: dict) -> None:
+        cache.put(by_name[args[0]], result)
+
+    run_jobs(pool, jobs, "training runs (grid + picks)", done)
+
+
+# --------------------------------------------------------------------------- summary
+def summarize_task(
+    task: BenchTask, cache: RunCache, picks: dict, pickers: Iterable[str]
+) -> dict:
+    """Oracle grid, each picker's picks, metrics and regret for one task."""
+    grid = []
+    for lr in task.grid:
+        runs = [cache.get(task, lr, s) for s in GRID_SEEDS]
+        metrics = [r["metric"] for r in runs if r is not None]
+        grid.append({
+            "lr": lr,
+            "metrics": metrics,
+            "mean": statistics.fmean(metrics) if metrics else None,
+            "std": statistics.pstdev(metrics) if len(metrics) > 1 else 0.0,
+            "diverged": sum(bool(r and r["diverged"]) for r in runs),
+        })  # fmt: skip
+    done = [g for g in grid if g["mean"] is not None and len(g["metrics"]) == len(GRID_SEEDS)]
+    oracle = None
+    for g in done:
+        if oracle is None or task.better(g["mean"], oracle["mean"]):
+            oracle = g
+    ok_runs = [r for r in cache.runs.values()
+               if r["task"] == task.name and not r["diverged"] and r["steps_done"]]  # fmt: skip
+    ms = statistics.median(1000 * r["wall_s"] / r["steps_done"] for r in ok_runs) if ok_runs else 0
+    out = {"task": task.name, "title": task.title, "steps": task.steps, "grid": grid,
+           "oracle": oracle, "ms_per_step": ms, "pickers": {},
+           "compute_s": _compute_seconds(task, cache, picks, pickers)}  # fmt: skip
+    for picker in pickers:
+        out["pickers"][picker] = _summarize_picker(task, cache, picks, picker, oracle)
+    return out
+
+
+def _compute_seconds(
+    task: BenchTask, cache: RunCache, picks: dict, pickers: Iterable[str]
+) -> float:
+    """Worker seconds that this task's results cost: grid runs, runs at picks and sweeps."""
+    keys = {cache.key(task, lr, s) for lr in task.grid for s in GRID_SEEDS}
+    sweeps = 0.0
+    for picker in pickers:
+        for seed in SPREAD_SEEDS:
+            p = picks.get((task.name, picker, seed))
+            if p is not None:
+                sweeps += p["wall_s"]
+                if seed in PICK_SEEDS:
+                    keys.add(cache.key(task, p["lr"], seed))
+    return sweeps + sum(cache.runs[k]["wall_s"] for k in keys if k in cache.runs)
+
+
+def _summarize_picker(
+    task: BenchTask, cache: RunCache, picks: dict, picker: str, oracle: dict | None
+) -> dict:
+    seeds = [s for s in SPREAD_SEEDS if (task.name, picker, s) in picks]
+    lrs = [picks[task.name, picker, s]["lr"] for s in seeds]
+    runs = [cache.get(task, picks[task.name, picker, s]["lr"], s)
+            for s in PICK_SEEDS if (task.name, picker, s) in picks]  # fmt: skip
+    metrics = [r["metric"] for r in runs if r is not None]
+    mean = statistics.fmean(metrics) if metrics else None
+    ok = oracle is not None and mean is not None and len(metrics) == len(PICK_SEEDS)
+    return {
+        "picks": lrs,
+        "pick_median": statistics.median(lrs) if lrs else None,
+        "spread": max(lrs) / min(lrs) if lrs and min(lrs) > 0 else None,
+        "metrics": metrics,
+        "mean": mean,
+        "regret": task.regret(oracle["mean"], mean) if ok else None,
+        "sweep_steps": statistics.fmean(picks[task.name, picker, s]["sweep_steps"] for s in seeds)
+        if seeds else None,
+        "sweep_wall_s": statistics.fmean(picks[task.name, picker, s]["wall_s"] for s in seeds)
+        if seeds else None,
+        "failed": [picks[task.name, picker, s]["failed"] for s in seeds
+                   if picks[task.name, picker, s].get("failed")],
+        "diverged": sum(bool(r and r["diverged"]) for r in runs),
+    }  # fmt: skip
+
+
+def aggregate(summaries: list[dict], pickers: Iterable[str]) -> dict[str, dict]:
+    """Median and max regret across tasks, per picker."""
+    agg = {}
+    for picker in pickers:
+        regrets = [s["pickers"][picker]["regret"] for s in summaries]
+        known = [r for r in regrets if r is not None]
+        complete = len(known) == len(regrets) and known
+        agg[picker] = {
+            "median": statistics.median(known) if complete else None,
+            "max": max(known) if complete else None,
+            "max_spread": max((s["pickers"][picker]["spread"] or 1.0) for s in summaries),
+            "max_sweep_steps": max((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries),
+        }
+    return agg
+
+
+# --------------------------------------------------------------------------- output
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def print_summary(summaries: list[dict], agg: dict, pickers: list[str]) -> None:
+    table = Table(title="Regret against the oracle grid (lower is better)")
+    table.add_column("picker")
+    for s in summaries:
+        table.add_column(s["task"], justify="right")
+    for col in ("median", "max", "max spread", "sweep steps"):
+        table.add_column(col, justify="right")
+    for picker in pickers:
+        cells = [fmt(s["pickers"][picker]["regret"]) for s in summaries]
+        a = agg[picker]
+        table.add_row(picker, *cells, fmt(a["median"]), fmt(a["max"]),
+                      fmt(a["max_spread"], ".2f"), fmt(a["max_sweep_steps"], ".0f"))  # fmt: skip
+    console.print(table)
+    for s in summaries:
+        o = s["oracle"]
+        console.print(f"{s['task']}: oracle LR {fmt(o and o['lr'], '.3g')} -> "
+                      f"{fmt(o and o['mean'], '.4f')}; picks (median of 5 seeds): "
+                      + ", ".join(f"{p} {fmt(s['pickers'][p]['pick_median'], '.3g')}"
+                                  for p in pickers))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suggestion", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke test: short runs, small grid")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument("--pickers", default=",".join(PICKERS), help="comma-separated pickers")
+    parser.add_argument("--stage", choices=("grid", "all"), default="all",
+                        help="grid: only the oracle grid (no picker needed); all: everything")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    tasks = [get_task(name, args.quick) for name in args.tasks.split(",")]
+    pickers = [p for p in args.pickers.split(",") if p]
+    cache = RunCache(OUT / "cache" / ("runs-quick.json" if args.quick else "runs.json"))
+    wanted = {t.name: {(lr, s) for lr in t.grid for s in GRID_SEEDS} for t in tasks}
+    picks: dict = {}
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+        if args.stage == "all":
+            picks = sweep_all(pool, tasks, pickers, args.quick)
+            for (name, _, seed), p in picks.items():
+                if seed in PICK_SEEDS:
+                    wanted[name].add((p["lr"], seed))
+        train_all(pool, tasks, wanted, cache, args.quick)
+    wall = time.perf_counter() - start
+    if args.stage != "all":
+        console.print(f"grid done in {wall:.0f} s")
+        return
+    summaries = [summarize_task(t, cache, picks, pickers) for t in tasks]
+    agg = aggregate(summaries, pickers)
+    print_summary(summaries, agg, pickers)
+    from benchmarks.report import write_report
+
+    write_report(summaries, agg, pickers, tasks, args, wall, platform.platform())
+    console.print(f"done in {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
