@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-overhead clean
+.PHONY: setup demo test lint bench bench-overhead bench-horizon clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,11 @@ lint: $(STAMP)
 bench: $(VENV)/.bench
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion
 
-bench-overhead: $(STAMP)
-	$(BIN)/python -m benchmarks.overhead
+bench-overhead: $(VENV)/.bench
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.overhead
+
+bench-horizon: $(VENV)/.bench
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.horizon
 
 clean:
 	rm -rf $(VENV) demo-output .mplconfig .pytest_cache
