@@ -329,22 +329,38 @@ def exponential(*, gamma: float, every: int = 1) -> Exponential:
 
 
 @dataclass(frozen=True)
-class Polynomial(BaseSchedule):
-    """Polynomial decay to a floor; see :func:`polynomial`."""
+class _Anneal(BaseSchedule):
+    """A fall from 1 to the floor ``min`` over ``steps`` steps, then the floor: subclasses give
+    the shape ``g`` of the fall, ``f(t) = min + (1 - min) g(min(t, steps) / steps)``."""
 
-    kind: ClassVar[str] = "polynomial"
     steps: int
-    power: float = 1.0
     min: float = 0.0
 
     def __post_init__(self) -> None:
         _set(self, "steps", _whole("steps", self.steps, 1))
-        _set(self, "power", _real("power", self.power, 0.0, open_low=True))
         _set(self, "min", _real("min", self.min, 0.0, 1.0))
 
     def _at(self, step: int) -> float:
         done = step if step < self.steps else self.steps
-        return self.min + (1.0 - self.min) * (1.0 - done / self.steps) ** self.power
+        return self.min + (1.0 - self.min) * self._shape(done / self.steps)
+
+    def _shape(self, fraction: float) -> float:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Polynomial(_Anneal):
+    """Polynomial decay to a floor; see :func:`polynomial`."""
+
+    kind: ClassVar[str] = "polynomial"
+    power: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _set(self, "power", _real("power", self.power, 0.0, open_low=True))
+
+    def _shape(self, fraction: float) -> float:
+        return (1.0 - fraction) ** self.power
 
 
 def polynomial(*, steps: int, power: float = 1.0, min: float = 0.0) -> Polynomial:
@@ -357,7 +373,7 @@ def polynomial(*, steps: int, power: float = 1.0, min: float = 0.0) -> Polynomia
         power: Exponent ``p > 0``; ``1`` is a linear decay, ``2`` a quadratic one.
         min: Final multiplier ``m`` in ``[0, 1]``.
     """
-    return Polynomial(steps, power, min)
+    return Polynomial(steps=steps, min=min, power=power)
 
 
 @dataclass(frozen=True)
@@ -401,20 +417,13 @@ def _cos_mix(low: float, high: float, done: float) -> float:
 
 
 @dataclass(frozen=True)
-class Cosine(BaseSchedule):
+class Cosine(_Anneal):
     """Cosine annealing to a floor; see :func:`cosine`."""
 
     kind: ClassVar[str] = "cosine"
-    steps: int
-    min: float = 0.0
 
-    def __post_init__(self) -> None:
-        _set(self, "steps", _whole("steps", self.steps, 1))
-        _set(self, "min", _real("min", self.min, 0.0, 1.0))
-
-    def _at(self, step: int) -> float:
-        done = step if step < self.steps else self.steps
-        return _cos_mix(self.min, 1.0, done / self.steps)
+    def _shape(self, fraction: float) -> float:
+        return _cos_mix(0.0, 1.0, fraction)
 
 
 def cosine(*, steps: int, min: float = 0.0) -> Cosine:
@@ -655,20 +664,13 @@ def inverse_sqrt(*, timescale: int = 1) -> InverseSqrt:
 
 
 @dataclass(frozen=True)
-class SqrtDecay(BaseSchedule):
+class SqrtDecay(_Anneal):
     """The "1 - sqrt" cooldown of warmup-stable-decay; see :func:`wsd`."""
 
     kind: ClassVar[str] = "sqrt_decay"
-    steps: int
-    min: float = 0.0
 
-    def __post_init__(self) -> None:
-        _set(self, "steps", _whole("steps", self.steps, 1))
-        _set(self, "min", _real("min", self.min, 0.0, 1.0))
-
-    def _at(self, step: int) -> float:
-        done = step if step < self.steps else self.steps
-        return self.min + (1.0 - self.min) * (1.0 - math.sqrt(done / self.steps))
+    def _shape(self, fraction: float) -> float:
+        return 1.0 - math.sqrt(fraction)
 
 
 _WSD_SHAPES = ("linear", "cosine", "sqrt")
