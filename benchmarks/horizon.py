@@ -160,6 +160,11 @@ def report(cache: dict, budgets: list[int], command: str) -> str:
     return "\n".join(lines)
 
 
+def _save(cache: dict) -> None:
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    CACHE.write_text(json.dumps(cache))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.horizon",
@@ -175,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     train, val = _data()
     if "sweep" not in cache:
         cache["sweep"] = sweep(train)
+        _save(cache)
     for steps in budgets:
         for lr in (float(v) for v in args.lrs.split(",")):
             key = f"{steps}|{lr:g}"
@@ -183,8 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                 cache["runs"][key] = train_once(train, val, lr, steps)
                 took = time.perf_counter() - start
                 print(f"{steps} steps, lr {lr:g}: {cache['runs'][key]:.4f} ({took:.0f} s)")
-                CACHE.parent.mkdir(parents=True, exist_ok=True)
-                CACHE.write_text(json.dumps(cache))
+                _save(cache)
     command = "MPLCONFIGDIR=/tmp/mplcfg .venv/bin/python -m benchmarks.horizon"
     section = report(cache, budgets, command)
     write_section("horizon", section)

@@ -380,7 +380,7 @@ class _Sweep:
             self._note_batch_size(batch)
             with self._sync_context(last=i == self.accumulation_steps - 1), self._autocast():
                 loss = check_scalar_loss(self.loss_step(self.model, batch))
-            scaled = loss / self.accumulation_steps
+            scaled = loss / self.accumulation_steps if self.accumulation_steps > 1 else loss
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += float(loss.detach())
         if self.scaler is not None:

@@ -201,7 +201,7 @@ def check_scalar_loss(loss: Any) -> torch.Tensor:
         )
     if not loss.requires_grad:
         raise LossError("The loss does not require grad: is the model's output detached?")
-    return loss.reshape(())
+    return loss if loss.dim() == 0 else loss.reshape(())
 
 
 @dataclass
