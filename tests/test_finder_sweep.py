@@ -47,8 +47,9 @@ def _scripted_loss(script: list[float]):
 
 def test_exponential_lrs_are_log_evenly_spaced(loader):
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-6, end_lr=1e-2,
-                          num_steps=25, progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, start_lr=1e-6, end_lr=1e-2, num_steps=25, progress=False
+    )
     expected = [1e-6 * (1e4) ** (i / 24) for i in range(25)]
     assert not res.diverged and res.num_steps_run == 25
     np.testing.assert_allclose(res.lrs, expected, rtol=1e-12)
@@ -58,7 +59,14 @@ def test_exponential_lrs_are_log_evenly_spaced(loader):
 def test_linear_lrs_are_evenly_spaced(loader):
     model = mlp()
     res = lrpilot.find_lr(
-        model, _sgd(model), loader, CE, start_lr=1e-3, end_lr=0.1, num_steps=12, mode="linear",
+        model,
+        _sgd(model),
+        loader,
+        CE,
+        start_lr=1e-3,
+        end_lr=0.1,
+        num_steps=12,
+        mode="linear",
         progress=False,
     )
     np.testing.assert_allclose(res.lrs, np.linspace(1e-3, 0.1, 12), rtol=1e-12)
@@ -69,8 +77,9 @@ def test_param_groups_swept_together_keeping_their_ratios(loader):
     first, second = list(model[0].parameters()), list(model[2].parameters())
     opt = RecordingSGD([{"params": first, "lr": 0.01}, {"params": second, "lr": 0.001}], lr=0.01)
 
-    res = lrpilot.find_lr(model, opt, loader, CE, start_lr=1e-5, end_lr=0.1, num_steps=20,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, opt, loader, CE, start_lr=1e-5, end_lr=0.1, num_steps=20, progress=False
+    )
 
     lrs = np.array(opt.group_lrs)
     assert len(lrs) == res.num_steps_run == 20
@@ -96,8 +105,9 @@ def test_stops_when_the_loss_is_not_finite(loader, bad):
         loss = CE(out, y)
         return loss * bad if opt.param_groups[0]["lr"] > threshold else loss
 
-    res = lrpilot.find_lr(model, opt, loader, loss_fn, start_lr=1e-6, end_lr=1.0, num_steps=31,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, opt, loader, loss_fn, start_lr=1e-6, end_lr=1.0, num_steps=31, progress=False
+    )
 
     schedule = [1e-6 * 10 ** (6 * i / 30) for i in range(31)]
     below = [lr for lr in schedule if lr <= threshold]
@@ -109,8 +119,15 @@ def test_stops_when_the_loss_is_not_finite(loader, bad):
 def test_stops_when_the_smoothed_loss_exceeds_threshold_times_best(loader):
     script = [2.0 - 0.15 * i for i in range(10)] + [0.5 * 1.6**i for i in range(1, 21)]
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
-                          diverge_threshold=4.0, progress=False)
+    res = lrpilot.find_lr(
+        model,
+        _sgd(model),
+        loader,
+        _scripted_loss(script),
+        num_steps=30,
+        diverge_threshold=4.0,
+        progress=False,
+    )
 
     smoothed = _ema(script, 0.9)
     stop = next(i for i, s in enumerate(smoothed) if s > 4.0 * min(smoothed[: i + 1]))
@@ -121,8 +138,15 @@ def test_stops_when_the_smoothed_loss_exceeds_threshold_times_best(loader):
     np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, 0.9), rtol=1e-12)
 
     model = mlp()
-    loose = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
-                            diverge_threshold=1e6, progress=False)
+    loose = lrpilot.find_lr(
+        model,
+        _sgd(model),
+        loader,
+        _scripted_loss(script),
+        num_steps=30,
+        diverge_threshold=1e6,
+        progress=False,
+    )
     assert not loose.diverged and loose.num_steps_run == 30
 
 
@@ -130,8 +154,9 @@ def test_divergence_check_works_for_negative_losses(loader):
     """A loss that goes below zero (a log-likelihood, say) is not 'above 4x its best' at once."""
     script = [1.0 - 0.3 * i for i in range(12)] + [-2.3 + 2.0 * i for i in range(1, 19)]
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, _scripted_loss(script), num_steps=30,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, _scripted_loss(script), num_steps=30, progress=False
+    )
     assert res.diverged and 12 < res.num_steps_run < 30
 
 
@@ -142,13 +167,23 @@ def test_short_loader_is_cycled():
     x, y = make_classification(n=48)
     counting = CountingLoader(batches_of(x, y, 16))  # three batches
     model = mlp()
-    lrpilot.find_lr(model, _sgd(model), counting, CE, start_lr=1e-5, end_lr=1e-2, num_steps=20,
-                    progress=False)
+    lrpilot.find_lr(
+        model, _sgd(model), counting, CE, start_lr=1e-5, end_lr=1e-2, num_steps=20, progress=False
+    )
     assert counting.drawn == 20 and counting.epochs == 7
 
     counting = CountingLoader(batches_of(x, y, 16))
-    lrpilot.find_lr(model, _sgd(model), counting, CE, start_lr=1e-5, end_lr=1e-2, num_steps=20,
-                    accumulation_steps=2, progress=False)
+    lrpilot.find_lr(
+        model,
+        _sgd(model),
+        counting,
+        CE,
+        start_lr=1e-5,
+        end_lr=1e-2,
+        num_steps=20,
+        accumulation_steps=2,
+        progress=False,
+    )
     assert counting.drawn == 40
 
 
@@ -156,11 +191,18 @@ def test_dict_batches_with_a_custom_loss_step(loader):
     dict_loader = [{"x": x, "y": y} for x, y in loader]
     model = mlp()
     res = lrpilot.find_lr(
-        model, _sgd(model), dict_loader, loss_step=lambda m, b: CE(m(b["x"]), b["y"]),
-        start_lr=1e-4, end_lr=1.0, num_steps=20, progress=False,
+        model,
+        _sgd(model),
+        dict_loader,
+        loss_step=lambda m, b: CE(m(b["x"]), b["y"]),
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=20,
+        progress=False,
     )
-    plain = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=1.0,
-                            num_steps=20, progress=False)
+    plain = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=1.0, num_steps=20, progress=False
+    )
     assert res.effective_batch_size == 16
     assert res.losses == plain.losses and res.lrs == plain.lrs
 
@@ -168,8 +210,9 @@ def test_dict_batches_with_a_custom_loss_step(loader):
 def test_losses_are_the_losses_of_a_plain_loop(loader):
     """A reference loop that sets each LR, records the loss and steps gives the same curve."""
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=3.0,
-                          num_steps=24, progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, start_lr=1e-4, end_lr=3.0, num_steps=24, progress=False
+    )
     model = mlp()
     opt = _sgd(model)
     expected = []
@@ -187,8 +230,9 @@ def test_losses_are_the_losses_of_a_plain_loop(loader):
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
 def test_smoothed_is_the_bias_corrected_ema_of_raw(loader, beta):
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, smoothing=beta, num_steps=30,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, smoothing=beta, num_steps=30, progress=False
+    )
     np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, beta), rtol=1e-9)
     if beta == 0.0:
         assert res.smoothed_losses == res.losses
@@ -208,8 +252,18 @@ def test_validation_mode_records_validation_loss():
 
     model = build()
     torch.manual_seed(3)
-    res = lrpilot.find_lr(model, _sgd(model), train, CE, val_loader=val, val_batches=2,
-                          start_lr=1e-3, end_lr=1.0, num_steps=16, progress=False)
+    res = lrpilot.find_lr(
+        model,
+        _sgd(model),
+        train,
+        CE,
+        val_loader=val,
+        val_batches=2,
+        start_lr=1e-3,
+        end_lr=1.0,
+        num_steps=16,
+        progress=False,
+    )
 
     ref, expected = build(), []
     opt = _sgd(ref)
@@ -243,10 +297,27 @@ def test_grad_clipping_clips(loader):
 def test_gradient_accumulation_matches_one_big_batch(k, b):
     x, y = make_classification(n=96)
     model = mlp()
-    big = lrpilot.find_lr(model, _sgd(model), batches_of(x, y, k * b), CE, start_lr=1e-4,
-                          end_lr=1.0, num_steps=20, progress=False)
-    small = lrpilot.find_lr(model, _sgd(model), batches_of(x, y, b), CE, start_lr=1e-4,
-                            end_lr=1.0, num_steps=20, accumulation_steps=k, progress=False)
+    big = lrpilot.find_lr(
+        model,
+        _sgd(model),
+        batches_of(x, y, k * b),
+        CE,
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=20,
+        progress=False,
+    )
+    small = lrpilot.find_lr(
+        model,
+        _sgd(model),
+        batches_of(x, y, b),
+        CE,
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=20,
+        accumulation_steps=k,
+        progress=False,
+    )
     assert small.lrs == big.lrs and small.num_steps_run == big.num_steps_run == 20
     np.testing.assert_allclose(small.losses, big.losses, rtol=1e-5)
     assert small.effective_batch_size == big.effective_batch_size == k * b
@@ -266,8 +337,9 @@ def test_longer_runs_get_smaller_or_equal_pilot_lr(loader):
     picks, others = [], []
     for steps in [None, 100, 1_000, 10_000, 100_000]:
         model = mlp()
-        res = lrpilot.find_lr(model, _sgd(model), loader, CE, steps=steps, num_steps=40,
-                              progress=False)
+        res = lrpilot.find_lr(
+            model, _sgd(model), loader, CE, steps=steps, num_steps=40, progress=False
+        )
         assert res.run_steps == steps and res.rule == "pilot" and res.lr == res.candidates["pilot"]
         picks.append(res.lr)
         others.append({k: v for k, v in res.candidates.items() if k != "pilot"})
@@ -278,24 +350,25 @@ def test_longer_runs_get_smaller_or_equal_pilot_lr(loader):
 
 def test_rule_choice_and_custom_rule(loader):
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, rule="valley", num_steps=30,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, rule="valley", num_steps=30, progress=False
+    )
     assert res.rule == "valley" and res.lr == res.candidates["valley"]
     assert res.band[0] <= res.band[1]
 
     def halfway(lrs, losses):
         return math.sqrt(lrs[0] * lrs[-1])
 
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, rule=halfway, num_steps=30,
-                          progress=False)
+    res = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, rule=halfway, num_steps=30, progress=False
+    )
     assert res.rule == "halfway" and res.lr == pytest.approx(math.sqrt(res.lrs[0] * res.lrs[-1]))
     assert set(res.candidates) == {"pilot", "steepest", "valley", "minimum", "halfway"}
 
 
 def test_to_dict_is_json(loader):
     model = mlp()
-    res = lrpilot.find_lr(model, _sgd(model), loader, CE, steps=500, num_steps=20,
-                          progress=False)
+    res = lrpilot.find_lr(model, _sgd(model), loader, CE, steps=500, num_steps=20, progress=False)
     d = res.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["lr"] == res.lr and d["lrs"] == res.lrs and d["losses"] == res.losses
@@ -329,3 +402,50 @@ def test_find_lr_for_task_uses_the_tasks_run_length(data):
     )
     res = lrpilot.find_lr_for_task(task, num_steps=20, progress=False)
     assert res.run_steps == 2_000 and res.num_steps_run >= 8
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+DIAG_LRS = np.logspace(-7, 1, 100)
+DIAG_X = np.log10(DIAG_LRS)
+
+
+def test_diagnose_flags_a_curve_that_is_only_noise():
+    noise = 2.0 + np.random.default_rng(0).normal(0, 0.3, DIAG_X.size)
+    notes = lrpilot.finder.diagnose(list(DIAG_LRS), list(noise), diverged=False)
+    assert any("barely fell" in n for n in notes)
+
+
+def test_diagnose_flags_a_sweep_that_never_saw_the_edge():
+    falling = 2.0 - 1.5 / (1 + np.exp(-(DIAG_X + 1) / 0.3))  # still going down at lr 10
+    notes = lrpilot.finder.diagnose(list(DIAG_LRS), list(falling), diverged=False)
+    assert any("still falling" in n and "end_lr" in n for n in notes)
+    assert not any("barely fell" in n for n in notes)
+
+
+def test_diagnose_is_quiet_on_a_clean_valley():
+    valley = (
+        2.0
+        - 1.5 / (1 + np.exp(-(DIAG_X + 3) / 0.3))
+        + np.where(DIAG_X > -1, 5 * (DIAG_X + 1) ** 2, 0)
+    )
+    assert lrpilot.finder.diagnose(list(DIAG_LRS), list(valley), diverged=True) == []
+
+
+def test_warnings_reach_the_result_and_the_caller(loader):
+    model = mlp()
+    with pytest.warns(RuntimeWarning, match="barely fell"):  # 1e-7 to 1e-4: nothing learnt
+        res = lrpilot.find_lr(
+            model, _sgd(model), loader, CE, end_lr=1e-4, num_steps=20, progress=False
+        )
+    assert any("barely fell" in n for n in res.warnings)
+    assert res.to_dict()["warnings"] == res.warnings
+
+
+def test_amp_on_a_cpu_model_warns_and_sweeps_in_full_precision(loader):
+    model = mlp()
+    with pytest.warns(RuntimeWarning, match="amp=True needs a CUDA model"):
+        res = lrpilot.find_lr(
+            model, _sgd(model), loader, CE, amp=True, num_steps=20, progress=False
+        )
+    assert res.num_steps_run > 0

@@ -36,7 +36,12 @@ __all__ = [
 __version__ = "0.1.0"
 
 for _name in (
-    "LRFinderResult", "Task", "attach", "find_lr", "find_lr_for_task", "load_task_file",
+    "LRFinderResult",
+    "Task",
+    "attach",
+    "find_lr",
+    "find_lr_for_task",
+    "load_task_file",
     "parse_schedule",
 ):
     globals()[_name].__module__ = "lrpilot"

@@ -72,6 +72,8 @@ def _print_result(result, plot: str | None) -> None:
         f"{result.num_steps_run} sweep steps"
         + (", stopped on divergence" if result.diverged else "")
     )
+    for note in result.warnings:
+        console.print(f"[yellow]warning:[/] {note}")
     if plot:
         console.print(f"plot: {plot}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from .task import (
     move_to_device,
 )
 
-__all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "prior_lr_for"]
+__all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "diagnose", "prior_lr_for"]
 
 MAX_SKIPPED_STEPS = 20
 """AMP steps the grad scaler may skip in a row at one LR before the sweep counts it as
@@ -65,6 +66,7 @@ class LRFinderResult:
         run_steps: the length of the real run the suggestion is for, if known.
         group_ratios: each param group's LR as a fraction of the swept LR.
         effective_batch_size: samples per optimizer step over all ranks and micro-batches.
+        warnings: what makes this curve hard to trust, each with what to do about it.
     """
 
     lr: float
@@ -80,6 +82,7 @@ class LRFinderResult:
     run_steps: int | None = None
     group_ratios: list[float] = field(default_factory=list)
     effective_batch_size: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def group_lrs(self, lr: float | None = None) -> list[float]:
         """The LR of each param group for a peak ``lr`` (the suggestion by default)."""
@@ -107,6 +110,7 @@ class LRFinderResult:
             "run_steps": self.run_steps,
             "group_ratios": list(self.group_ratios),
             "effective_batch_size": self.effective_batch_size,
+            "warnings": list(self.warnings),
         }
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
@@ -328,6 +332,13 @@ class _Sweep:
         self.accumulation_steps = accumulation_steps
         self.device = model_device(model)
         self.amp = amp and self.device.type == "cuda"
+        if amp and not self.amp:
+            warnings.warn(
+                f"amp=True needs a CUDA model; this one is on {self.device}: sweeping in full "
+                "precision.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.smoothing = smoothing
         self.diverge_threshold = diverge_threshold
@@ -522,6 +533,9 @@ def _result(
         if sweep.batch_size
         else None
     )
+    notes = diagnose(lrs, losses, sweep.diverged)
+    for note in notes:
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
     return LRFinderResult(
         lr=candidates[name],
         lrs=list(lrs),
@@ -536,7 +550,30 @@ def _result(
         run_steps=run_steps,
         group_ratios=ratios,
         effective_batch_size=samples,
+        warnings=notes,
     )
+
+
+NOISE_LEVEL_Z = 8.0
+"""A drop of fewer standard errors than this is within reach of noise (pure noise shows 2-6)."""
+
+
+def diagnose(lrs: list[float], losses: list[float], diverged: bool) -> list[str]:
+    """What makes a range-test curve hard to trust, each with what to do about it."""
+    notes = []
+    if suggest.signal_to_noise(lrs, losses) < NOISE_LEVEL_Z:
+        notes.append(
+            "The loss barely fell during the sweep, against its noise: the suggestion leans on "
+            "the prior. Raise end_lr, use more steps (num_steps) or larger batches, or record "
+            "a validation loss (val_loader)."
+        )
+    marks = suggest.landmarks(lrs, losses)
+    if not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
+        notes.append(
+            f"The loss was still falling at the end of the sweep (lr {lrs[-1]:.3g}): the "
+            "divergence edge was not seen. Raise end_lr."
+        )
+    return notes
 
 
 def _bind_rules(run_steps: int | None, prior_lr: float | None) -> dict[str, suggest.Rule]:
