@@ -449,3 +449,14 @@ def test_amp_on_a_cpu_model_warns_and_sweeps_in_full_precision(loader):
             model, _sgd(model), loader, CE, amp=True, num_steps=20, progress=False
         )
     assert res.num_steps_run > 0
+
+
+def test_a_missing_run_length_is_pointed_out(loader):
+    model = mlp()
+    with pytest.warns(UserWarning, match="steps="):
+        res = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, progress=False)
+    assert any("steps=N" in n for n in res.warnings)
+    with_steps = lrpilot.find_lr(
+        model, _sgd(model), loader, CE, num_steps=20, steps=2_000, progress=False
+    )
+    assert not any("steps=N" in n for n in with_steps.warnings)

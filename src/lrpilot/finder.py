@@ -536,6 +536,14 @@ def _result(
     notes = diagnose(lrs, losses, sweep.diverged)
     for note in notes:
         warnings.warn(note, RuntimeWarning, stacklevel=3)
+    if run_steps is None:
+        hint = (
+            f"steps= (the real run's length) was not given: the suggestion is for a run of at "
+            f"most {suggest.HORIZON_REFERENCE_STEPS} steps. Longer runs want lower LRs; pass "
+            "steps=N."
+        )
+        warnings.warn(hint, UserWarning, stacklevel=3)
+        notes.append(hint)
     return LRFinderResult(
         lr=candidates[name],
         lrs=list(lrs),
