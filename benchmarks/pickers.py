@@ -10,6 +10,23 @@
 - ``lightning`` 2.6.6: ``Tuner(trainer).lr_find(module, train_dataloaders=loader).suggestion()``
   with its defaults (1e-8 to 1, 100 steps), the task wrapped in a minimal ``LightningModule``
   whose ``configure_optimizers`` builds the recipe's optimizer.
+- ``fastai-valley`` and ``fastai-minimum`` (fastai 2.8.12, the package itself):
+  ``Learner(DataLoaders(loader, val_loader), model, loss_func, opt_func=partial(OptimWrapper,
+  opt=<recipe's optimizer>)).lr_find(suggest_funcs=(valley, minimum))`` with fastai's defaults
+  (1e-7 to 10, 100 iterations, exponential, stop when the smoothed loss passes 4x its minimum);
+  ``valley`` is fastai's default suggestion, ``minimum`` the LR at the smoothed minimum / 10.
+  Each picker runs its own sweep.
+- ``prodigy`` (prodigyopt 1.1.2) and ``schedulefree`` (schedulefree 1.4.1): the LR-free
+  alternatives, which *replace the recipe's optimizer* (SGD included) at their recommended
+  settings instead of picking an LR for it: ``Prodigy(params, lr=1.0, weight_decay=<recipe's>,
+  safeguard_warmup=<recipe warms up>)`` under the recipe's schedule, and
+  ``AdamWScheduleFree(params, lr=0.0025, warmup_steps=5% of the run, weight_decay=<recipe's>)``
+  with no schedule and ``optimizer.train()`` / ``optimizer.eval()`` around evaluation. Their
+  "pick" is that fixed LR; their cost is the training run itself.
+- ``optuna-tpe`` (Optuna): for seed k, a ``TPESampler(seed=k)`` study of 20 full-length
+  training runs with seed k's initialisation and data order, over log LR in the oracle grid's
+  range; its pick is the best trial's LR. One study per pick seed (0-2; not 3-4, for time). A
+  trial that lands exactly on a cached (recipe, LR, seed) reuses that result.
 - ``default``: 1e-3 for the Adam family, 0.01 for SGD; no sweep.
 
 Where the recipe clips gradients, lrpilot gets ``grad_clip`` and Lightning's ``Trainer``
@@ -28,14 +45,27 @@ import io
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.tasks import BenchTask
+import torch
+
+from benchmarks import data
+from benchmarks.tasks import BenchTask, Constant, Params, WarmupCosine
 from benchmarks.train import build
 
-PICKERS = ("lrpilot", "torch-lr-finder", "lightning", "default")
+PICKERS = ("lrpilot", "torch-lr-finder", "lightning", "fastai-valley", "fastai-minimum",
+           "prodigy", "schedulefree", "optuna-tpe", "default")  # fmt: skip
+LR_FREE = frozenset({"prodigy", "schedulefree"})  # replace the optimizer; no LR to pick
+SEARCHES = frozenset({"optuna-tpe"})  # searches of full runs: one per pick seed (0-2), not 5
+SELF_TRAINING = SEARCHES  # the search itself trains the final model: no extra run to count
+OPTUNA_TRIALS = 20
+PRODIGY_LR = 1.0  # prodigyopt's README: "We recommend using lr=1. (default) for all networks"
+SCHEDULEFREE_LR = 0.0025  # AdamWScheduleFree's default
+SCHEDULEFREE_WARMUP = 0.05  # fraction of the run
 
 
 @dataclass
@@ -71,7 +101,65 @@ def version_key(picker: str) -> str:
         return "torch-lr-finder-" + metadata.version("torch-lr-finder")
     if picker == "lightning":
         return "lightning-" + metadata.version("pytorch-lightning")
+    if picker.startswith("fastai-"):
+        return picker + "-" + metadata.version("fastai")
+    if picker == "prodigy":
+        return "prodigyopt-" + metadata.version("prodigyopt")
+    if picker == "schedulefree":
+        return "schedulefree-" + metadata.version("schedulefree")
+    if picker == "optuna-tpe":
+        return f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
     return "default"
+
+
+def recipe_weight_decay(task: BenchTask) -> float:
+    """The weight decay of the recipe's optimizer (0 where it has none)."""
+    probe = task.optimizer_fn([torch.zeros(1, requires_grad=True)], 1.0)
+    return float(probe.defaults.get("weight_decay", 0.0))
+
+
+def training_task(picker: str, task: BenchTask) -> BenchTask:
+    """The recipe trained at ``picker``'s pick: ``task`` itself, except for the LR-free pickers,
+    which swap in their own optimizer (and, for Schedule-Free, drop the schedule). The swapped
+    optimizer changes the task's signature, so their runs have their own cache keys."""
+    if picker == "prodigy":
+        return _prodigy_task(task)
+    if picker == "schedulefree":
+        return _schedulefree_task(task)
+    return task
+
+
+def _prodigy_task(task: BenchTask) -> BenchTask:
+    """``task`` with Prodigy(lr=1, the recipe's weight decay) under the recipe's schedule;
+    ``safeguard_warmup`` where the schedule warms up, as prodigyopt's README recommends."""
+    from prodigyopt import Prodigy
+
+    wd = recipe_weight_decay(task)
+    warmup = isinstance(task.schedule, WarmupCosine) and task.schedule.warmup > 0
+
+    def prodigy(params: Params, lr: float) -> torch.optim.Optimizer:
+        return Prodigy(params, lr=lr, weight_decay=wd, safeguard_warmup=warmup)
+
+    desc = (f"Prodigy(lr=1, weight_decay={wd:g}, safeguard_warmup={warmup}) [replaces "
+            f"{task.optimizer_desc}]")  # fmt: skip
+    return replace(task, optimizer_fn=prodigy, optimizer_desc=desc, default_lr=PRODIGY_LR)
+
+
+def _schedulefree_task(task: BenchTask) -> BenchTask:
+    """``task`` with AdamWScheduleFree(lr=0.0025, 5% warmup, the recipe's weight decay) and no
+    schedule (``train.train_run`` calls ``optimizer.train()`` / ``eval()``)."""
+    from schedulefree import AdamWScheduleFree
+
+    wd = recipe_weight_decay(task)
+    warmup_steps = round(SCHEDULEFREE_WARMUP * task.steps)
+
+    def schedulefree(params: Params, lr: float) -> torch.optim.Optimizer:
+        return AdamWScheduleFree(params, lr=lr, warmup_steps=warmup_steps, weight_decay=wd)
+
+    desc = (f"AdamWScheduleFree(lr={SCHEDULEFREE_LR}, warmup_steps={warmup_steps}, "
+            f"weight_decay={wd:g}) [replaces {task.optimizer_desc}]")  # fmt: skip
+    return replace(task, optimizer_fn=schedulefree, optimizer_desc=desc, schedule=Constant(),
+                   default_lr=SCHEDULEFREE_LR)  # fmt: skip
 
 
 def _floats(values) -> list[float]:  # noqa: ANN001 - any sequence of numbers or tensors
@@ -146,6 +234,85 @@ def _lightning(task: BenchTask, seed: int) -> Pick:
                 len(lrs), 0.0, lrs, losses, failed=failed)  # fmt: skip
 
 
+def _fastai_sweep(task: BenchTask, seed: int) -> tuple[list[float], list[float], dict]:
+    """fastai's ``lr_find`` with its defaults on the recipe: the LRs, fastai's smoothed losses
+    and its ``valley`` and ``minimum`` suggestions."""
+    from fastai.callback.schedule import minimum, valley
+    from fastai.callback.training import GradientClip
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from fastai.optimizer import OptimWrapper
+
+    model, _, loader = build(task, task.default_lr, seed)
+    _, val_set = task.data_fn()
+    dls = DataLoaders(loader, data.eval_loader(val_set, task.eval_batch), device="cpu")
+    cbs = [GradientClip(task.grad_clip)] if task.grad_clip is not None else []
+    with tempfile.TemporaryDirectory(prefix="lrpilot-bench-fastai-") as root:
+        learn = Learner(dls, model, loss_func=task.loss_fn, path=root, cbs=cbs,
+                        opt_func=partial(OptimWrapper, opt=task.optimizer_fn))  # fmt: skip
+        with learn.no_bar(), learn.no_logging():
+            found = learn.lr_find(show_plot=False, suggest_funcs=(valley, minimum))
+    rec = learn.recorder
+    return _floats(rec.lrs), _floats(rec.losses), {"valley": found.valley,
+                                                    "minimum": found.minimum}
+
+
+def _fastai(rule: str) -> Callable[[BenchTask, int], Pick]:
+    """The picker that reads fastai's ``rule`` ("valley" or "minimum") off its own sweep."""
+
+    def picker(task: BenchTask, seed: int) -> Pick:
+        lrs, losses, found = _fastai_sweep(task, seed)
+        lr, failed = found[rule], ""
+        if lr is None or not lr > 0:
+            lr, failed = task.default_lr, f"{rule} returned {lr}"
+        return Pick(f"fastai-{rule}", task.name, seed, float(lr), len(lrs), 0.0, lrs, losses,
+                    failed=failed, extra={k: float(v) for k, v in found.items()})  # fmt: skip
+
+    return picker
+
+
+def _lr_free(name: str, lr: float) -> Callable[[BenchTask, int], Pick]:
+    """An LR-free optimizer: no sweep, its recommended LR (its run uses ``training_task``)."""
+
+    def picker(task: BenchTask, seed: int) -> Pick:
+        return Pick(name, task.name, seed, lr, 0, 0.0)
+
+    return picker
+
+
+def _optuna_tpe(task: BenchTask, seed: int) -> Pick:
+    """A seeded TPE study of ``OPTUNA_TRIALS`` full training runs over log LR in the grid's
+    range; each trial's result goes to (or, on an exact key match, comes from) the run cache."""
+    import optuna
+
+    from benchmarks.cache import RunCache, cache_path, is_quick
+    from benchmarks.train import train_run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cache = RunCache(cache_path(is_quick(task)))
+    walls: list[float] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", min(task.grid), max(task.grid), log=True)
+        cache.reload()
+        run = cache.get(task, lr, seed)
+        if run is None:
+            run = train_run(task, lr, seed).to_dict()
+            cache.put(task, run)
+        walls.append(run["wall_s"])
+        return run["metric"]
+
+    direction = "maximize" if task.higher_is_better else "minimize"
+    study = optuna.create_study(direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=seed))  # fmt: skip
+    study.optimize(objective, n_trials=OPTUNA_TRIALS)
+    lrs = [t.params["lr"] for t in study.trials]
+    values = [float(t.value) for t in study.trials]
+    return Pick("optuna-tpe", task.name, seed, float(study.best_params["lr"]),
+                OPTUNA_TRIALS * task.steps, sum(walls), lrs, values,
+                extra={"best_value": float(study.best_value), "trial_metrics": True})  # fmt: skip
+
+
 def _default(task: BenchTask, seed: int) -> Pick:
     return Pick("default", task.name, seed, task.default_lr, 0, 0.0)
 
@@ -154,6 +321,11 @@ _PICK = {
     "lrpilot": _lrpilot,
     "torch-lr-finder": _torch_lr_finder,
     "lightning": _lightning,
+    "fastai-valley": _fastai("valley"),
+    "fastai-minimum": _fastai("minimum"),
+    "prodigy": _lr_free("prodigy", PRODIGY_LR),
+    "schedulefree": _lr_free("schedulefree", SCHEDULEFREE_LR),
+    "optuna-tpe": _optuna_tpe,
     "default": _default,
 }
 
@@ -166,5 +338,5 @@ def pick(picker: str, task: BenchTask, seed: int) -> Pick:
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         result = _PICK[picker](task, seed)
-    result.wall_s = time.perf_counter() - start
+    result.wall_s = result.wall_s or time.perf_counter() - start  # Optuna sums its trials
     return result

@@ -27,8 +27,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.data import OUT
-from benchmarks.suggestion import CURVES, GRID_SEEDS, PICK_SEEDS, SPREAD_SEEDS, RunCache
+from benchmarks.cache import RunCache, cache_path
+from benchmarks.suggestion import CURVES, GRID_SEEDS, PICK_SEEDS, SPREAD_SEEDS
 from benchmarks.tasks import TASKS, BenchTask
 
 console = Console()
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args(argv)
     rule = load_rule(args.rule)
-    cache = RunCache(OUT / "cache" / "runs.json")
+    cache = RunCache(cache_path(quick=False))
     table = Table(title=f"{args.rule} replayed on {args.curves}'s curves (estimated regret)")
     for col in ("task", "oracle LR", "picks, seeds 0-4", "spread", "est. regret"):
         table.add_column(col, justify="right")

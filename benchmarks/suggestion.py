@@ -7,6 +7,9 @@
 For every task: the recipe is trained at each LR of the oracle grid with 3 seeds (the oracle is
 the best mean metric); every picker sweeps with 5 seeds of data order (the spread of its picks)
 and the recipe is trained at its picks of the first 3 seeds (its mean metric, hence its regret).
+The LR-free pickers train their own optimizer instead of the recipe's; Optuna searches with the
+first 3 seeds only (20 runs each) and its best trial is the run scored. Each row also gets its
+regret as a fraction of the oracle-trivial gap and its cost (steps, and runs of wall time).
 Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
 seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
 (lrpilot's sweeps are keyed by a hash of its source).
@@ -15,7 +18,6 @@ seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only d
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import platform
@@ -37,8 +39,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from benchmarks.cache import RunCache, cache_path
 from benchmarks.data import OUT
-from benchmarks.pickers import PICKERS, Pick, pick, version_key
+from benchmarks.pickers import (
+    LR_FREE,
+    PICKERS,
+    SEARCHES,
+    SELF_TRAINING,
+    Pick,
+    pick,
+    training_task,
+    version_key,
+)
 from benchmarks.tasks import TASKS, BenchTask, get_task
 from benchmarks.train import train_run
 
@@ -60,8 +72,10 @@ def _init_worker() -> None:
     warnings.filterwarnings("ignore")
 
 
-def _train_job(name: str, quick: bool, lr: float, seed: int) -> dict:
-    return train_run(get_task(name, quick), lr, seed).to_dict()
+def _train_job(name: str, quick: bool, lr: float, seed: int, picker: str = "") -> dict:
+    """One training run; ``picker`` names an LR-free picker whose optimizer replaces the
+    recipe's (see ``pickers.training_task``)."""
+    return train_run(training_task(picker, get_task(name, quick)), lr, seed).to_dict()
 
 
 def _pick_job(picker: str, name: str, quick: bool, seed: int) -> dict:
@@ -76,39 +90,6 @@ def _pick_job(picker: str, name: str, quick: bool, seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------- caches
-def lr_key(lr: float) -> str:
-    return f"{lr:.8g}"
-
-
-class RunCache:
-    """Training results on disk, keyed by task signature, LR and seed. Several benchmark
-    processes may share the file: each write merges under a lock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.runs: dict[str, dict] = self._read()
-
-    def _read(self) -> dict[str, dict]:
-        return json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    @staticmethod
-    def key(task: BenchTask, lr: float, seed: int) -> str:
-        return f"{task.name}|{task.signature()}|{lr_key(lr)}|{seed}"
-
-    def get(self, task: BenchTask, lr: float, seed: int) -> dict | None:
-        return self.runs.get(self.key(task, lr, seed))
-
-    def put(self, task: BenchTask, result: dict) -> None:
-        key = self.key(task, result["lr"], result["seed"])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            self.runs = {**self._read(), **self.runs, key: result}
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(self.runs, indent=0, sort_keys=True))
-            tmp.replace(self.path)
-
-
 def curve_path(task: BenchTask, picker: str, seed: int, quick: bool) -> Path:
     prefix = "quick-" if quick else ""
     return CURVES / f"{prefix}{task.name}__{picker}__seed{seed}.json"
@@ -177,7 +158,7 @@ def sweep_all(
     versions = {p: version_key(p) for p in pickers}
     for task in tasks:
         for picker in pickers:
-            for seed in SPREAD_SEEDS:
+            for seed in PICK_SEEDS if picker in SEARCHES else SPREAD_SEEDS:
                 saved = load_pick(task, picker, seed, quick, versions[picker])
                 if saved is not None:
                     picks[task.name, picker, seed] = saved
@@ -189,28 +170,31 @@ def sweep_all(
         picks[name, picker, seed] = result
         save_pick(get_task(name, quick), result, quick, versions[picker])
 
-    run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds)", done)
+    jobs.sort(key=lambda job: job[1][0] not in SEARCHES)  # the long searches first
+    run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds; Optuna: 3 studies of 20 runs)",
+             done)  # fmt: skip
     return picks
 
 
 def train_all(
     pool: ProcessPoolExecutor,
     tasks: list[BenchTask],
-    wanted: dict[str, set[tuple[float, int]]],
+    wanted: dict[str, set[tuple[float, int, str]]],
     cache: RunCache,
     quick: bool,
 ) -> None:
-    """Train every (task, LR, seed) in ``wanted`` that the cache does not hold yet."""
+    """Train every (task, LR, seed, LR-free picker or "") in ``wanted`` that the cache does
+    not hold yet."""
     by_name = {t.name: t for t in tasks}
     jobs = [
-        (_train_job, (task.name, quick, lr, seed))
+        (_train_job, (task.name, quick, lr, seed, picker))
         for task in tasks
-        for lr, seed in sorted(wanted[task.name], key=lambda p: (p[1], p[0]))
-        if cache.get(task, lr, seed) is None
+        for lr, seed, picker in sorted(wanted[task.name], key=lambda p: (p[1], p[0], p[2]))
+        if cache.get(training_task(picker, task), lr, seed) is None
     ]
 
     def done(args: tuple, result: dict) -> None:
-        cache.put(by_name[args[0]], result)
+        cache.put(training_task(args[4], by_name[args[0]]), result)
 
     run_jobs(pool, jobs, "training runs (grid + picks)", done)
 
@@ -236,15 +220,23 @@ def summarize_task(
     for g in done:
         if oracle is None or task.better(g["mean"], oracle["mean"]):
             oracle = g
-    ok_runs = [r for r in cache.runs.values()
-               if r["task"] == task.name and not r["diverged"] and r["steps_done"]]  # fmt: skip
-    ms = statistics.median(1000 * r["wall_s"] / r["steps_done"] for r in ok_runs) if ok_runs else 0
+    run_s = reference_run_seconds(task, cache)
     out = {"task": task.name, "title": task.title, "steps": task.steps, "grid": grid,
-           "oracle": oracle, "ms_per_step": ms, "pickers": {},
+           "oracle": oracle, "ms_per_step": 1000 * run_s / task.steps, "run_s": run_s,
+           "pickers": {},
            "compute_s": _compute_seconds(task, cache, picks, pickers)}  # fmt: skip
     for picker in pickers:
-        out["pickers"][picker] = _summarize_picker(task, cache, picks, picker, oracle)
+        out["pickers"][picker] = _summarize_picker(task, cache, picks, picker, oracle, run_s)
     return out
+
+
+def reference_run_seconds(task: BenchTask, cache: RunCache) -> float:
+    """Wall time of one training run of the recipe: the median over its cached full-length
+    runs (the unit of every picker's wall-time cost)."""
+    prefix = f"{task.name}|{task.signature()}|"
+    walls = [r["wall_s"] for k, r in cache.runs.items()
+             if k.startswith(prefix) and r["steps_done"] == task.steps]  # fmt: skip
+    return statistics.median(walls) if walls else 0.0
 
 
 def _compute_seconds(
@@ -259,20 +251,26 @@ def _compute_seconds(
             if p is not None:
                 sweeps += p["wall_s"]
                 if seed in PICK_SEEDS:
-                    keys.add(cache.key(task, p["lr"], seed))
+                    keys.add(cache.key(training_task(picker, task), p["lr"], seed))
     return sweeps + sum(cache.runs[k]["wall_s"] for k in keys if k in cache.runs)
 
 
 def _summarize_picker(
-    task: BenchTask, cache: RunCache, picks: dict, picker: str, oracle: dict | None
+    task: BenchTask, cache: RunCache, picks: dict, picker: str, oracle: dict | None,
+    run_s: float,
 ) -> dict:
     seeds = [s for s in SPREAD_SEEDS if (task.name, picker, s) in picks]
     lrs = [picks[task.name, picker, s]["lr"] for s in seeds]
-    runs = [cache.get(task, picks[task.name, picker, s]["lr"], s)
+    trained = training_task(picker, task)
+    runs = [cache.get(trained, picks[task.name, picker, s]["lr"], s)
             for s in PICK_SEEDS if (task.name, picker, s) in picks]  # fmt: skip
     metrics = [r["metric"] for r in runs if r is not None]
     mean = statistics.fmean(metrics) if metrics else None
     ok = oracle is not None and mean is not None and len(metrics) == len(PICK_SEEDS)
+    sweep_steps = statistics.fmean(picks[task.name, picker, s]["sweep_steps"] for s in seeds) \
+        if seeds else None
+    sweep_s = statistics.fmean(picks[task.name, picker, s]["wall_s"] for s in seeds) \
+        if seeds else None
     return {
         "picks": lrs,
         "pick_median": statistics.median(lrs) if lrs else None,
@@ -280,14 +278,42 @@ def _summarize_picker(
         "metrics": metrics,
         "mean": mean,
         "regret": task.regret(oracle["mean"], mean) if ok else None,
-        "sweep_steps": statistics.fmean(picks[task.name, picker, s]["sweep_steps"] for s in seeds)
-        if seeds else None,
-        "sweep_wall_s": statistics.fmean(picks[task.name, picker, s]["wall_s"] for s in seeds)
-        if seeds else None,
+        "gap_pct": 100 * task.gap_fraction(oracle["mean"], mean) if ok else None,
+        "sweep_steps": sweep_steps,
+        "sweep_wall_s": sweep_s,
+        **_cost(task, picker, sweep_steps, sweep_s, _unit_seconds(task, cache, picks, picker,
+                                                                  run_s)),
         "failed": [picks[task.name, picker, s]["failed"] for s in seeds
                    if picks[task.name, picker, s].get("failed")],
         "diverged": sum(bool(r and r["diverged"]) for r in runs),
     }  # fmt: skip
+
+
+def _unit_seconds(
+    task: BenchTask, cache: RunCache, picks: dict, picker: str, run_s: float
+) -> float:
+    """The wall time of one training run to divide a picker's cost by. For a search made of
+    training runs, the median of its own full-length trials, timed alongside it: wall time on
+    the shared machine drifts between sessions by more than the costs compared here."""
+    if picker not in SELF_TRAINING:
+        return run_s
+    studies = [picks[k] for k in picks if k[0] == task.name and k[1] == picker]
+    trials = [cache.get(task, lr, p["seed"]) for p in studies for lr in p["lrs"]]
+    walls = [r["wall_s"] for r in trials if r and r["steps_done"] == task.steps]
+    return statistics.median(walls) if walls else run_s
+
+
+def _cost(
+    task: BenchTask, picker: str, sweep_steps: float | None, sweep_s: float | None, run_s: float
+) -> dict:
+    """What a picker costs to deliver one trained model: its sweep (or search) plus the final
+    run at its pick, in optimizer steps and in wall time relative to one training run of the
+    recipe. A search of full runs already holds its final model; an LR-free optimizer's final
+    run counts as one run (its per-step overhead is not timed here)."""
+    if sweep_steps is None or sweep_s is None or not run_s:
+        return {"cost_steps": None, "cost_runs": None}
+    final_steps, final_s = (0, 0.0) if picker in SELF_TRAINING else (task.steps, run_s)
+    return {"cost_steps": sweep_steps + final_steps, "cost_runs": (sweep_s + final_s) / run_s}
 
 
 def aggregate(summaries: list[dict], pickers: Iterable[str]) -> dict[str, dict]:
@@ -297,13 +323,29 @@ def aggregate(summaries: list[dict], pickers: Iterable[str]) -> dict[str, dict]:
         regrets = [s["pickers"][picker]["regret"] for s in summaries]
         known = [r for r in regrets if r is not None]
         complete = len(known) == len(regrets) and known
+        gaps = [s["pickers"][picker]["gap_pct"] for s in summaries]
+        spreads = [s["pickers"][picker]["spread"] for s in summaries]
         agg[picker] = {
             "median": statistics.median(known) if complete else None,
             "max": max(known) if complete else None,
-            "max_spread": max((s["pickers"][picker]["spread"] or 1.0) for s in summaries),
+            "median_gap_pct": statistics.median(gaps) if complete else None,
+            "max_gap_pct": max(gaps) if complete else None,
+            "max_spread": max(x for x in spreads if x is not None)
+            if any(x is not None for x in spreads) else None,
             "max_sweep_steps": max((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries),
+            **_median_cost(summaries, picker),
         }
     return agg
+
+
+def _median_cost(summaries: list[dict], picker: str) -> dict:
+    """Median over tasks of a picker's cost in steps and in training runs."""
+    out = {}
+    for key in ("cost_steps", "cost_runs"):
+        values = [s["pickers"][picker][key] for s in summaries]
+        known = [v for v in values if v is not None]
+        out[f"median_{key}"] = statistics.median(known) if known else None
+    return out
 
 
 # --------------------------------------------------------------------------- output
@@ -316,13 +358,15 @@ def print_summary(summaries: list[dict], agg: dict, pickers: list[str]) -> None:
     table.add_column("picker")
     for s in summaries:
         table.add_column(s["task"], justify="right")
-    for col in ("median", "max", "max spread", "sweep steps"):
+    for col in ("median", "max", "median % gap", "max spread", "cost steps", "cost × run"):
         table.add_column(col, justify="right")
     for picker in pickers:
         cells = [fmt(s["pickers"][picker]["regret"]) for s in summaries]
         a = agg[picker]
         table.add_row(picker, *cells, fmt(a["median"]), fmt(a["max"]),
-                      fmt(a["max_spread"], ".2f"), fmt(a["max_sweep_steps"], ".0f"))  # fmt: skip
+                      fmt(a["median_gap_pct"], ".1f"), fmt(a["max_spread"], ".2f"),
+                      fmt(a["median_cost_steps"], ".0f"),
+                      fmt(a["median_cost_runs"], ".2f"))  # fmt: skip
     console.print(table)
     for s in summaries:
         o = s["oracle"]
@@ -345,15 +389,16 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     tasks = [get_task(name, args.quick) for name in args.tasks.split(",")]
     pickers = [p for p in args.pickers.split(",") if p]
-    cache = RunCache(OUT / "cache" / ("runs-quick.json" if args.quick else "runs.json"))
-    wanted = {t.name: {(lr, s) for lr in t.grid for s in GRID_SEEDS} for t in tasks}
+    cache = RunCache(cache_path(args.quick))
+    wanted = {t.name: {(lr, s, "") for lr in t.grid for s in GRID_SEEDS} for t in tasks}
     picks: dict = {}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
         if args.stage == "all":
             picks = sweep_all(pool, tasks, pickers, args.quick)
-            for (name, _, seed), p in picks.items():
+            cache.reload()  # Optuna's trials were written by the workers
+            for (name, picker, seed), p in picks.items():
                 if seed in PICK_SEEDS:
-                    wanted[name].add((p["lr"], seed))
+                    wanted[name].add((p["lr"], seed, picker if picker in LR_FREE else ""))
         train_all(pool, tasks, wanted, cache, args.quick)
     wall = time.perf_counter() - start
     if args.stage != "all":

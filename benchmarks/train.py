@@ -59,11 +59,21 @@ def cycle(loader: DataLoader) -> Iterator:
         yield from loader
 
 
-def _score(task: BenchTask, model: nn.Module) -> float:
+def _set_mode(optimizer: torch.optim.Optimizer, train: bool) -> None:
+    """Schedule-free optimizers keep two parameter sequences: ``train()`` before training
+    steps, ``eval()`` before evaluation (a no-op for every other optimizer)."""
+    switch = getattr(optimizer, "train" if train else "eval", None)
+    if callable(switch):
+        switch()
+
+
+def _score(task: BenchTask, model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
     _, val_set = task.data_fn()
     model.eval()
+    _set_mode(optimizer, train=False)
     value = task.metric_fn(model, data.eval_loader(val_set, task.eval_batch))
     model.train()
+    _set_mode(optimizer, train=True)
     return value
 
 
@@ -80,6 +90,7 @@ def train_run(task: BenchTask, lr: float, seed: int) -> RunResult:
     start = time.perf_counter()
     model, optimizer, loader = build(task, lr, seed)
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, task.schedule)
+    _set_mode(optimizer, train=True)
     batches = cycle(loader)
     first = ema = None
     diverged, steps_done, loss_value = False, 0, float("nan")
@@ -101,7 +112,7 @@ def train_run(task: BenchTask, lr: float, seed: int) -> RunResult:
             nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
         optimizer.step()
         sched.step()
-    raw = task.trivial if diverged else _score(task, model)
+    raw = task.trivial if diverged else _score(task, model, optimizer)
     return RunResult(
         task=task.name, lr=lr, seed=seed, metric=_clamp(task, raw), raw_metric=raw,
         diverged=diverged, steps_done=steps_done, final_train_loss=loss_value,
