@@ -63,6 +63,18 @@ LR_FREE = frozenset({"prodigy", "schedulefree"})  # replace the optimizer; no LR
 SEARCHES = frozenset({"optuna-tpe"})  # searches of full runs: one per pick seed (0-2), not 5
 SELF_TRAINING = SEARCHES  # the search itself trains the final model: no extra run to count
 OPTUNA_TRIALS = 20
+NEEDS = {"fastai-valley": "fastai", "fastai-minimum": "fastai"}
+"""Pickers whose package is installed by hand (not in the ``bench`` extra)."""
+
+
+def available(pickers: list[str]) -> tuple[list[str], list[str]]:
+    """``pickers`` split into those whose package imports here and those that do not."""
+    import importlib.util
+
+    usable = [p for p in pickers if p not in NEEDS or importlib.util.find_spec(NEEDS[p])]
+    return usable, [p for p in pickers if p not in usable]
+
+
 PRODIGY_LR = 1.0  # prodigyopt's README: "We recommend using lr=1. (default) for all networks"
 SCHEDULEFREE_LR = 0.0025  # AdamWScheduleFree's default
 SCHEDULEFREE_WARMUP = 0.05  # fraction of the run

@@ -47,6 +47,7 @@ from benchmarks.pickers import (
     SEARCHES,
     SELF_TRAINING,
     Pick,
+    available,
     pick,
     training_task,
     version_key,
@@ -388,7 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     tasks = [get_task(name, args.quick) for name in args.tasks.split(",")]
-    pickers = [p for p in args.pickers.split(",") if p]
+    pickers, missing = available([p for p in args.pickers.split(",") if p])
+    if missing:
+        print(f"skipping {', '.join(missing)}: not installed (see benchmarks/README.md)")
     cache = RunCache(cache_path(args.quick))
     wanted = {t.name: {(lr, s, "") for lr in t.grid for s in GRID_SEEDS} for t in tasks}
     picks: dict = {}
