@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import types
+
 from . import schedules, suggest
 from .errors import ConfigError, DataError, LossError, LRPilotError, ModelError, SpecError
 from .finder import LRFinderResult, find_lr, find_lr_for_task
@@ -35,14 +37,9 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-for _name in (
-    "LRFinderResult",
-    "Task",
-    "attach",
-    "find_lr",
-    "find_lr_for_task",
-    "load_task_file",
-    "parse_schedule",
-):
-    globals()[_name].__module__ = "lrpilot"
+# Reprs and docs show ``lrpilot.find_lr``, not its private home; pickle still finds every
+# object, since each is importable from here.
+for _name in __all__:
+    if not isinstance(globals()[_name], types.ModuleType):
+        globals()[_name].__module__ = "lrpilot"
 del _name
