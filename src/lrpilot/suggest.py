@@ -77,8 +77,8 @@ def smooth(
     without bias at the ends of the curve.
 
     Args:
-        bandwidth: kernel width in decades; by default 0.12 decades or 2 sample spacings,
-            whichever is wider.
+        bandwidth: kernel width in decades; by default the one of :data:`BANDWIDTHS` (at
+            least two sample spacings) that generalized cross-validation prefers.
     """
     x, y = _as_curve(lrs, losses)
     return _smooth_xy(x, y, bandwidth)
@@ -116,17 +116,15 @@ def _choose_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
     spacing = float(np.median(np.diff(x)))
     start = float(np.median(y[: max(3, len(y) // 20)]))
     keep = y <= start
-    best_h, best_score = None, np.inf
-    for h in BANDWIDTHS:
-        if h < 2.0 * spacing and h != BANDWIDTHS[-1]:
-            continue
-        smoother = _smoother_matrix(x.tobytes(), h)
-        residual = (y - smoother @ y)[keep]
-        dof = float(smoother.diagonal()[keep].sum()) / max(int(keep.sum()), 1)
-        score = float(np.mean(residual**2)) / max(1.0 - dof, 1e-3) ** 2
-        if score < best_score:
-            best_h, best_score = h, score
-    return best_h if best_h is not None else max(BANDWIDTHS[-1], 2.0 * spacing)
+    widths = [h for h in BANDWIDTHS if h >= 2.0 * spacing] or [2.0 * spacing]
+    return min(widths, key=lambda h: _gcv(_smoother_matrix(x.tobytes(), h), y, keep))
+
+
+def _gcv(smoother: np.ndarray, y: np.ndarray, keep: np.ndarray) -> float:
+    """Generalized cross-validation score of a linear smoother on the points ``keep``."""
+    residual = (y - smoother @ y)[keep]
+    dof = float(smoother.diagonal()[keep].sum()) / max(int(keep.sum()), 1)
+    return float(np.mean(residual**2)) / max(1.0 - dof, 1e-3) ** 2
 
 
 @functools.lru_cache(maxsize=16)
