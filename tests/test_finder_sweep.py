@@ -326,7 +326,10 @@ def test_gradient_accumulation_matches_one_big_batch(k, b):
 def test_amp_is_a_no_op_on_cpu(loader):
     model = mlp()
     plain = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, progress=False)
-    amp = lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, amp=True, progress=False)
+    with pytest.warns(RuntimeWarning, match="amp=True needs a CUDA model"):
+        amp = lrpilot.find_lr(
+            model, _sgd(model), loader, CE, num_steps=20, amp=True, progress=False
+        )
     assert amp.losses == plain.losses
 
 
