@@ -413,15 +413,20 @@ DIAG_LRS = np.logspace(-7, 1, 100)
 DIAG_X = np.log10(DIAG_LRS)
 
 
+def _diagnose(curve: np.ndarray, diverged: bool) -> list[str]:
+    marks = lrpilot.suggest.landmarks(DIAG_LRS, curve)
+    return lrpilot.finder.diagnose(marks, list(DIAG_LRS), diverged=diverged)
+
+
 def test_diagnose_flags_a_curve_that_is_only_noise():
     noise = 2.0 + np.random.default_rng(0).normal(0, 0.3, DIAG_X.size)
-    notes = lrpilot.finder.diagnose(list(DIAG_LRS), list(noise), diverged=False)
+    notes = _diagnose(noise, diverged=False)
     assert any("barely fell" in n for n in notes)
 
 
 def test_diagnose_flags_a_sweep_that_never_saw_the_edge():
     falling = 2.0 - 1.5 / (1 + np.exp(-(DIAG_X + 1) / 0.3))  # still going down at lr 10
-    notes = lrpilot.finder.diagnose(list(DIAG_LRS), list(falling), diverged=False)
+    notes = _diagnose(falling, diverged=False)
     assert any("still falling" in n and "end_lr" in n for n in notes)
     assert not any("barely fell" in n for n in notes)
 
@@ -432,7 +437,7 @@ def test_diagnose_is_quiet_on_a_clean_valley():
         - 1.5 / (1 + np.exp(-(DIAG_X + 3) / 0.3))
         + np.where(DIAG_X > -1, 5 * (DIAG_X + 1) ** 2, 0)
     )
-    assert lrpilot.finder.diagnose(list(DIAG_LRS), list(valley), diverged=True) == []
+    assert _diagnose(valley, diverged=True) == []
 
 
 def test_warnings_reach_the_result_and_the_caller(loader):

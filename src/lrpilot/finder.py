@@ -533,7 +533,7 @@ def _result(
         if sweep.batch_size
         else None
     )
-    notes = diagnose(lrs, losses, sweep.diverged)
+    notes = diagnose(marks, lrs, sweep.diverged)
     for note in notes:
         warnings.warn(note, RuntimeWarning, stacklevel=3)
     if run_steps is None:
@@ -566,16 +566,16 @@ NOISE_LEVEL_Z = 8.0
 """A drop of fewer standard errors than this is within reach of noise (pure noise shows 2-6)."""
 
 
-def diagnose(lrs: list[float], losses: list[float], diverged: bool) -> list[str]:
-    """What makes a range-test curve hard to trust, each with what to do about it."""
+def diagnose(marks: suggest.Landmarks, lrs: list[float], diverged: bool) -> list[str]:
+    """What makes a range-test curve (its ``marks``, read off the sweep over ``lrs``) hard to
+    trust, each with what to do about it."""
     notes = []
-    if suggest.signal_to_noise(lrs, losses) < NOISE_LEVEL_Z:
+    if marks.signal_to_noise < NOISE_LEVEL_Z:
         notes.append(
             "The loss barely fell during the sweep, against its noise: the suggestion leans on "
             "the prior. Raise end_lr, use more steps (num_steps) or larger batches, or record "
             "a validation loss (val_loader)."
         )
-    marks = suggest.landmarks(lrs, losses)
     if not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
         notes.append(
             f"The loss was still falling at the end of the sweep (lr {lrs[-1]:.3g}): the "

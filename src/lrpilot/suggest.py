@@ -35,7 +35,6 @@ __all__ = [
     "pilot",
     "horizon_factor",
     "bootstrap_band",
-    "signal_to_noise",
 ]
 
 Rule = Callable[[Sequence[float], Sequence[float]], float]
@@ -169,6 +168,7 @@ class Landmarks:
             or double-dipped floor.
         start_loss: the smoothed loss at the lowest LRs.
         min_loss: the smoothed minimum.
+        stderr: the standard error of the smoothed curve.
     """
 
     onset: float
@@ -177,11 +177,18 @@ class Landmarks:
     floor: tuple[float, float]
     start_loss: float
     min_loss: float
+    stderr: float
 
     @property
     def floor_centre(self) -> float:
         """The geometric centre of the valley's floor."""
         return math.sqrt(self.floor[0] * self.floor[1])
+
+    @property
+    def signal_to_noise(self) -> float:
+        """The drop from the start to the minimum in standard errors of the smoothed curve:
+        pure noise shows 2 to 6, a clear valley tens to hundreds."""
+        return (self.start_loss - self.min_loss) / max(self.stderr, 1e-12)
 
 
 def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
@@ -216,6 +223,7 @@ def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
         floor=(float(10 ** x[lo]), float(10 ** x[hi])),
         start_loss=start,
         min_loss=float(s[i_min]),
+        stderr=stderr,
     )
 
 
@@ -323,14 +331,13 @@ def pilot(
         prior_lr: an LR believed good before the sweep, used only as a tie-breaker.
     """
     x, y = _as_curve(lrs, losses)
-    s, stderr = _fit(x, y)
-    marks = _landmarks_xy(x, s, stderr)
+    marks = _landmarks_xy(x, *_fit(x, y))
     log_lr = math.log10(marks.floor_centre * horizon_factor(run_steps))
     if marks.edge is not None:
         log_lr = min(log_lr, math.log10(marks.edge / 2.0))
     log_lr = max(log_lr, math.log10(marks.onset))
     if prior_lr is not None:
-        weight = _evidence_weight(marks, stderr)
+        weight = _evidence_weight(marks)
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
 
@@ -341,19 +348,10 @@ same: twice the largest "drop" pure noise shows (2 to 6, the minimum of ~100 cor
 points of the smooth). The real curves in the benchmark show 60 to 300."""
 
 
-def signal_to_noise(lrs: Sequence[float], losses: Sequence[float]) -> float:
-    """The curve's drop from its start to its minimum, in standard errors of the smoothed
-    curve: pure noise shows 2 to 6, a clear valley tens to hundreds."""
-    x, y = _as_curve(lrs, losses)
-    s, stderr = _fit(x, y)
-    marks = _landmarks_xy(x, s, stderr)
-    return (marks.start_loss - marks.min_loss) / max(stderr, 1e-12)
-
-
-def _evidence_weight(marks: Landmarks, stderr: float) -> float:
+def _evidence_weight(marks: Landmarks) -> float:
     """How much to trust the curve over a prior, in [0, 1]: ``z^4 / (z^4 + 12^4)`` where
-    ``z`` is the drop from the start to the minimum in standard errors of the smooth."""
-    z = (marks.start_loss - marks.min_loss) / max(stderr, 1e-12)
+    ``z`` is the curve's :attr:`Landmarks.signal_to_noise`."""
+    z = marks.signal_to_noise
     return float(z**4 / (z**4 + EVIDENCE_HALF_WEIGHT_Z**4))
 
 
