@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 app = typer.Typer(
@@ -13,8 +15,6 @@ app = typer.Typer(
 
 
 def _echo_json(payload: dict) -> None:
-    import json
-
     typer.echo(json.dumps(payload))
 
 
@@ -101,7 +101,7 @@ def demo(
     result = find_lr_for_task(task)
     plot_path = folder / "range_test.png"
     result.plot(plot_path)
-    (folder / "range_test.json").write_text(__import__("json").dumps(result.to_dict(), indent=1))
+    (folder / "range_test.json").write_text(json.dumps(result.to_dict(), indent=1))
     _print_result(result, str(plot_path))
     if train:
         with console.status("training at the suggestion and at the 1e-3 default ..."):
@@ -127,8 +127,6 @@ def schedule_cmd(
     log: bool = typer.Option(False, "--log", help="Logarithmic y axis in the plot."),
 ) -> None:
     """Show the learning rate at steps 0..N-1 of a schedule spec (table, JSON or plot)."""
-    import json
-
     from . import schedules
     from .errors import LRPilotError
 

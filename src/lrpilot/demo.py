@@ -4,14 +4,13 @@ package (no download), then one short run at the suggestion to show what it buys
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .errors import ConfigError
-from .task import Task
+from .schedules import attach, constant, cosine
+from .task import Task, cycle
 
 __all__ = ["mnist1d_task", "train_and_score"]
 
@@ -77,35 +76,19 @@ def mnist1d_task(seed: int = 0) -> Task:
         loss_fn=nn.functional.cross_entropy,
         metric_fn=_accuracy,
         steps=DEMO_STEPS,
-        schedule=_Cosine(DEMO_STEPS),
+        schedule=cosine(steps=DEMO_STEPS),
     )
 
 
-@dataclass(frozen=True)
-class _Cosine:
-    total: int
-
-    def __call__(self, step: int) -> float:
-        import math
-
-        return 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
-
-
-def train_and_score(
-    task: Task, lr: float, seed: int = 0, on_step: Callable[[int], None] | None = None
-) -> float:
-    """Train ``task``'s recipe at peak ``lr`` for ``task.steps`` steps; its metric after."""
+def train_and_score(task: Task, lr: float, seed: int = 0) -> float:
+    """Train ``task``'s recipe at peak ``lr`` for ``task.steps`` steps; its metric after
+    (NaN if the loss stops being finite)."""
     torch.manual_seed(seed)
     model, optimizer = task.build(lr)
-    schedule = task.schedule or (lambda step: 1.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    batches = iter(())
-    for step in range(task.steps or 0):
-        try:
-            x, y = next(batches)
-        except StopIteration:
-            batches = iter(task.train_loader)
-            x, y = next(batches)
+    scheduler = attach(optimizer, task.schedule or constant())
+    batches = cycle(task.train_loader)
+    for _ in range(task.steps or 0):
+        x, y = next(batches)
         optimizer.zero_grad(set_to_none=True)
         loss = task.loss_fn(model(x), y)
         if not torch.isfinite(loss):
@@ -113,6 +96,4 @@ def train_and_score(
         loss.backward()
         optimizer.step()
         scheduler.step()
-        if on_step is not None:
-            on_step(step)
     return task.metric(model)
