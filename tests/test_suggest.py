@@ -139,6 +139,60 @@ def test_pilot_stays_between_onset_and_half_the_edge(curve):
         assert lr <= m.edge / 2 * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("growth", [1.01, 1.063, 1.122, 1.2, 1.585, 3.0])
+def test_overshoot_is_where_the_unstable_modes_growth_reaches_the_visible_level(growth):
+    """``growth**K``: the product of ``2 g^k - 1`` over the steps past the threshold crosses
+    ``EDGE_VISIBLE_GROWTH`` between steps ``floor(K)`` and ``ceil(K)``."""
+    k = math.log(suggest.overshoot(growth)) / math.log(growth)
+    below = math.prod(2 * growth**i - 1 for i in range(1, math.floor(k) + 1))
+    above = math.prod(2 * growth**i - 1 for i in range(1, math.ceil(k) + 1))
+    assert below <= suggest.EDGE_VISIBLE_GROWTH <= above
+
+
+def test_overshoot_grows_with_the_sweeps_speed():
+    speeds = [1.0, 1.001, 1.02, 1.2, 1.6, 3.0]
+    values = [suggest.overshoot(g) for g in speeds]
+    assert values[0] == 1.0
+    assert all(a < b for a, b in itertools.pairwise(values)), values
+    assert 3.0 < suggest.overshoot(10 ** (8 / 99)) < 3.6  # the default sweep: 100 steps, 8 decades
+
+
+def test_pilot_cap_is_the_edge_over_the_sweeps_overshoot():
+    """On the cliff curve (minimum at the cliff's foot) the pick is capped at the edge over
+    the overshoot of a sweep rising 0.05 decades a step; a coarser sweep of the same curve
+    (0.1 decades a step) overshoots more and is held further below its edge."""
+    fine = cliff_curve()
+    m = suggest.landmarks(LRS, fine)
+    fine_pick = suggest.pilot(LRS, fine)
+    assert fine_pick == pytest.approx(m.edge / suggest.overshoot(10**0.05), rel=1e-9)
+    coarse_lrs, coarse = LRS[::2], fine[::2]
+    mc = suggest.landmarks(coarse_lrs, coarse)
+    coarse_pick = suggest.pilot(coarse_lrs, coarse)
+    assert coarse_pick == pytest.approx(mc.edge / suggest.overshoot(10**0.1), rel=1e-9)
+    assert coarse_pick / mc.edge < fine_pick / m.edge
+
+
+def test_pilot_never_above_half_the_edge_however_slow_the_sweep():
+    """A very slow sweep (0.005 decades a step) overshoots little: the cap stays at half the
+    edge."""
+    lrs = np.logspace(-2.6, -1.6, 201)
+    x = np.log10(lrs)
+    curve = 2.0 - 1.5 / (1 + np.exp(-(x + 2.4) / 0.1)) + np.where(x > -2.1, 30 * (x + 2.1) ** 2, 0)
+    assert suggest.overshoot(10**0.005) < 2.0
+    edge = suggest.landmarks(lrs, curve).edge
+    assert suggest.pilot(lrs, curve) == pytest.approx(edge / 2, rel=1e-9)
+
+
+def test_pilot_without_an_edge_stays_below_the_last_lr_swept():
+    """A loss still falling at the sweep's end says nothing about what lies beyond: the last LR
+    stands in for the edge, so the pick is the sweep's overshoot below it rather than at the
+    bottom of the curve."""
+    still_falling = 2.0 - 1.5 / (1 + np.exp(-(X - 0.5) / 0.3))  # steepest at 10^0.5
+    assert suggest.landmarks(LRS, still_falling).edge is None
+    assert suggest.pilot(LRS, still_falling) == pytest.approx(
+        LRS[-1] / suggest.overshoot(10**0.05), rel=1e-9)
+
+
 def test_pilot_decreases_with_run_length():
     curve = piecewise_curve()
     picks = [suggest.pilot(LRS, curve, run_steps=t) for t in [None, 300, 1_200, 3_000, 10**6]]

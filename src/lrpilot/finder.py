@@ -579,7 +579,8 @@ def diagnose(marks: suggest.Landmarks, lrs: list[float], diverged: bool) -> list
     if not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
         notes.append(
             f"The loss was still falling at the end of the sweep (lr {lrs[-1]:.3g}): the "
-            "divergence edge was not seen. Raise end_lr."
+            "divergence edge was not seen, so the suggestion stays well below that LR and may be "
+            "too low. Raise end_lr."
         )
     return notes
 
