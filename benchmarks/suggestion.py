@@ -1,7 +1,7 @@
 """Regret of LR pickers against an oracle grid, on real tasks.
 
     python -m benchmarks.suggestion            # the full benchmark, writes benchmarks/RESULTS.md
-    python -m benchmarks.suggestion --quick    # a smoke test on two shortened tasks
+    python -m benchmarks.suggestion --quick    # a smoke test on four shortened tasks
     python -m benchmarks.suggestion --tasks mnist1d_conv:sgd,diamonds_mlp-long:adamw
 
 For every task (a family, a length and a recipe; see ``tasks.py``): the recipe is trained at each
