@@ -30,17 +30,25 @@ SKLEARN_VERSION = "1.9.1"
 WORDNET_DIR = Path("/usr/share/wordnet")
 
 
+_LOADED: dict[str, object] = {}
+
+
 def _cached(name: str, build):  # noqa: ANN001, ANN202 - tiny helper
-    """Return ``build()``, memoised on disk as ``CACHE/name`` (a ``torch.save`` file)."""
-    path = CACHE / name
-    if path.exists():
-        return torch.load(path, weights_only=False)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    obj = build()
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return obj
+    """Return ``build()``, memoised on disk as ``CACHE/name`` (a ``torch.save`` file) and, by
+    name, in the process: the functions that read one file (a table and its sizes or scale)
+    load it once. Callers must not modify what it returns."""
+    if name not in _LOADED:
+        path = CACHE / name
+        if path.exists():
+            _LOADED[name] = torch.load(path, weights_only=False)
+        else:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            obj = build()
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save(obj, tmp)
+            tmp.replace(path)
+            _LOADED[name] = obj
+    return _LOADED[name]
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
