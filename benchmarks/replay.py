@@ -83,7 +83,7 @@ def replay_task(task: BenchTask, rule: Callable, curves: str, cache: RunCache) -
     if not points or not all(f.exists() for f in files):
         return None
     picks = [call_rule(rule, json.loads(f.read_text()), task) for f in files]
-    best = max(points, key=lambda p: p[1] if task.higher_is_better else -p[1])
+    best = points[task.best_index([metric for _, metric in points])]
     est = [interpolate(points, lr) for lr in picks[: len(PICK_SEEDS)]]
     mean = statistics.fmean(est)
     return {"task": task.name, "picks": picks, "spread": max(picks) / min(picks),

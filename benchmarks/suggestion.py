@@ -200,10 +200,7 @@ def grid_followups(task: BenchTask, cache: RunCache) -> set[tuple[float, int, st
     runs = [cache.get(task, lr, GRID_SEEDS[0]) for lr in task.grid]
     if any(r is None for r in runs):
         return set()
-    best = 0
-    for i, r in enumerate(runs):
-        if task.better(r["metric"], runs[best]["metric"]):
-            best = i
+    best = task.best_index([r["metric"] for r in runs])
     near = task.grid[max(0, best - GRID_NEIGHBOURS) : best + GRID_NEIGHBOURS + 1]
     return {(lr, s, "") for lr in near for s in GRID_SEEDS[1:]}
 
@@ -249,10 +246,7 @@ def summarize_task(
             "diverged": sum(bool(r and r["diverged"]) for r in runs),
         })  # fmt: skip
     done = [g for g in grid if g["mean"] is not None and len(g["metrics"]) == len(GRID_SEEDS)]
-    oracle = None
-    for g in done:
-        if oracle is None or task.better(g["mean"], oracle["mean"]):
-            oracle = g
+    oracle = done[task.best_index([g["mean"] for g in done])] if done else None
     run_s = reference_run_seconds(task, cache)
     out = {"task": task.name, "title": task.title, "steps": task.steps, "grid": grid,
            "family": task.family.name, "recipe": task.recipe, "length": task.length,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -374,6 +374,14 @@ class BenchTask:
     def better(self, a: float, b: float) -> bool:
         """Whether metric ``a`` is strictly better than ``b``."""
         return a > b if self.higher_is_better else a < b
+
+    def best_index(self, metrics: Sequence[float]) -> int:
+        """The index of the best of ``metrics`` (the first, on a tie)."""
+        best = 0
+        for i, value in enumerate(metrics):
+            if self.better(value, metrics[best]):
+                best = i
+        return best
 
     def regret(self, oracle: float, value: float) -> float:
         """Regret in the task's units: accuracy points, or percent excess loss."""

@@ -98,6 +98,13 @@ def test_regret_and_gap_fraction_for_both_directions() -> None:
     assert rmse.gap_fraction(0.10, rmse.trivial) == pytest.approx(1.0)
 
 
+def test_best_index_follows_the_metrics_direction_and_keeps_the_first_tie() -> None:
+    acc, rmse = bt.TASKS["wordnet_lstm:adamw"], bt.TASKS["diamonds_mlp-long:adamw"]
+    assert acc.best_index([0.2, 0.7, 0.5, 0.7]) == 1
+    assert rmse.best_index([0.3, 0.1, 0.2, 0.1]) == 1
+    assert acc.best_index([0.4]) == 0
+
+
 class _FakeCache:
     def __init__(self, metrics: dict[float, float]) -> None:
         self.metrics = metrics
