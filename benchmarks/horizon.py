@@ -117,7 +117,7 @@ def sweep(train) -> dict:  # noqa: ANN001
 def _picks(curve: dict, steps: int) -> dict[str, float]:
     rules = {
         "lrpilot": lambda lrs, losses: lrpilot.suggest.pilot(
-            lrs, losses, run_steps=steps, prior_lr=1e-3
+            lrs, losses, steps=steps, prior_lr=1e-3
         ),
         "minimum/10": lrpilot.suggest.minimum,
         "valley": lrpilot.suggest.valley,

@@ -4,7 +4,7 @@
     python -m benchmarks.replay --rule lrpilot.suggest:minimum
     python -m benchmarks.replay --rule mymodule:my_rule --curves lrpilot
 
-The rule is called as ``rule(lrs, losses)``, plus ``run_steps=`` (the task's step budget) and
+The rule is called as ``rule(lrs, losses)``, plus ``steps=`` (the task's step budget) and
 ``prior_lr=`` (the plain default LR for the optimizer family, if lrpilot's ``prior_lr_for``
 gives one) when its signature accepts them. Curves are lrpilot's saved sweeps (raw losses,
 1e-7 to 10) from ``benchmarks/out/curves/``; torch-lr-finder's and Lightning's saved losses are
@@ -66,10 +66,10 @@ def call_rule(rule: Callable, curve: dict, task: BenchTask) -> float:
     """The rule's pick on one saved curve, with the keywords its signature takes."""
     params = inspect.signature(rule).parameters
     kwargs = {}
-    if "run_steps" in params:
-        kwargs["run_steps"] = task.steps
+    if "steps" in params:
+        kwargs["steps"] = task.steps
     if "prior_lr" in params:
-        from lrpilot.finder import prior_lr_for
+        from lrpilot.advice import prior_lr_for
 
         probe = task.optimizer_fn([torch.zeros(1, requires_grad=True)], 1.0)
         kwargs["prior_lr"] = prior_lr_for(probe)

@@ -61,7 +61,7 @@ def test_find_json(task_file):
     result = CliRunner().invoke(app, ["find", str(task_file), "--json", "--num-steps", "30"])
     assert result.exit_code == 0, result.output
     payload = _check_payload(result.stdout)
-    assert payload["run_steps"] == 200 and payload["rule"] == "pilot"
+    assert payload["steps"] == 200 and payload["rule"] == "pilot"
     assert payload["effective_batch_size"] == 32
 
 
@@ -72,7 +72,7 @@ def test_find_options_reach_the_sweep(task_file):
     assert result.exit_code == 0, result.output
     payload = _check_payload(result.stdout, num_steps=20)
     assert payload["lrs"][0] == pytest.approx(1e-5)
-    assert payload["run_steps"] == 5000 and payload["rule"] == "valley"
+    assert payload["steps"] == 5000 and payload["rule"] == "valley"
 
 
 def test_find_plot_writes_the_file(task_file, tmp_path):

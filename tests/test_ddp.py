@@ -87,7 +87,7 @@ def test_ranks_agree_and_record_the_all_reduced_loss(tmp_path):
 
     assert r0["restored"] and r1["restored"]
     assert r0["first_local"] != r1["first_local"]  # the shards differ...
-    for key in ("lrs", "losses", "smoothed_losses", "num_steps_run", "diverged", "lr",
+    for key in ("lrs", "losses", "ema_losses", "num_steps_run", "diverged", "lr",
                 "candidates", "band", "bounds"):
         assert r0[key] == r1[key], key  # ...but the ranks record one curve
     assert r0["diverged"] and 8 <= r0["num_steps_run"] < 30

@@ -42,5 +42,5 @@ def test_demo_writes_plot_and_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "range_test.png").stat().st_size > 0
     saved = json.loads((out / "range_test.json").read_text())
-    assert saved["lr"] > 0 and saved["run_steps"] == 1500
+    assert saved["lr"] > 0 and saved["steps"] == 1500
     assert f"{saved['lr']:.3g}" in result.output

@@ -112,7 +112,7 @@ def test_optimizer_of_another_model(setup):
     record.assert_unchanged()
 
 
-@pytest.mark.parametrize("num_steps", [0, 1, 7, 20.0])
+@pytest.mark.parametrize("num_steps", [0, 1, 7, "20", 20.5])
 def test_too_few_sweep_steps(setup, num_steps):
     model, opt, batches, record = setup
     _raises(lrpilot.ConfigError, "num_steps must be an int >= 8", model, opt, batches,

@@ -303,4 +303,4 @@ def test_numpy_integers_are_accepted_as_step_counts(loader):
     res = lrpilot.find_lr(model, torch.optim.SGD(model.parameters(), 0.1), loader,
                           nn.functional.cross_entropy, num_steps=np.int64(20),
                           steps=np.int32(500), progress=False)
-    assert res.num_steps_run <= 20 and res.run_steps == 500
+    assert res.num_steps_run <= 20 and res.steps == 500

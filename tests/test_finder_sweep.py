@@ -134,8 +134,8 @@ def test_stops_when_the_smoothed_loss_exceeds_threshold_times_best(loader):
     assert 10 < stop < 29
     assert res.diverged and res.num_steps_run == stop + 1
     assert res.losses == pytest.approx(script[: stop + 1], rel=1e-6)
-    np.testing.assert_allclose(res.smoothed_losses, smoothed[: stop + 1], rtol=1e-6)  # f32
-    np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, 0.9), rtol=1e-12)
+    np.testing.assert_allclose(res.ema_losses, smoothed[: stop + 1], rtol=1e-6)  # f32
+    np.testing.assert_allclose(res.ema_losses, _ema(res.losses, 0.9), rtol=1e-12)
 
     model = mlp()
     loose = lrpilot.find_lr(
@@ -233,9 +233,9 @@ def test_smoothed_is_the_bias_corrected_ema_of_raw(loader, beta):
     res = lrpilot.find_lr(
         model, _sgd(model), loader, CE, smoothing=beta, num_steps=30, progress=False
     )
-    np.testing.assert_allclose(res.smoothed_losses, _ema(res.losses, beta), rtol=1e-9)
+    np.testing.assert_allclose(res.ema_losses, _ema(res.losses, beta), rtol=1e-9)
     if beta == 0.0:
-        assert res.smoothed_losses == res.losses
+        assert res.ema_losses == res.losses
 
 
 def test_validation_mode_records_validation_loss():
@@ -343,7 +343,7 @@ def test_longer_runs_get_smaller_or_equal_pilot_lr(loader):
         res = lrpilot.find_lr(
             model, _sgd(model), loader, CE, steps=steps, num_steps=40, progress=False
         )
-        assert res.run_steps == steps and res.rule == "pilot" and res.lr == res.candidates["pilot"]
+        assert res.steps == steps and res.rule == "pilot" and res.lr == res.candidates["pilot"]
         picks.append(res.lr)
         others.append({k: v for k, v in res.candidates.items() if k != "pilot"})
     assert all(a >= b for a, b in itertools.pairwise(picks)), picks
@@ -375,7 +375,7 @@ def test_to_dict_is_json(loader):
     d = res.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["lr"] == res.lr and d["lrs"] == res.lrs and d["losses"] == res.losses
-    assert d["run_steps"] == 500 and d["effective_batch_size"] == 16
+    assert d["steps"] == 500 and d["effective_batch_size"] == 16
     assert set(d["candidates"]) == {"pilot", "steepest", "valley", "minimum"}
 
 
@@ -404,7 +404,7 @@ def test_find_lr_for_task_uses_the_tasks_run_length(data):
         steps=2_000,
     )
     res = lrpilot.find_lr_for_task(task, num_steps=20, progress=False)
-    assert res.run_steps == 2_000 and res.num_steps_run >= 8
+    assert res.steps == 2_000 and res.num_steps_run >= 8
 
 
 # ----------------------------------------------------------------------------- diagnostics

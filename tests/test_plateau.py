@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lrpilot import schedules as S
 from lrpilot.errors import ConfigError
-from lrpilot.plateau import Decision, PlateauState, ReduceOnPlateau
+from lrpilot.control.plateau import Decision, PlateauState, ReduceOnPlateau
 
 NAN, INF = float("nan"), float("inf")
 

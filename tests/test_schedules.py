@@ -797,7 +797,7 @@ def test_plot_writes_a_png(tmp_path) -> None:
 
 
 def test_docstring_examples() -> None:
-    from lrpilot import plateau
+    from lrpilot.control import plateau
 
     for module in (S, plateau):
         assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

@@ -134,7 +134,7 @@ def test_horizon_factor_closed_form():
 def test_pilot_stays_between_onset_and_half_the_edge(curve):
     m = suggest.landmarks(LRS, curve)
     for steps in [None, 1_000, 100_000]:
-        lr = suggest.pilot(LRS, curve, run_steps=steps)
+        lr = suggest.pilot(LRS, curve, steps=steps)
         assert lr >= m.onset * (1 - 1e-9)
         assert lr <= m.edge / 2 * (1 + 1e-9)
 
@@ -195,7 +195,7 @@ def test_pilot_without_an_edge_stays_below_the_last_lr_swept():
 
 def test_pilot_decreases_with_run_length():
     curve = piecewise_curve()
-    picks = [suggest.pilot(LRS, curve, run_steps=t) for t in [None, 300, 1_200, 3_000, 10**6]]
+    picks = [suggest.pilot(LRS, curve, steps=t) for t in [None, 300, 1_200, 3_000, 10**6]]
     assert all(a >= b for a, b in itertools.pairwise(picks)), picks
     assert picks[0] == picks[1]  # a run no longer than the sweep's reference is "short"
     assert picks[-1] < picks[0]

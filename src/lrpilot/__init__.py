@@ -12,7 +12,7 @@ import types
 from . import schedules, suggest
 from .errors import ConfigError, DataError, LossError, LRPilotError, ModelError, SpecError
 from .finder import LRFinderResult, find_lr, find_lr_for_task
-from .plateau import ReduceOnPlateau
+from .control import ReduceOnPlateau
 from .schedules import attach, parse_schedule
 from .task import Task, load_task_file
 

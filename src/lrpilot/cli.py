@@ -64,7 +64,7 @@ def _print_result(result, plot: str | None) -> None:
         table.add_row(name + mark, f"{lr:.3g}")
     console.print(table)
     lo, hi = result.band
-    runs = f" for a {result.run_steps}-step run" if result.run_steps else ""
+    runs = f" for a {result.steps}-step run" if result.steps else ""
     console.print(f"[bold green]suggested lr {result.lr:.3g}[/]{runs}  (band {lo:.2g}–{hi:.2g})")
     base, top = result.bounds
     console.print(f"cyclical / one-cycle bounds: base {base:.2g}, max {top:.2g}")

@@ -10,7 +10,8 @@ from torch import nn
 
 from .errors import ConfigError
 from .schedules import attach, constant, cosine
-from .task import Task, cycle
+from ._step import cycle
+from .task import Task
 
 __all__ = ["mnist1d_task", "train_and_score"]
 

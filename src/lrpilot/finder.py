@@ -13,7 +13,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,28 +22,27 @@ from torch import nn
 
 from . import suggest
 from .errors import ConfigError, DataError, LossError
-from .task import (
+from ._state import TrainingSnapshot, loader_generators
+from ._step import (
     LossStep,
-    Task,
-    TrainingSnapshot,
     check_optimizer_holds,
     check_scalar_loss,
     cycle,
     default_loss_step,
     evaluate_loss,
-    is_count,
-    loader_generators,
     model_device,
     move_to_device,
 )
+from . import _validate as check
+from ._validate import is_count
+from .advice import ADAM_FAMILY, prior_lr_for
+from .task import Task
 
-__all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "diagnose", "prior_lr_for"]
+__all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "diagnose", "ADAM_FAMILY", "prior_lr_for"]
 
 MAX_SKIPPED_STEPS = 20
 """AMP steps the grad scaler may skip in a row at one LR before the sweep counts it as
 diverged (from the default scale of 2**16, 20 halvings reach 0.06)."""
-
-ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor", "Lamb")
 
 
 @dataclass
@@ -55,7 +54,10 @@ class LRFinderResult:
         lrs: the LR of each sweep step (of the param group with the largest LR).
         losses: the raw loss recorded at each step (mean over accumulated micro-batches and
             over ranks under DDP; validation loss in validation mode).
-        smoothed_losses: the bias-corrected EMA of ``losses`` that decided when to stop.
+        ema_losses: the bias-corrected EMA of ``losses`` that decided when to stop (it lags:
+            the rules read ``smooth_losses``).
+        smooth_losses: the lag-free smooth of ``losses`` that the rules read
+            (:func:`lrpilot.suggest.smooth`); what plots draw.
         candidates: every rule's pick, by rule name.
         band: ``(low, high)``, the range the suggestion moves in under resampled noise.
         bounds: Leslie Smith's ``(base_lr, max_lr)`` for cyclical and one-cycle schedules:
@@ -63,7 +65,9 @@ class LRFinderResult:
         rule: the name of the rule that gave ``lr``.
         diverged: whether the sweep stopped on divergence before ``end_lr``.
         num_steps_run: sweep steps taken (optimizer steps; skipped AMP steps not counted).
-        run_steps: the length of the real run the suggestion is for, if known.
+        steps: the length of the real run the suggestion is for, if known.
+        schedule: the real run's schedule as plain data (its spec, or
+            :func:`lrpilot.schedules.to_dict`), if given.
         group_ratios: each param group's LR as a fraction of the swept LR.
         effective_batch_size: samples per optimizer step over all ranks and micro-batches.
         warnings: what makes this curve hard to trust, each with what to do about it.
@@ -72,14 +76,16 @@ class LRFinderResult:
     lr: float
     lrs: list[float]
     losses: list[float]
-    smoothed_losses: list[float]
+    ema_losses: list[float]
     candidates: dict[str, float]
     band: tuple[float, float]
     bounds: tuple[float, float]
     rule: str = "pilot"
     diverged: bool = False
     num_steps_run: int = 0
-    run_steps: int | None = None
+    steps: int | None = None
+    schedule: Any = None
+    smooth_losses: list[float] = field(default_factory=list)
     group_ratios: list[float] = field(default_factory=list)
     effective_batch_size: int | None = None
     warnings: list[str] = field(default_factory=list)
@@ -95,23 +101,8 @@ class LRFinderResult:
             group["lr"] = group_lr
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of everything above."""
-        return {
-            "lr": self.lr,
-            "rule": self.rule,
-            "band": list(self.band),
-            "bounds": list(self.bounds),
-            "candidates": dict(self.candidates),
-            "lrs": list(self.lrs),
-            "losses": list(self.losses),
-            "smoothed_losses": list(self.smoothed_losses),
-            "diverged": self.diverged,
-            "num_steps_run": self.num_steps_run,
-            "run_steps": self.run_steps,
-            "group_ratios": list(self.group_ratios),
-            "effective_batch_size": self.effective_batch_size,
-            "warnings": list(self.warnings),
-        }
+        """Every field as plain, JSON-ready data (tuples become lists)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
         """Loss against LR on a log axis with the suggestion, its band and every rule's pick.
@@ -124,13 +115,30 @@ class LRFinderResult:
         return plot_range_test(self, path, title=title)
 
 
-def prior_lr_for(optimizer: torch.optim.Optimizer) -> float | None:
-    """The LR known to be a safe start before any measurement, for the optimizer's family.
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
-    Adam-family optimizers: 1e-3 (Kingma & Ba, 2015; the most robust single default in the
-    tasks DESIGN.md describes). Other families have no default safe across tasks: ``None``.
-    """
-    return 1e-3 if type(optimizer).__name__ in ADAM_FAMILY else None
+
+def _schedule_data(schedule: Any, steps: int | None) -> Any:
+    """The run's schedule as plain data: a spec as given, a schedule as its dict."""
+    if schedule is None or isinstance(schedule, str):
+        if isinstance(schedule, str):
+            from .schedules import parse_schedule
+
+            parse_schedule(schedule, total_steps=steps)  # a malformed spec fails before the sweep
+        return schedule
+    if not callable(schedule):
+        raise check.ArgError("schedule", schedule, "a text spec or a schedule (step -> multiplier)")
+    from .schedules import to_dict
+
+    try:
+        return to_dict(schedule)
+    except ConfigError:
+        return repr(schedule)
 
 
 def find_lr(
@@ -140,6 +148,7 @@ def find_lr(
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     *,
     steps: int | None = None,
+    schedule: Any = None,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     num_steps: int = 100,
@@ -154,6 +163,7 @@ def find_lr(
     amp: bool = False,
     loss_step: LossStep | None = None,
     snapshot_device: str | torch.device | None = None,
+    seed: int | None = None,
     progress: bool = True,
 ) -> LRFinderResult:
     """Run an LR range test and suggest a peak LR for the real run.
@@ -171,6 +181,8 @@ def find_lr(
         loss_fn: ``(outputs, targets) -> scalar loss`` for ``(inputs, targets)`` batches.
         steps: the length of the real run in optimizer steps. The best LR falls as runs get
             longer, so pass it whenever you know it.
+        schedule: the real run's schedule (a text spec or a schedule), resolved for ``steps``;
+            recorded with the result for the rules that read it.
         start_lr, end_lr: the sweep's bounds (``0 < start_lr < end_lr``).
         num_steps: optimizer steps in the sweep.
         mode: ``"exp"`` (evenly spaced in log-LR, the default) or ``"linear"``.
@@ -186,6 +198,8 @@ def find_lr(
             does not advance the sweep.
         loss_step: ``(model, batch) -> loss`` for batches that are not ``(inputs, targets)``.
         snapshot_device: where the restore snapshot lives; ``"cpu"`` spares GPU memory.
+        seed: seed Python, NumPy, torch and the loaders' generators for the sweep (the
+            caller's RNG states are restored afterwards, as always); ``None`` keeps them.
         progress: show a progress bar.
 
     Returns:
@@ -201,14 +215,18 @@ def find_lr(
         start_lr, end_lr, num_steps, mode, steps, accumulation_steps, diverge_threshold, smoothing
     )
     _check_rule(rule)
+    num_steps, accumulation_steps = int(num_steps), int(accumulation_steps)
     check_optimizer_holds(model, optimizer)
     step_loss = loss_step or default_loss_step(loss_fn)
-    schedule = _sweep_lrs(start_lr, end_lr, num_steps, mode)
+    run_schedule = _schedule_data(schedule, steps)
+    sweep_lrs = _sweep_lrs(start_lr, end_lr, num_steps, mode)
     ratios = _group_ratios(optimizer)
 
     generators = loader_generators(train_loader) + loader_generators(val_loader)
     snapshot = TrainingSnapshot.take(model, optimizer, snapshot_device, generators)
     try:
+        if seed is not None:
+            _seed_everything(seed, generators)
         sweep = _Sweep(
             model=model,
             optimizer=optimizer,
@@ -222,18 +240,36 @@ def find_lr(
         )
         model.train()
         val = _fixed_batches(val_loader, val_batches) if val_loader is not None else None
-        sweep.run(cycle(train_loader), schedule, val, progress)
+        sweep.run(cycle(train_loader), sweep_lrs, val, progress)
     finally:
         snapshot.restore(model, optimizer)
-    return _result(sweep, rule, steps, optimizer, ratios)
+    result = _result(sweep, rule, steps, optimizer, ratios)
+    result.schedule = run_schedule
+    return result
 
 
-def find_lr_for_task(task: Task, **options: Any) -> LRFinderResult:
-    """:func:`find_lr` on a fresh model and optimizer built from ``task``, for its run length."""
-    model, optimizer = task.build()
+def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRFinderResult:
+    """:func:`find_lr` on a fresh model and optimizer built from ``task``, with its whole recipe.
+
+    The run's length, schedule, gradient clipping, accumulation, AMP, device and loss step all
+    come from the task; any :func:`find_lr` option given here overrides the task's. With a
+    ``seed`` the model is initialised from it and the sweep runs under it (the caller's RNGs
+    are put back afterwards), so the same task and seed give the same curve.
+    """
+    from .task import _isolated_rng
+
     options.setdefault("steps", task.steps)
     options.setdefault("loss_step", task.loss_step)
-    return find_lr(model, optimizer, task.train_loader, task.loss_fn, **options)
+    options.setdefault("grad_clip", task.grad_clip)
+    options.setdefault("accumulation_steps", task.accumulation_steps)
+    options.setdefault("amp", task.amp)
+    if "schedule" not in options and task.schedule is not None:
+        options["schedule"] = task.schedule_for(options["steps"])
+    with _isolated_rng(task.train_loader):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model, optimizer = task.build()
+    return find_lr(model, optimizer, task.train_loader, task.loss_fn, seed=seed, **options)
 
 
 def _check_options(
@@ -265,6 +301,20 @@ def _check_options(
         raise ConfigError(f"diverge_threshold must be > 1, got {diverge_threshold=}.")
     if not 0 <= smoothing < 1:
         raise ConfigError(f"smoothing must be in [0, 1), got {smoothing=}.")
+
+
+def _seed_everything(seed: int, generators: list[torch.Generator]) -> None:
+    """Seed every RNG a sweep draws from (restored afterwards by the snapshot)."""
+    import random
+
+    import numpy as np
+
+    seed = check.whole("seed", seed, 0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    for generator in generators:
+        generator.manual_seed(seed)
 
 
 def _check_rule(rule: str | suggest.Rule) -> None:
@@ -512,7 +562,7 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[float, float]
 def _result(
     sweep: _Sweep,
     rule: str | suggest.Rule,
-    run_steps: int | None,
+    steps: int | None,
     optimizer: torch.optim.Optimizer,
     ratios: list[float],
 ) -> LRFinderResult:
@@ -522,7 +572,7 @@ def _result(
             f"The sweep diverged after {len(lrs)} steps, too few for any rule (need "
             f"{suggest.MIN_POINTS}): lower start_lr, or raise num_steps or diverge_threshold."
         )
-    rules = _bind_rules(run_steps, prior_lr_for(optimizer))
+    rules = _bind_rules(steps, prior_lr_for(optimizer))
     name = rule if isinstance(rule, str) else getattr(rule, "__name__", "custom")
     if callable(rule):
         rules[name] = rule
@@ -536,7 +586,7 @@ def _result(
     notes = diagnose(marks, lrs, sweep.diverged)
     for note in notes:
         warnings.warn(note, RuntimeWarning, stacklevel=3)
-    if run_steps is None:
+    if steps is None:
         hint = (
             f"steps= (the real run's length) was not given: the suggestion is for a run of at "
             f"most {suggest.HORIZON_REFERENCE_STEPS} steps. Longer runs want lower LRs; pass "
@@ -548,14 +598,15 @@ def _result(
         lr=candidates[name],
         lrs=list(lrs),
         losses=list(losses),
-        smoothed_losses=list(sweep.smoothed),
+        ema_losses=list(sweep.smoothed),
+        smooth_losses=[float(v) for v in suggest.smooth(lrs, losses)],
         candidates=candidates,
         band=suggest.bootstrap_band(lrs, losses, rules[name]),
         bounds=(marks.onset, marks.minimum),
         rule=name,
         diverged=sweep.diverged,
         num_steps_run=len(lrs),
-        run_steps=run_steps,
+        steps=steps,
         group_ratios=ratios,
         effective_batch_size=samples,
         warnings=notes,
@@ -585,8 +636,8 @@ def diagnose(marks: suggest.Landmarks, lrs: list[float], diverged: bool) -> list
     return notes
 
 
-def _bind_rules(run_steps: int | None, prior_lr: float | None) -> dict[str, suggest.Rule]:
+def _bind_rules(steps: int | None, prior_lr: float | None) -> dict[str, suggest.Rule]:
     """The built-in rules with what the finder knows about the run bound in."""
     rules = dict(suggest.RULES)
-    rules["pilot"] = functools.partial(suggest.pilot, run_steps=run_steps, prior_lr=prior_lr)
+    rules["pilot"] = functools.partial(suggest.pilot, steps=steps, prior_lr=prior_lr)
     return rules

@@ -29,7 +29,6 @@ import dataclasses
 import difflib
 import inspect
 import math
-import numbers
 import operator
 import re
 from bisect import bisect_right
@@ -41,6 +40,11 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrpilot._validate import ArgError as _ArgError
+from lrpilot._validate import choice as _choice
+from lrpilot._validate import is_real as _is_real
+from lrpilot._validate import real as _real
+from lrpilot._validate import whole as _whole
 from lrpilot.errors import ConfigError, SpecError
 
 if TYPE_CHECKING:
@@ -108,50 +112,6 @@ Schedule: TypeAlias = Callable[[int], float]
 # --------------------------------------------------------------------------------------------
 # Validation: one policy, ConfigError naming the argument and its value.
 # --------------------------------------------------------------------------------------------
-
-
-class _ArgError(ConfigError):
-    """A :class:`ConfigError` naming the argument at fault, so the spec parser can point at it."""
-
-    def __init__(self, arg: str, value: object, must: str) -> None:
-        super().__init__(f"{arg} must be {must}, got {arg}={value!r}")
-        self.arg = arg
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _whole(arg: str, value: Any, low: int = 0) -> int:
-    """``value`` as an int ``>= low``; integral floats such as ``100.0`` are accepted."""
-    if _is_real(value) and float(value).is_integer() and value >= low:
-        return int(value)
-    raise _ArgError(arg, value, f"a whole number >= {low}")
-
-
-def _real(
-    arg: str,
-    value: Any,
-    low: float = -math.inf,
-    high: float = math.inf,
-    *,
-    open_low: bool = False,
-    open_high: bool = False,
-) -> float:
-    """``value`` as a float inside the interval; NaN never passes."""
-    if _is_real(value) and not math.isnan(value):
-        above = low < value if open_low else low <= value
-        below = value < high if open_high else value <= high
-        if above and below:
-            return float(value)
-    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-    raise _ArgError(arg, value, f"a number in {interval}")
-
-
-def _choice(arg: str, value: Any, choices: Sequence[str]) -> str:
-    if isinstance(value, str) and value in choices:
-        return value
-    raise _ArgError(arg, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
 def _schedule_arg(arg: str, value: Any) -> Schedule:
@@ -990,39 +950,13 @@ def plot(
 ) -> Figure:
     """Plot a schedule over ``steps`` steps; save it to ``path`` when given.
 
-    Uses matplotlib's object API (no pyplot, no display needed).
-
-    Args:
-        schedule: The schedule to draw.
-        steps: Steps to draw, from 0.
-        path: File to save the figure to (format from the extension).
-        peak: Peak LR; with the default 1.0 the y axis is the multiplier.
-        title: Axes title.
-        log: Logarithmic y axis.
-        ax: Draw on these axes instead of a new figure (``path`` then saves their figure).
-        dpi: Resolution of the saved file.
-
-    Returns:
-        The figure drawn on.
+    The drawing is :func:`lrpilot.report.plot_schedule`'s, from the sampled LRs; see it for
+    the arguments.
     """
-    lrs = values(schedule, steps, peak=peak)
-    if ax is None:
-        from matplotlib.figure import Figure
+    from lrpilot.report import plot_schedule
 
-        ax = Figure(figsize=(5.0, 3.0), layout="constrained").subplots()
-    ax.plot(range(len(lrs)), lrs, linewidth=1.6)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate" if peak != 1.0 else "multiplier of peak LR")
-    ax.set_yscale("log" if log else "linear")
-    if not log:
-        ax.set_ylim(bottom=0.0)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    fig = ax.get_figure()
-    if path is not None:
-        fig.savefig(path, dpi=dpi)  # type: ignore[union-attr]
-    return fig  # type: ignore[return-value]
+    lrs = values(schedule, steps, peak=peak)
+    return plot_schedule(lrs, path, peak=peak, title=title, log=log, ax=ax, dpi=dpi)
 
 
 # --------------------------------------------------------------------------------------------

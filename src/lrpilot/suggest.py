@@ -288,30 +288,30 @@ exponent sits in the measured small-scale range rather than at the theory's 1/2.
 
 
 def horizon_factor(
-    run_steps: int | None,
+    steps: int | None,
     *,
     reference_steps: int = HORIZON_REFERENCE_STEPS,
     exponent: float = HORIZON_EXPONENT,
 ) -> float:
-    """How much lower than a short run's best LR a run of ``run_steps`` steps wants.
+    """How much lower than a short run's best LR a run of ``steps`` steps wants.
 
     The best LR falls as the run grows: a long run meets the instabilities a short sweep
     cannot see (the sharpness keeps rising as training goes on) and averages away less
     gradient noise per unit of progress. Runs no longer than ``reference_steps`` are short.
 
     Returns:
-        ``(reference_steps / run_steps) ** exponent``, capped at 1.
+        ``(reference_steps / steps) ** exponent``, capped at 1.
     """
-    if run_steps is None or run_steps <= reference_steps:
+    if steps is None or steps <= reference_steps:
         return 1.0
-    return (reference_steps / run_steps) ** exponent
+    return (reference_steps / steps) ** exponent
 
 
 def pilot(
     lrs: Sequence[float],
     losses: Sequence[float],
     *,
-    run_steps: int | None = None,
+    steps: int | None = None,
     prior_lr: float | None = None,
 ) -> float:
     """lrpilot's default rule: a peak LR for the whole run, not for the sweep.
@@ -329,12 +329,12 @@ def pilot(
        towards it as far as the curve is uninformative: a drop small against the noise.
 
     Args:
-        run_steps: the number of optimizer steps the real run will take.
+        steps: the number of optimizer steps the real run will take.
         prior_lr: an LR believed good before the sweep, used only as a tie-breaker.
     """
     x, y = _as_curve(lrs, losses)
     marks = _landmarks_xy(x, *_fit(x, y))
-    log_lr = math.log10(marks.floor_centre * horizon_factor(run_steps))
+    log_lr = math.log10(marks.floor_centre * horizon_factor(steps))
     log_lr = min(log_lr, math.log10(_edge_cap(x, marks.edge)))
     log_lr = max(log_lr, math.log10(marks.onset))
     if prior_lr is not None:

@@ -1,19 +1,23 @@
-"""Tasks, the standard training step, and exact snapshot/restore of training state.
+"""The Task: one training recipe, whole, whose peak learning rate is the free variable.
 
-A :class:`Task` describes one training recipe whose peak learning rate is the free variable.
-The helpers here are shared by everything that runs steps on a user's model (the range test
-today; search, race and monitor later): how a batch becomes a loss, how batches reach the
-model's device, and how model, optimizer and RNG state are saved and put back bit for bit.
+Everything that trains (the range test of a task file, :func:`lrpilot.train`, search, the race)
+reads the recipe from here: model, optimizer, data, loss, metric, the run's length and
+schedule, gradient clipping, accumulation, mixed precision and device. The schedule is kept as
+the user gave it (a text spec, a Schedule, or a function of the run length) and resolved for
+whatever length is asked, so a short race runs the same recipe compressed.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import hashlib
 import importlib.util
-import numbers
+import inspect
+import json
+import math
 import random
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,24 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError, LossError, ModelError
+from . import _validate as check
+from ._state import loader_generators
+from ._step import LossStep, default_loss_step, evaluate_loss
+from .errors import ConfigError
 
-__all__ = [
-    "Task",
-    "LossStep",
-    "load_task_file",
-    "default_loss_step",
-    "move_to_device",
-    "model_device",
-    "cycle",
-    "evaluate_loss",
-    "TrainingSnapshot",
-    "is_count",
-    "loader_generators",
-]
+__all__ = ["Task", "load_task_file", "ScheduleLike"]
 
-LossStep = Callable[[nn.Module, Any], torch.Tensor]
-"""``(model, batch) -> scalar loss``: one batch (already on the model's device) to its loss."""
+ScheduleLike = Any
+"""A text spec (``"warmup(0.05)+cosine"``), a schedule (``step -> multiplier``), or a
+function ``(steps) -> schedule`` of the run's length; ``None`` is a constant LR."""
 
 
 @dataclass
@@ -48,16 +44,25 @@ class Task:
 
     Args:
         model_fn: ``() -> nn.Module``, a fresh model each call.
-        optimizer_fn: ``(params, lr) -> torch.optim.Optimizer``.
-        train_loader: iterable of training batches.
+        optimizer_fn: ``(params, lr) -> torch.optim.Optimizer``; or ``(model, lr)`` when its
+            first parameter is named ``model``, to build named param groups (a backbone at a
+            tenth of the head's LR, say).
+        train_loader: iterable of training batches (re-iterable: it is cycled).
         val_loader: iterable of validation batches, or ``None``.
         loss_fn: ``(outputs, targets) -> scalar loss``, batches being ``(inputs, targets)``.
         metric_fn: ``(model, val_loader) -> float``, higher is better; by default minus the
             mean validation loss.
         steps: the training budget in optimizer steps: the length of the run the LR is for.
-        schedule: the schedule the real run will use (``step -> multiplier`` of the peak LR).
+        schedule: the run's schedule: a text spec, a schedule, or ``(steps) -> schedule``;
+            resolved for any run length by :meth:`schedule_for`. ``None``: a constant LR.
         loss_step: optional ``(model, batch) -> loss`` for batches that are not
             ``(inputs, targets)`` (dict batches of Hugging Face models, for example).
+        grad_clip: clip the global gradient norm to this before every step (``None``: off).
+        accumulation_steps: micro-batches per optimizer step.
+        amp: mixed precision (autocast and a gradient scaler) when the device is CUDA.
+        device: where the model and batches go (``None``: where ``model_fn`` puts the model).
+        eval_every: also measure the validation metric every this many steps in a run.
+        name: a short name for reports and the history.
     """
 
     model_fn: Callable[[], nn.Module]
@@ -67,19 +72,79 @@ class Task:
     val_loader: Iterable[Any] | None = None
     metric_fn: Callable[[nn.Module, Iterable[Any]], float] | None = None
     steps: int | None = None
-    schedule: Callable[[int], float] | None = None
+    schedule: ScheduleLike = None
     loss_step: LossStep | None = None
+    grad_clip: float | None = None
+    accumulation_steps: int = 1
+    amp: bool = False
+    device: str | torch.device | None = None
+    eval_every: int | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.loss_fn is None and self.loss_step is None:
             raise ConfigError("Task needs loss_fn (outputs, targets) -> loss, or loss_step.")
-        if self.steps is not None and (not is_count(self.steps) or self.steps < 1):
-            raise ConfigError(f"Task.steps must be a positive int, got {self.steps=}")
+        check.function("model_fn", self.model_fn, "a function () -> nn.Module")
+        check.function("optimizer_fn", self.optimizer_fn, "a function (params, lr) -> Optimizer")
+        if isinstance(self.train_loader, (str, bytes)) or not hasattr(self.train_loader, "__iter__"):
+            raise check.ArgError("train_loader", self.train_loader, "an iterable of batches")
+        if self.steps is not None:
+            self.steps = check.whole("steps", self.steps, 1)
+        self.grad_clip = check.optional_real("grad_clip", self.grad_clip, 0.0, open_low=True)
+        self.accumulation_steps = check.whole("accumulation_steps", self.accumulation_steps, 1)
+        self.amp = check.boolean("amp", self.amp)
+        if self.eval_every is not None:
+            self.eval_every = check.whole("eval_every", self.eval_every, 1)
+        if self.device is not None:
+            self.device = _as_device(self.device)
+        if isinstance(self.schedule, str):
+            self.schedule_for(self.steps or 1000)  # a malformed spec fails here, not mid-run
 
     def build(self, lr: float = 1e-3) -> tuple[nn.Module, torch.optim.Optimizer]:
-        """A fresh model and its optimizer at ``lr``."""
+        """A fresh model (on the task's device) and its optimizer at peak ``lr``."""
         model = self.model_fn()
-        return model, self.optimizer_fn(model.parameters(), lr)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model_fn must return an nn.Module, got {type(model).__name__}.")
+        if self.device is not None:
+            model = model.to(self.device)
+        return model, self.make_optimizer(model, lr)
+
+    def make_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        """The recipe's optimizer for ``model`` at peak ``lr``."""
+        takes_model = _first_parameter(self.optimizer_fn) == "model"
+        optimizer = self.optimizer_fn(model if takes_model else model.parameters(), lr)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ConfigError(
+                f"optimizer_fn must return a torch.optim.Optimizer, got {type(optimizer).__name__}."
+            )
+        return optimizer
+
+    def schedule_for(self, steps: int | None = None) -> Any:
+        """The schedule resolved for a run of ``steps`` steps (default: the task's own).
+
+        A text spec is parsed for that length; a function of the run length is called with
+        it; a schedule written for the task's own ``steps`` is stretched in time to fit, so a
+        race of 300 steps runs the whole shape of a 3,000-step recipe.
+        """
+        from . import schedules
+
+        target = steps if steps is not None else self.steps
+        length = None if target is None else check.whole("steps", target, 1)
+        spec = self.schedule
+        if spec is None:
+            return schedules.constant()
+        if isinstance(spec, str):
+            return schedules.parse_schedule(spec, total_steps=length)
+        if not callable(spec):
+            raise check.ArgError(
+                "schedule", spec, "a text spec, a schedule, or a function (steps) -> schedule"
+            )
+        if isinstance(spec, schedules.BaseSchedule):
+            return _stretch(spec, self.steps, length)
+        probe = spec(length if length is not None else 1)
+        if callable(probe):  # a function of the run's length
+            return probe
+        return _stretch(spec, self.steps, length)
 
     def metric(self, model: nn.Module) -> float:
         """The task's validation metric (higher is better) for ``model``."""
@@ -90,10 +155,47 @@ class Task:
         step = self.loss_step or default_loss_step(self.loss_fn)
         return -evaluate_loss(model, self.val_loader, step)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this recipe, as plain data, the same in every process.
+
+        Model kind and size (class, parameter count, trainable count), optimizer family and
+        hyperparameters, batch size and dataset size when known, steps, schedule, clipping,
+        accumulation and AMP; ``"id"`` is a hash of the rest. Builds one model with the RNGs
+        put back afterwards, so calling it changes nothing.
+        """
+        with _isolated_rng(self.train_loader):
+            torch.manual_seed(0)
+            model = self.model_fn()
+            optimizer = self.make_optimizer(model, 1.0)
+        data = {
+            "model": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "optimizer": type(optimizer).__name__,
+            "hyperparameters": _hyperparameters(optimizer),
+            "param_groups": len(optimizer.param_groups),
+            "batch_size": _loader_batch_size(self.train_loader),
+            "dataset_size": _dataset_size(self.train_loader),
+            "steps": self.steps,
+            "schedule": _describe_schedule(self),
+            "grad_clip": self.grad_clip,
+            "accumulation_steps": self.accumulation_steps,
+            "amp": self.amp,
+        }
+        text = json.dumps(data, sort_keys=True, default=str)
+        data["id"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return data
+
 
 def load_task_file(path: str | Path) -> Task:
-    """Import a task file (a Python file defining ``task()``) and return its :class:`Task`."""
+    """Import a task file (a Python file defining ``task()``) and return its :class:`Task`.
+
+    A task file is Python and runs as such, as pytest runs conftest files: load only files
+    you trust.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder: give a task file (a .py file defining task()).")
     if not path.is_file():
         raise ConfigError(f"Task file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"lrpilot_task_{path.stem}", path)
@@ -111,230 +213,91 @@ def load_task_file(path: str | Path) -> Task:
     return result
 
 
-def default_loss_step(loss_fn: Callable[[Any, Any], torch.Tensor] | None) -> LossStep:
-    """The standard step for ``(inputs, targets)`` batches: ``loss_fn(model(inputs), targets)``."""
-    if loss_fn is None:
-        raise ConfigError("loss_fn is required unless a custom loss_step is given.")
+@dataclass(frozen=True)
+class _Stretched:
+    """A schedule written for ``native`` steps, run over ``length`` steps: step ``t`` reads
+    the schedule at ``floor(t * native / length)``. Picklable, unlike a closure."""
 
-    def step(model: nn.Module, batch: Any) -> torch.Tensor:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise DataError(
-                f"Expected batches of (inputs, targets), got {type(batch).__name__}"
-                + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-                + ". Pass loss_step=(model, batch) -> loss for other batch shapes."
-            )
-        inputs, targets = batch
-        return loss_fn(model(inputs), targets)
+    schedule: Callable[[int], float]
+    native: int
+    length: int
 
-    return step
+    def __call__(self, step: int) -> float:
+        return float(self.schedule(step * self.native // self.length))
 
 
-def move_to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor inside (tuples, lists, dicts, nested) moved to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: move_to_device(v, device) for k, v in batch.items()})
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(move_to_device(v, device) for v in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(move_to_device(v, device) for v in batch)
-    return batch
+def _stretch(schedule: Any, native: int | None, length: int | None) -> Any:
+    if native is None or length is None or native == length:
+        return schedule
+    return _Stretched(schedule, native, length)
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def cycle(loader: Iterable[Any]) -> Iterator[Any]:
-    """Batches of ``loader`` forever, restarting it when it runs out.
-
-    Raises:
-        DataError: the loader yields no batch at all.
-    """
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise DataError("The loader yielded no batch: check the dataset and batch_size.")
-
-
-def evaluate_loss(
-    model: nn.Module,
-    batches: Iterable[Any],
-    loss_step: LossStep,
-) -> float:
-    """Mean loss of ``model`` over ``batches``, in eval mode and without gradients.
-
-    The model's train/eval flags are put back afterwards.
-    """
-    flags = [m.training for m in model.modules()]
-    device = model_device(model)
-    total, count = 0.0, 0
-    model.eval()
+def _first_parameter(fn: Callable[..., Any]) -> str | None:
     try:
-        with torch.no_grad():
-            for batch in batches:
-                total += float(loss_step(model, move_to_device(batch, device)))
-                count += 1
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    return params[0].name if params else None
+
+
+def _as_device(device: Any) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise check.ArgError("device", device, "a torch device ('cpu', 'cuda', 'cuda:1', ...)") from None
+
+
+def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's defaults that are plain data (lr excluded: it is the free variable)."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(optimizer.defaults.items()):
+        if key == "lr" or key == "params":
+            continue
+        if isinstance(value, torch.Tensor):
+            value = value.tolist()
+        if isinstance(value, (bool, int, float, str, type(None))):
+            out[key] = None if isinstance(value, float) and not math.isfinite(value) else value
+        elif isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value):
+            out[key] = list(value)
+    return out
+
+
+def _loader_batch_size(loader: Any) -> int | None:
+    size = getattr(loader, "batch_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
+def _dataset_size(loader: Any) -> int | None:
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else None  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _describe_schedule(task: Task) -> Any:
+    """The schedule as plain data: the spec itself, or the resolved schedule's dict."""
+    from . import schedules
+
+    if task.schedule is None or isinstance(task.schedule, str):
+        return task.schedule
+    try:
+        return schedules.to_dict(task.schedule_for(task.steps))
+    except ConfigError:
+        return type(task.schedule).__name__
+
+
+@contextlib.contextmanager
+def _isolated_rng(loader: Any) -> Iterator[None]:
+    """Put the Python, NumPy, torch and loader RNGs back on exit."""
+    generators = loader_generators(loader)
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    gen_states = [g.get_state() for g in generators]
+    try:
+        yield
     finally:
-        for module, flag in zip(model.modules(), flags, strict=True):
-            module.training = flag
-    if count == 0:
-        raise DataError("The validation loader yielded no batch.")
-    return total / count
-
-
-def check_scalar_loss(loss: Any) -> torch.Tensor:
-    """``loss`` if it is a scalar tensor that carries a gradient, else a clear error."""
-    if not isinstance(loss, torch.Tensor):
-        raise LossError(f"The loss must be a torch.Tensor, got {type(loss).__name__}.")
-    if loss.numel() != 1:
-        raise LossError(
-            f"The loss must be a scalar, got shape {tuple(loss.shape)}: reduce it with "
-            "mean() or sum(), or use a loss_fn with reduction='mean'."
-        )
-    if not loss.requires_grad:
-        raise LossError("The loss does not require grad: is the model's output detached?")
-    return loss if loss.dim() == 0 else loss.reshape(())
-
-
-@dataclass
-class TrainingSnapshot:
-    """An exact copy of everything a range test touches, to put back afterwards.
-
-    Holds the model's parameters, buffers and gradients, each module's train/eval flag,
-    the optimizer's state and param-group hyperparameters, and the RNG states of Python,
-    NumPy and torch (CPU and every initialised CUDA device). ``restore`` is bitwise.
-    """
-
-    model_state: dict[str, torch.Tensor]
-    grads: list[torch.Tensor | None]
-    training_flags: list[bool]
-    optimizer_state: dict[str, Any]
-    python_rng: Any
-    numpy_rng: Any
-    torch_rng: torch.Tensor
-    cuda_rng: list[torch.Tensor] | None
-    generator_states: list[tuple[torch.Generator, torch.Tensor]]
-
-    @classmethod
-    def take(
-        cls,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        device: torch.device | str | None = None,
-        generators: Iterable[torch.Generator] = (),
-    ) -> TrainingSnapshot:
-        """Copy the state of ``model``, ``optimizer`` and the RNGs.
-
-        Args:
-            device: where the copies live; ``"cpu"`` keeps a GPU model's snapshot off the GPU
-                so its memory is not doubled. ``None`` copies on the tensors' own devices.
-            generators: private RNGs to restore too (a loader's shuffling generator, so the
-                real run sees the same data order as without the range test).
-        """
-        return cls(
-            model_state={k: _clone(v, device) for k, v in _model_tensors(model).items()},
-            grads=[None if p.grad is None else _clone(p.grad, device) for p in model.parameters()],
-            training_flags=[m.training for m in model.modules()],
-            optimizer_state=_copy_tree(optimizer.state_dict(), device),
-            python_rng=random.getstate(),
-            numpy_rng=np.random.get_state(),
-            torch_rng=torch.get_rng_state(),
-            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-            generator_states=[(g, g.get_state()) for g in generators],
-        )
-
-    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Put every saved value back, in place (the same tensors, the same objects)."""
-        with torch.no_grad():
-            live = _model_tensors(model)
-            for name, saved in self.model_state.items():
-                if live[name].shape == saved.shape and live[name].dtype == saved.dtype:
-                    live[name].copy_(saved)
-                else:  # a buffer the model reassigned (a cache that grew): put the old one back
-                    owner, _, leaf = name.rpartition(".")
-                    buffers = model.get_submodule(owner)._buffers
-                    buffers[leaf] = saved.to(live[name].device, copy=True)
-        for param, grad in zip(model.parameters(), self.grads, strict=True):
-            param.grad = None if grad is None else grad.to(param.device, copy=True)
-        for module, flag in zip(model.modules(), self.training_flags, strict=True):
-            module.training = flag
-        # load_state_dict casts each state tensor to its parameter's device and dtype.
-        optimizer.load_state_dict(_copy_tree(self.optimizer_state, None))
-        random.setstate(self.python_rng)
-        np.random.set_state(self.numpy_rng)
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
-        for generator, state in self.generator_states:
-            generator.set_state(state)
-
-
-def loader_generators(loader: Any) -> list[torch.Generator]:
-    """The private ``torch.Generator`` objects a DataLoader shuffles or samples with."""
-    if loader is None:
-        return []
-    sampler = getattr(loader, "sampler", None)
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    holders = (loader, sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
-    found: dict[int, torch.Generator] = {}
-    for holder in holders:
-        generator = getattr(holder, "generator", None)
-        if isinstance(generator, torch.Generator):
-            found[id(generator)] = generator
-    return list(found.values())
-
-
-def is_count(value: Any) -> bool:
-    """Whether ``value`` is a whole number (int or NumPy integer), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter and buffer of ``model`` by name, the live tensors themselves.
-
-    Not ``state_dict()``: it leaves out non-persistent buffers (which a forward pass may
-    change) and holds whatever ``get_extra_state`` returns, which need not be a tensor.
-    """
-    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
-
-
-def _clone(tensor: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
-    tensor = tensor.detach()
-    return tensor.to(device, copy=True) if device is not None else tensor.clone()
-
-
-def _copy_tree(obj: Any, device: torch.device | str | None) -> Any:
-    """A deep copy of a state-dict tree, tensors cloned (to ``device`` when given)."""
-    if isinstance(obj, torch.Tensor):
-        return _clone(obj, device)
-    if isinstance(obj, dict):
-        return {k: _copy_tree(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_copy_tree(v, device) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_copy_tree(v, device) for v in obj)
-    return copy.deepcopy(obj)
-
-
-def check_optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Raise unless the model has trainable parameters and the optimizer holds some of them."""
-    trainable = {id(p) for p in model.parameters() if p.requires_grad}
-    if not trainable:
-        raise ModelError(
-            "The model has no trainable parameters (all have requires_grad=False): "
-            "unfreeze some layers before the range test."
-        )
-    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if not trainable & held:
-        raise ModelError(
-            "The optimizer holds none of the model's trainable parameters: build it with "
-            "optimizer = Opt(model.parameters(), ...) for this model instance."
-        )
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        for g, state in zip(generators, gen_states, strict=True):
+            g.set_state(state)

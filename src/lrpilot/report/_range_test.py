@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .finder import LRFinderResult
+    from ..finder import LRFinderResult
 
 __all__ = ["plot_range_test"]
 
@@ -24,7 +24,7 @@ def plot_range_test(
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .suggest import smooth
+    from ..suggest import smooth
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     ax.plot(result.lrs, result.losses, ".", color="0.65", ms=3, label="loss (raw)")
@@ -47,7 +47,7 @@ def plot_range_test(
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     _clip_y(ax, result.losses)
-    runs = f" for a {result.run_steps}-step run" if result.run_steps else ""
+    runs = f" for a {result.steps}-step run" if result.steps else ""
     ax.set_title(title or f"LR range test: suggest {result.lr:.3g}{runs}")
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(True, which="both", alpha=0.25)

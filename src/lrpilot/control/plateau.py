@@ -44,6 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from lrpilot import _validate as check
 from lrpilot.errors import ConfigError
 
 __all__ = ["ReduceOnPlateau", "PlateauState", "Decision"]
@@ -83,6 +84,8 @@ class PlateauState(NamedTuple):
         fields = {k: int(data[k]) if k in ints else float(data[k]) for k in cls._fields}
         if any(fields[k] < 0 for k in ints) or not fields["scale"] >= 0:
             raise ConfigError(f"PlateauState counts and scale must be >= 0, got {data=}")
+        if math.isnan(fields["best"]):  # NaN would never be improved on: cuts forever
+            raise ConfigError(f"PlateauState best must not be NaN (inf before any metric), got {data=}")
         return cls(**fields)
 
 
@@ -100,15 +103,6 @@ class Decision(NamedTuple):
     improved: bool
     scale: float
     reason: str
-
-
-def _check(name: str, value: Any, ok: bool, must: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name} must be {must}, got {name}={value!r}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -143,23 +137,15 @@ class ReduceOnPlateau:
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
-        _check("mode", self.mode, self.mode in ("min", "max"), "'min' or 'max'")
-        _check("factor", self.factor, 0 < self.factor < 1, "in (0, 1)")
-        _check(
-            "patience", self.patience, _is_int(self.patience) and self.patience >= 0, "an int >= 0"
-        )
-        _check("threshold", self.threshold, self.threshold >= 0, ">= 0")
-        _check(
-            "threshold_mode",
-            self.threshold_mode,
-            self.threshold_mode in ("rel", "abs"),
-            "'rel' or 'abs'",
-        )
-        _check(
-            "cooldown", self.cooldown, _is_int(self.cooldown) and self.cooldown >= 0, "an int >= 0"
-        )
-        _check("min_scale", self.min_scale, 0 <= self.min_scale <= 1, "in [0, 1]")
-        _check("eps", self.eps, self.eps >= 0, ">= 0")
+        _set = object.__setattr__  # frozen: fields are normalised this way
+        _set(self, "mode", check.choice("mode", self.mode, ("min", "max")))
+        _set(self, "factor", check.real("factor", self.factor, 0, 1, open_low=True, open_high=True))
+        _set(self, "patience", check.whole("patience", self.patience, 0))
+        _set(self, "threshold", check.real("threshold", self.threshold, 0))
+        _set(self, "threshold_mode", check.choice("threshold_mode", self.threshold_mode, ("rel", "abs")))
+        _set(self, "cooldown", check.whole("cooldown", self.cooldown, 0))
+        _set(self, "min_scale", check.real("min_scale", self.min_scale, 0, 1))
+        _set(self, "eps", check.real("eps", self.eps, 0))
 
     def init(self) -> PlateauState:
         """The state before any metric: no best yet, scale 1."""
