@@ -33,7 +33,21 @@ def test_train_and_score_trains_the_recipe():
     untrained = _tiny_task(1).metric(mlp(seed=0))  # minus the mean loss before any step
     trained = train_and_score(_tiny_task(200), lr=0.5)
     assert trained > untrained + 0.2
-    assert math.isnan(train_and_score(_tiny_task(50), lr=math.inf))  # NaN loss: no crash
+    assert math.isnan(train_and_score(_tiny_task(50), lr=1e6))  # diverges: NaN, no crash
+
+
+def test_train_and_score_runs_a_loss_step_only_task():
+    x, y = make_classification(n=128)
+    batches = [{"x": a, "y": b} for a, b in batches_of(x, y, 16)]
+    task = lrpilot.Task(
+        model_fn=lambda: mlp(seed=0),
+        optimizer_fn=lambda params, lr: torch.optim.SGD(params, lr=lr),
+        train_loader=batches,
+        val_loader=batches,
+        loss_step=lambda model, batch: nn.functional.cross_entropy(model(batch["x"]), batch["y"]),
+        steps=100,
+    )
+    assert train_and_score(task, lr=0.5) > task.metric(mlp(seed=0)) + 0.2
 
 
 def test_demo_writes_plot_and_json(tmp_path):

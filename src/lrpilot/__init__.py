@@ -10,20 +10,26 @@ from __future__ import annotations
 import types
 
 from . import schedules, suggest
+from .control import DivergenceDetector, ReduceOnPlateau
+from .control.callbacks import Action, Callback
 from .errors import ConfigError, DataError, LossError, LRPilotError, ModelError, SpecError
 from .finder import LRFinderResult, find_lr, find_lr_for_task
-from .control import ReduceOnPlateau
 from .schedules import attach, parse_schedule
 from .task import Task, load_task_file
+from .train import RunResult, train
 
 __all__ = [
+    "Action",
+    "Callback",
     "ConfigError",
     "DataError",
+    "DivergenceDetector",
     "LRFinderResult",
     "LRPilotError",
     "LossError",
     "ModelError",
     "ReduceOnPlateau",
+    "RunResult",
     "SpecError",
     "Task",
     "attach",
@@ -33,6 +39,7 @@ __all__ = [
     "parse_schedule",
     "schedules",
     "suggest",
+    "train",
 ]
 
 __version__ = "0.1.0"

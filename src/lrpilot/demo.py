@@ -3,15 +3,12 @@ package (no download), then one short run at the suggestion to show what it buys
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
 from .errors import ConfigError
-from .schedules import attach, constant, cosine
-from ._step import cycle
 from .task import Task
+from .train import train
 
 __all__ = ["mnist1d_task", "train_and_score"]
 
@@ -20,7 +17,6 @@ BATCH_SIZE = 64
 
 
 def _load_mnist1d(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.getcwd(), ".mplconfig"))
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -49,21 +45,18 @@ def _conv_net() -> nn.Module:
 
 
 def _accuracy(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:
-    was_training = model.training
-    model.eval()
+    """Fraction classified correctly (``Task.metric`` runs it in eval mode, no gradients)."""
     correct = total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            correct += int((model(x).argmax(1) == y).sum())
-            total += len(y)
-    model.train(was_training)
+    for x, y in loader:
+        correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
     return correct / total
 
 
 def mnist1d_task(seed: int = 0) -> Task:
     """MNIST-1D (4,000 train / 1,000 test signals of length 40, 10 classes), a small Conv1d
     network, Adam, a cosine-decayed run of :data:`DEMO_STEPS` steps."""
-    x, y, xt, yt = _load_mnist1d()
+    x, y, xt, yt = _load_mnist1d(seed)
     g = torch.Generator().manual_seed(seed)
     train = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(x, y), batch_size=BATCH_SIZE, shuffle=True, generator=g
@@ -77,24 +70,12 @@ def mnist1d_task(seed: int = 0) -> Task:
         loss_fn=nn.functional.cross_entropy,
         metric_fn=_accuracy,
         steps=DEMO_STEPS,
-        schedule=cosine(steps=DEMO_STEPS),
+        schedule="cosine",
+        name="mnist1d_conv",
     )
 
 
-def train_and_score(task: Task, lr: float, seed: int = 0) -> float:
-    """Train ``task``'s recipe at peak ``lr`` for ``task.steps`` steps; its metric after
-    (NaN if the loss stops being finite)."""
-    torch.manual_seed(seed)
-    model, optimizer = task.build(lr)
-    scheduler = attach(optimizer, task.schedule or constant())
-    batches = cycle(task.train_loader)
-    for _ in range(task.steps or 0):
-        x, y = next(batches)
-        optimizer.zero_grad(set_to_none=True)
-        loss = task.loss_fn(model(x), y)
-        if not torch.isfinite(loss):
-            return float("nan")
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-    return task.metric(model)
+def train_and_score(task: Task, lr: float, seed: int = 0, progress: bool = False) -> float:
+    """Train ``task``'s recipe at peak ``lr`` for ``task.steps`` steps with :func:`lrpilot.train`;
+    its metric after (NaN when the run diverged)."""
+    return train(task, lr, seed=seed, progress=progress).metric

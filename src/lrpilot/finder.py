@@ -256,7 +256,7 @@ def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRF
     ``seed`` the model is initialised from it and the sweep runs under it (the caller's RNGs
     are put back afterwards), so the same task and seed give the same curve.
     """
-    from .task import _isolated_rng
+    from ._rng import generators_of, isolated_rng
 
     options.setdefault("steps", task.steps)
     options.setdefault("loss_step", task.loss_step)
@@ -265,7 +265,7 @@ def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRF
     options.setdefault("amp", task.amp)
     if "schedule" not in options and task.schedule is not None:
         options["schedule"] = task.schedule_for(options["steps"])
-    with _isolated_rng(task.train_loader):
+    with isolated_rng(generators_of([task.train_loader])):
         if seed is not None:
             torch.manual_seed(seed)
         model, optimizer = task.build()

@@ -9,25 +9,22 @@ whatever length is asked, so a short race runs the same recipe compressed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import inspect
 import json
 import math
-import random
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import _validate as check
-from ._state import loader_generators
+from ._rng import generators_of, isolated_rng
 from ._step import LossStep, default_loss_step, evaluate_loss
 from .errors import ConfigError
 
@@ -147,13 +144,21 @@ class Task:
         return _stretch(spec, self.steps, length)
 
     def metric(self, model: nn.Module) -> float:
-        """The task's validation metric (higher is better) for ``model``."""
+        """The task's validation metric (higher is better) for ``model``, measured in eval
+        mode without gradients; the model's train/eval flags are put back afterwards."""
         if self.val_loader is None:
             raise ConfigError("Task.metric needs a val_loader.")
-        if self.metric_fn is not None:
-            return float(self.metric_fn(model, self.val_loader))
-        step = self.loss_step or default_loss_step(self.loss_fn)
-        return -evaluate_loss(model, self.val_loader, step)
+        if self.metric_fn is None:
+            step = self.loss_step or default_loss_step(self.loss_fn)
+            return -evaluate_loss(model, self.val_loader, step)
+        flags = [m.training for m in model.modules()]
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float(self.metric_fn(model, self.val_loader))
+        finally:
+            for module, flag in zip(model.modules(), flags, strict=True):
+                module.training = flag
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this recipe, as plain data, the same in every process.
@@ -163,7 +168,7 @@ class Task:
         accumulation and AMP; ``"id"`` is a hash of the rest. Builds one model with the RNGs
         put back afterwards, so calling it changes nothing.
         """
-        with _isolated_rng(self.train_loader):
+        with isolated_rng(generators_of([self.train_loader])):
             torch.manual_seed(0)
             model = self.model_fn()
             optimizer = self.make_optimizer(model, 1.0)
@@ -285,19 +290,3 @@ def _describe_schedule(task: Task) -> Any:
         return schedules.to_dict(task.schedule_for(task.steps))
     except ConfigError:
         return type(task.schedule).__name__
-
-
-@contextlib.contextmanager
-def _isolated_rng(loader: Any) -> Iterator[None]:
-    """Put the Python, NumPy, torch and loader RNGs back on exit."""
-    generators = loader_generators(loader)
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    gen_states = [g.get_state() for g in generators]
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-        for g, state in zip(generators, gen_states, strict=True):
-            g.set_state(state)

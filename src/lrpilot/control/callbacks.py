@@ -1,0 +1,129 @@
+"""The callback protocol of :func:`lrpilot.train`: what a callback sees and what it may ask.
+
+The search's pruner, the race and the monitor all plug into the one training loop this way.
+A callback is any object with some of these methods (subclass :class:`Callback` for no-op
+defaults); each ``on_*`` may return an :class:`Action` or ``None``:
+
+* ``on_run_start(info: RunInfo)`` once, before the first step;
+* ``on_step(info: StepInfo)`` after every optimizer step (a skipped step included);
+* ``on_eval(info: EvalInfo)`` after every evaluation of the validation metric;
+* ``on_run_end(result)`` once, with the finished :class:`~lrpilot.train.RunResult`.
+
+An action can stop the run, multiply the LR, take a snapshot of the run's state, roll back to
+the last snapshot (model, optimizer, schedule position, LR scale and RNGs; the data stream is
+not rewound, so the batches that led into a spike are not seen again) and skip batches. The
+loop applies the actions of every callback in order and records each as an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lrpilot import _validate as check
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["Action", "Callback", "EvalInfo", "RunInfo", "StepInfo"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a callback asks of the run; every field is off by default.
+
+    Attributes:
+        stop: End the run after this step (the final metric is still measured).
+        lr_factor: Multiply the LR scale by this (``0.5`` halves every group's LR from the
+            next step on, on top of the schedule).
+        snapshot: Take a snapshot of the run's state now (the one :attr:`rollback` returns to).
+        rollback: Go back to the last snapshot (the start of the run when none was taken).
+        skip_batches: Draw and discard this many batches before the next step.
+        reason: One sentence for the run's events ("loss 9.3x its running median").
+    """
+
+    stop: bool = False
+    lr_factor: float | None = None
+    snapshot: bool = False
+    rollback: bool = False
+    skip_batches: int = 0
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        check.boolean("stop", self.stop)
+        check.optional_real("lr_factor", self.lr_factor, 0.0, open_low=True)
+        check.boolean("snapshot", self.snapshot)
+        check.boolean("rollback", self.rollback)
+        check.whole("skip_batches", self.skip_batches, 0)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is, given to ``on_run_start``."""
+
+    lr: float
+    steps: int
+    seed: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One optimizer step, given to ``on_step``.
+
+    Attributes:
+        step: Optimizer steps done, this one included (1 after the first).
+        steps: The run's length.
+        lr: The LR of the first param group during this step.
+        loss: The training loss of this step (the mean over its micro-batches).
+        grad_norm: The global gradient norm before clipping (NaN when not finite).
+        skipped: The step was not applied (a non-finite loss or gradient, or AMP's scaler).
+        clipped: The gradient norm was above the task's ``grad_clip``.
+        smoothed: The divergence detector's smoothed loss.
+        model: The model (read it; change it only through an :class:`Action`).
+        optimizer: The optimizer.
+    """
+
+    step: int
+    steps: int
+    lr: float
+    loss: float
+    grad_norm: float
+    skipped: bool
+    clipped: bool
+    smoothed: float
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+@dataclass(frozen=True)
+class EvalInfo:
+    """One evaluation of the validation metric (higher is better), given to ``on_eval``."""
+
+    step: int
+    steps: int
+    metric: float
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+class Callback:
+    """A base class with no-op hooks; override the ones you need."""
+
+    def on_run_start(self, info: RunInfo) -> Action | None:
+        """Called once before the first step."""
+        return None
+
+    def on_step(self, info: StepInfo) -> Action | None:
+        """Called after every optimizer step."""
+        return None
+
+    def on_eval(self, info: EvalInfo) -> Action | None:
+        """Called after every evaluation."""
+        return None
+
+    def on_run_end(self, result: Any) -> None:
+        """Called once with the finished :class:`~lrpilot.train.RunResult`."""
+        return None
