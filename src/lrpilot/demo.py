@@ -3,6 +3,9 @@ package (no download), then one short run at the suggestion to show what it buys
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,7 +21,7 @@ BATCH_SIZE = 64
 
 def _load_mnist1d(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
+        from mnist1d.data import get_dataset_args, make_dataset  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError(
             "The demo needs the mnist1d package: pip install 'lrpilot[demo]'."
@@ -44,7 +47,7 @@ def _conv_net() -> nn.Module:
     )
 
 
-def _accuracy(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:
+def _accuracy(model: nn.Module, loader: Iterable[Any]) -> float:
     """Fraction classified correctly (``Task.metric`` runs it in eval mode, no gradients)."""
     correct = total = 0
     for x, y in loader:

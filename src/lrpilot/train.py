@@ -336,9 +336,8 @@ class _Run:
 
     def _sync(self, last: bool) -> Any:
         """Skip DDP's gradient all-reduce on all but the last micro-batch."""
-        if not last and hasattr(self.model, "no_sync"):
-            return self.model.no_sync()
-        return contextlib.nullcontext()
+        no_sync: Any = getattr(self.model, "no_sync", None)
+        return no_sync() if not last and no_sync is not None else contextlib.nullcontext()
 
     def _autocast(self) -> Any:
         return torch.autocast("cuda") if self.scaler is not None else contextlib.nullcontext()
@@ -443,16 +442,16 @@ def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The global 2-norm of ``grads``, computed as ``clip_grad_norm_`` computes it."""
     if not grads:
         return torch.tensor(0.0)
-    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+    get_total_norm: Any = getattr(torch.nn.utils, "get_total_norm", None)
     if get_total_norm is not None:  # torch >= 2.6
         return get_total_norm(grads)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-def _clip(params: list[torch.Tensor], max_norm: float, norm: torch.Tensor) -> None:
+def _clip(params: Sequence[torch.Tensor], max_norm: float, norm: torch.Tensor) -> None:
     """Scale the gradients of ``params`` to a global norm of at most ``max_norm``: exactly
     ``clip_grad_norm_``'s arithmetic, reusing the norm already computed."""
-    clip_with_norm = getattr(torch.nn.utils, "clip_grads_with_norm_", None)
+    clip_with_norm: Any = getattr(torch.nn.utils, "clip_grads_with_norm_", None)
     if clip_with_norm is not None:  # torch >= 2.6
         clip_with_norm(params, max_norm, norm)
     else:

@@ -47,7 +47,7 @@ class DivergenceState(NamedTuple):
 
     Attributes:
         ema: The EMA accumulator, before bias correction.
-        count: Finite losses seen.
+        seen: Finite losses seen.
         smoothed: The bias-corrected EMA after the last finite loss (NaN before any).
         best: The lowest bias-corrected EMA so far (``inf`` before any).
         first: The first bias-corrected EMA, the first finite loss itself (NaN before any).
@@ -56,7 +56,7 @@ class DivergenceState(NamedTuple):
     """
 
     ema: float = 0.0
-    count: int = 0
+    seen: int = 0
     smoothed: float = math.nan
     best: float = math.inf
     first: float = math.nan
@@ -73,9 +73,10 @@ class DivergenceState(NamedTuple):
         missing = set(cls._fields) - set(data)
         if missing:
             raise ConfigError(f"not a DivergenceState dict: missing {sorted(missing)}, got {data=}")
-        ints = ("count", "nonfinite", "skipped")
-        values = {k: check.whole(k, data[k], 0) if k in ints else float(data[k]) for k in cls._fields}
-        return cls(**values)
+        ints = ("seen", "nonfinite", "skipped")
+        counts = [check.whole(k, data[k], 0) for k in ints]
+        ema, smoothed, best, first = (float(data[k]) for k in ("ema", "smoothed", "best", "first"))
+        return cls(ema, counts[0], smoothed, best, first, counts[1], counts[2])
 
 
 class Verdict(NamedTuple):
@@ -129,12 +130,12 @@ class DivergenceDetector:
         value = _as_float(loss)
         if not math.isfinite(value):
             return self._nonfinite(state, value)
-        count = state.count + 1
+        seen = state.seen + 1
         ema = self.smoothing * state.ema + (1.0 - self.smoothing) * value
-        smoothed = ema / (1.0 - self.smoothing**count)
-        first = smoothed if count == 1 else state.first
+        smoothed = ema / (1.0 - self.smoothing**seen)
+        first = smoothed if seen == 1 else state.first
         best = min(state.best, smoothed)
-        new = DivergenceState(ema, count, smoothed, best, first, 0, state.skipped)
+        new = DivergenceState(ema, seen, smoothed, best, first, 0, state.skipped)
         reference = best if self.reference == "best" else first
         if self.threshold is not None and _exceeds(smoothed, reference, self.threshold, first, best):
             reason = (

@@ -81,12 +81,14 @@ class PlateauState(NamedTuple):
         if missing:
             raise ConfigError(f"not a PlateauState dict: missing {sorted(missing)}, got {data=}")
         ints = ("bad_updates", "cooldown", "updates", "reductions")
-        fields = {k: int(data[k]) if k in ints else float(data[k]) for k in cls._fields}
+        counts = {k: int(data[k]) for k in ints}
+        fields: dict[str, float] = {k: float(data[k]) for k in cls._fields if k not in ints}
+        fields.update(counts)
         if any(fields[k] < 0 for k in ints) or not fields["scale"] >= 0:
             raise ConfigError(f"PlateauState counts and scale must be >= 0, got {data=}")
         if math.isnan(fields["best"]):  # NaN would never be improved on: cuts forever
             raise ConfigError(f"PlateauState best must not be NaN (inf before any metric), got {data=}")
-        return cls(**fields)
+        return cls(best=fields["best"], scale=fields["scale"], **counts)
 
 
 class Decision(NamedTuple):
