@@ -12,7 +12,15 @@ import types
 from . import schedules, suggest
 from .control import DivergenceDetector, ReduceOnPlateau
 from .control.callbacks import Action, Callback
-from .errors import ConfigError, DataError, LossError, LRPilotError, ModelError, SpecError
+from .errors import (
+    ConfigError,
+    DataError,
+    LossError,
+    LRPilotError,
+    MissingDependencyError,
+    ModelError,
+    SpecError,
+)
 from .finder import LRFinderResult, find_lr, find_lr_for_task
 from .schedules import attach, parse_schedule
 from .task import Task, load_task_file
@@ -27,6 +35,7 @@ __all__ = [
     "LRFinderResult",
     "LRPilotError",
     "LossError",
+    "MissingDependencyError",
     "ModelError",
     "ReduceOnPlateau",
     "RunResult",

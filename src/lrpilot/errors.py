@@ -7,6 +7,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LossError",
+    "MissingDependencyError",
     "ModelError",
     "SpecError",
 ]
@@ -35,3 +36,7 @@ class ModelError(LRPilotError, ValueError):
 
 class SpecError(LRPilotError, ValueError):
     """A schedule text spec is malformed; the message points at the offending token."""
+
+
+class MissingDependencyError(LRPilotError, ImportError):
+    """An optional package a feature needs is not installed; the message names the extra."""
