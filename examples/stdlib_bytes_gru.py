@@ -66,4 +66,6 @@ def task() -> lrpilot.Task:
         val_loader=val,
         loss_step=next_byte_loss,
         steps=STEPS,
+        grad_clip=1.0,
+        name="stdlib_bytes_gru",
     )
