@@ -301,12 +301,15 @@ class _Builder:
                     f"{key}={tok.text} is neither a fraction below 1 nor a whole number of steps",
                 )
             return int(value)
+        if value == 0:
+            return 0
         if self.total is None:
             raise self.error(tok, f"{key}={tok.text} is a fraction of the run: give total_steps")
         steps = math.floor(value * self.total + 0.5)
         if value > 0:
             self.notes[tok.pos] = (
-                f" ({key}={tok.text} of total_steps={self.total} rounds to {steps} steps)"
+                f" ({key}={tok.text} of total_steps={self.total} rounds to "
+                f"{steps} step{'' if steps == 1 else 's'})"
             )
         return steps
 

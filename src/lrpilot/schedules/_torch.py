@@ -16,7 +16,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrpilot._validate import is_real, real, whole
+from lrpilot._validate import ArgError, is_real, real, whole
 from lrpilot.errors import ConfigError
 
 from ._base import Schedule, schedule_arg
@@ -29,7 +29,12 @@ PeakLR = float | Sequence[float]
 
 def _given_peaks(optimizer: Optimizer, peak_lr: PeakLR) -> list[float]:
     groups = optimizer.param_groups
-    raw = [peak_lr] * len(groups) if is_real(peak_lr) else list(peak_lr)  # type: ignore[arg-type]
+    if is_real(peak_lr):
+        raw = [peak_lr] * len(groups)
+    elif isinstance(peak_lr, Sequence) and not isinstance(peak_lr, str):
+        raw = list(peak_lr)
+    else:
+        raise ArgError("peak_lr", peak_lr, "a number > 0, or one per param group")
     if len(raw) != len(groups):
         raise ConfigError(f"peak_lr needs one value per param group ({len(groups)}): {peak_lr=}")
     return [real("peak_lr", p, 0.0, open_low=True) for p in raw]
