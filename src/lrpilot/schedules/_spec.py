@@ -214,7 +214,7 @@ class _Builder:
             self.check_fits(term, where, offset, length, wraps=entry.decl.wraps)
         inherit = entry.decl.after_warmup
         if inherit and inherit not in kwargs and before and before.entry.decl.wraps:
-            if before.length:
+            if before.length:  # warmup(0) is no warmup
                 kwargs[inherit] = before.length
         missing = [p for p in entry.required if p not in kwargs]
         if missing:

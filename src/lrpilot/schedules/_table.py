@@ -52,15 +52,17 @@ class Entry:
         return self.decl.finite or self.decl.wraps
 
 
-_cache: dict[str, Entry] = {}
+_cache: dict[tuple[int, ...], dict[str, Entry]] = {}
 
 
 def table() -> dict[str, Entry]:
-    """Spec name -> :class:`Entry`, for every declared factory."""
-    if len(_cache) != len(SPEC_NAMES):
+    """Spec name -> :class:`Entry`, for every declared factory (derived once per set of
+    declarations, so a factory declared later is picked up too)."""
+    key = tuple(id(decl) for decl in SPEC_NAMES.values())
+    if key not in _cache:
         _cache.clear()
-        _cache.update({name: derive(decl) for name, decl in SPEC_NAMES.items()})
-    return _cache
+        _cache[key] = {name: derive(decl) for name, decl in SPEC_NAMES.items()}
+    return _cache[key]
 
 
 def aliases() -> dict[str, str]:
