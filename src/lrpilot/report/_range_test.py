@@ -31,7 +31,8 @@ _REQUIRED = ("lr", "lrs", "losses")
 
 @dataclass(frozen=True)
 class RangeTestData:
-    """What the plots read from a result, checked: every list as long as ``lrs``."""
+    """What the plots read from a result, checked: ``losses`` as long as ``lrs``;
+    ``smooth_losses`` at most as long (it is drawn at the first ``len(smooth_losses)`` LRs)."""
 
     lr: float
     lrs: list[float]
@@ -77,7 +78,7 @@ def range_test_data(result: Any) -> RangeTestData:
     stored = data.get("smooth_losses")
     if stored:
         smooth = _numbers("smooth_losses", stored)
-        if len(smooth) != len(lrs):
+        if len(smooth) > len(lrs):  # shorter is fine: the smooth stops at a non-finite loss
             raise ConfigError(f"'smooth_losses' has {len(smooth)} values for {len(lrs)} LRs.")
     else:
         smooth = _smooth_of(lrs, losses)
@@ -132,7 +133,7 @@ def plot_range_test(
     _check_target(path)
     axes = ax if ax is not None else _new_axes()
     axes.plot(curve.lrs, curve.losses, ".", color="0.65", ms=3, label="loss (raw)")
-    axes.plot(curve.lrs, curve.smooth_losses, color="C0", lw=1.8, label="loss (smoothed)")
+    axes.plot(_smooth_lrs(curve), curve.smooth_losses, color="C0", lw=1.8, label="loss (smoothed)")
     if curve.band is not None:
         lo, hi = curve.band
         axes.axvspan(lo, hi, color="C2", alpha=0.18, label=f"band {lo:.2g}–{hi:.2g}")
@@ -197,7 +198,7 @@ def plot_range_tests(
         color = f"C{i % 10}"
         axes.plot(curve.lrs, curve.losses, ".", color=color, alpha=0.35, ms=2.5)
         axes.plot(
-            curve.lrs,
+            _smooth_lrs(curve),
             curve.smooth_losses,
             color=color,
             lw=1.7,
@@ -243,10 +244,15 @@ def _style(axes: Axes, curves: list[RangeTestData]) -> None:
         axes.set_ylim(low - 0.1 * span, max(start, low) + 0.6 * span)
 
 
+def _smooth_lrs(curve: RangeTestData) -> list[float]:
+    return curve.lrs[: len(curve.smooth_losses)]
+
+
 def _value_at(curve: RangeTestData, lr: float) -> float:
-    """The smoothed loss at the sweep step nearest to ``lr`` (in log distance)."""
+    """The smoothed loss (the raw one past the smooth's end) at the sweep step nearest to
+    ``lr`` in log distance."""
     i = min(range(len(curve.lrs)), key=lambda k: abs(math.log(curve.lrs[k] / lr)))
-    return curve.smooth_losses[i]
+    return curve.smooth_losses[i] if i < len(curve.smooth_losses) else curve.losses[i]
 
 
 def _smooth_of(lrs: list[float], losses: list[float]) -> list[float]:
