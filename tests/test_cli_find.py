@@ -235,3 +235,15 @@ def test_seed_reaches_the_sweep(task_file):
     assert losses() == losses("--seed", "0")
     bad = CliRunner().invoke(app, ["find", str(task_file), "--seed", "-1"])
     assert bad.exit_code == 2 and "seed must be a whole number >= 0" in bad.stderr
+
+
+def test_what_the_task_prints_stays_off_the_json(tmp_path):
+    noisy = TASK_FILE.replace(
+        "def task():", 'print("loading digits")\n\n\ndef task():\n    print("building")'
+    )
+    path = tmp_path / "noisy.py"
+    path.write_text(noisy)
+    result = CliRunner().invoke(app, ["find", str(path), "--json", "--num-steps", "20"])
+    assert result.exit_code == 0, result.output
+    _check_payload(result.stdout, num_steps=20)
+    assert "loading digits" in result.stderr and "building" in result.stderr

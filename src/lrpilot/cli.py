@@ -49,6 +49,7 @@ _FIND_DEFAULTS: dict[str, Any] = {
 _SEED_DEFAULT = inspect.signature(find_lr_for_task).parameters["seed"].default
 
 _INTERRUPTED_SWEEP = "interrupted: the range test was stopped; model and RNG state were restored"
+_INTERRUPTED_LOAD = "interrupted: stopped while loading the task file; no sweep ran"
 
 
 def _traceback_option() -> Any:
@@ -209,16 +210,17 @@ def find(
     if steps is not None:
         options["steps"] = steps
     sweeping = False
-    # find_lr also emits each note as a Python warning: shown once, below, not twice
-    with warnings.catch_warnings(record=True) as caught:
+    # find_lr also emits each note as a Python warning: shown once, below, not twice; with
+    # --json, whatever the task file prints goes to stderr, so stdout holds only the JSON
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    with warnings.catch_warnings(record=True) as caught, quiet:
         try:
             with _reported(show_traceback, task_file):
                 task = load_task_file(task_file)
                 sweeping = True
                 result = find_lr_for_task(task, seed=seed, progress=not json_out, **options)
         except KeyboardInterrupt:
-            stopped = _INTERRUPTED_SWEEP if sweeping else "interrupted while loading the task file"
-            typer.echo(stopped, err=True)
+            typer.echo(_INTERRUPTED_SWEEP if sweeping else _INTERRUPTED_LOAD, err=True)
             raise typer.Exit(code=130) from None
     notes = _notes(result, caught)
     plot_error = _save_range_plot(result, plot, show_traceback)
