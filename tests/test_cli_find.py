@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lrpilot.cli import app
 
-TASK_FILE = '''
+TASK_FILE = """
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
@@ -35,7 +35,7 @@ def task():
         loss_fn=nn.functional.cross_entropy,
         steps=200,
     )
-'''
+"""
 
 
 @pytest.fixture
@@ -66,8 +66,21 @@ def test_find_json(task_file):
 
 
 def test_find_options_reach_the_sweep(task_file):
-    args = ["find", str(task_file), "--json", "--num-steps", "20", "--start-lr", "1e-5",
-            "--end-lr", "1e-1", "--steps", "5000", "--rule", "valley"]
+    args = [
+        "find",
+        str(task_file),
+        "--json",
+        "--num-steps",
+        "20",
+        "--start-lr",
+        "1e-5",
+        "--end-lr",
+        "1e-1",
+        "--steps",
+        "5000",
+        "--rule",
+        "valley",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = _check_payload(result.stdout, num_steps=20)
@@ -129,8 +142,108 @@ def test_console_script(task_file, tmp_path):
     cwd.mkdir()
     done = subprocess.run(
         [str(script), "find", str(task_file), "--json", "--num-steps", "20"],
-        capture_output=True, text=True, timeout=120, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
     assert done.returncode == 0, done.stderr
     _check_payload(done.stdout, num_steps=20)
     assert list(cwd.iterdir()) == []  # nothing written where it ran
+
+
+REFUSING_TASK = (
+    "def task():\n"
+    '    raise AssertionError("the task was loaded before the plot path was checked")\n'
+)
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("nonexistent_dir/x.png", "does not exist"),
+        ("x.xyz", "format 'xyz' is not one matplotlib writes"),
+        ("x", "no file suffix"),
+        ("", "no file suffix"),
+    ],
+)
+def test_bad_plot_path_fails_before_the_sweep(tmp_path, name, message):
+    path = tmp_path / "refusing.py"
+    path.write_text(REFUSING_TASK)
+    plot = str(tmp_path / name) if name else ""
+    result = CliRunner().invoke(app, ["find", str(path), "--json", "--plot", plot])
+    assert result.exit_code == 2
+    assert result.stdout == "" and message in result.stderr
+    assert "task was loaded" not in result.stderr
+
+
+def test_a_plot_that_fails_after_the_sweep_keeps_the_result(task_file, tmp_path, monkeypatch):
+    import lrpilot.report
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lrpilot.report, "plot_range_test", disk_full)
+    plot = str(tmp_path / "lr.png")
+    args = ["find", str(task_file), "--num-steps", "20", "--plot", plot]
+    result = CliRunner().invoke(app, args + ["--json"])
+    assert result.exit_code == 2
+    _check_payload(result.stdout, num_steps=20)  # printed first
+    assert "error: could not save the plot" in result.stderr
+    assert "No space left on device" in result.stderr
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 2 and "suggested lr" in table.stdout
+    assert "plot:" not in table.stdout and "No space left" in table.stderr
+
+
+def test_defaults_come_from_find_lr():
+    import inspect
+
+    import typer.main
+
+    import lrpilot
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["find"].params}
+    signature = inspect.signature(lrpilot.find_lr).parameters
+    for name in ("num_steps", "start_lr", "end_lr", "rule"):
+        assert params[name].default == signature[name].default, name
+    assert (
+        params["seed"].default
+        == inspect.signature(lrpilot.find_lr_for_task).parameters["seed"].default
+        == 0
+    )
+    for rule in lrpilot.suggest.RULES:
+        assert rule in params["rule"].help
+
+
+def test_unknown_rule_lists_the_rules(task_file):
+    import lrpilot
+
+    result = CliRunner().invoke(app, ["find", str(task_file), "--rule", "nope"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: rule must be one of")
+    assert all(repr(rule) in result.stderr for rule in lrpilot.suggest.RULES)
+
+
+def test_seed_reaches_the_sweep(task_file):
+    def losses(*extra):
+        args = ["find", str(task_file), "--json", "--num-steps", "12", *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["losses"]
+
+    assert losses("--seed", "3") == losses("--seed", "3") != losses("--seed", "4")
+    assert losses() == losses("--seed", "0")
+    bad = CliRunner().invoke(app, ["find", str(task_file), "--seed", "-1"])
+    assert bad.exit_code == 2 and "seed must be a whole number >= 0" in bad.stderr
+
+
+def test_what_the_task_prints_stays_off_the_json(tmp_path):
+    noisy = TASK_FILE.replace(
+        "def task():", 'print("loading digits")\n\n\ndef task():\n    print("building")'
+    )
+    path = tmp_path / "noisy.py"
+    path.write_text(noisy)
+    result = CliRunner().invoke(app, ["find", str(path), "--json", "--num-steps", "20"])
+    assert result.exit_code == 0, result.output
+    _check_payload(result.stdout, num_steps=20)
+    assert "loading digits" in result.stderr and "building" in result.stderr

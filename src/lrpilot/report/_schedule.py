@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._save import check_plot_path, save_figure
+
 __all__ = ["plot_schedule"]
 
 
@@ -26,7 +28,9 @@ def plot_schedule(
 
     Args:
         lrs: The learning rate (or multiplier) at each step, from step 0.
-        path: File to save the figure to (format from the extension).
+        path: File to save the figure to; the format comes from the suffix, which must be one
+            matplotlib writes. Checked before anything is drawn (a
+            :class:`~lrpilot.errors.ConfigError` names the path and says why).
         peak: The peak LR the values were drawn for; 1.0 labels the y axis as the multiplier.
         title: Axes title.
         log: Logarithmic y axis.
@@ -36,6 +40,8 @@ def plot_schedule(
     Returns:
         The figure drawn on.
     """
+    if path is not None and not hasattr(path, "write"):
+        check_plot_path(path)
     if ax is None:
         from matplotlib.figure import Figure
 
@@ -51,5 +57,5 @@ def plot_schedule(
         ax.set_title(title)
     fig = ax.get_figure()
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        save_figure(fig, path, dpi=dpi)
     return fig
