@@ -981,7 +981,7 @@ def _emit(notes: list[str]) -> None:
 def _caller_level() -> int:
     """The ``stacklevel`` for a ``warnings.warn`` in :func:`_emit` that names the user's line."""
     package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 2
+    frame, level = sys._getframe(1), 1  # _emit's frame is stacklevel 1
     while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
         package + os.sep
     ):
@@ -1183,7 +1183,8 @@ def diagnose(
             "bound (bounds[0]) only says the fall starts at or below it. Lower start_lr to see "
             "where it begins."
         )
-    if not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
+    informative = marks.signal_to_noise >= NOISE_LEVEL_Z  # noise has its minimum anywhere
+    if informative and not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
         notes.append(
             f"The loss was still falling at the end of the sweep (lr {lrs[-1]:.3g}): the "
             "divergence edge was not seen, so the suggestion stays well below that LR and may be "
