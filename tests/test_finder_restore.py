@@ -170,8 +170,13 @@ def test_bitwise_restore_after_find_lr(model_name, opt_name, state_of):
     rng = _rng_states()
 
     res = lrpilot.find_lr(
-        model, optimizer, batches, nn.functional.cross_entropy,
-        num_steps=NUM_STEPS, end_lr=1.0, progress=False,
+        model,
+        optimizer,
+        batches,
+        nn.functional.cross_entropy,
+        num_steps=NUM_STEPS,
+        end_lr=1.0,
+        progress=False,
     )
 
     assert res.num_steps_run >= 8
@@ -225,9 +230,13 @@ def test_rng_consumed_in_the_sweep_is_given_back(state_of):
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
-@pytest.mark.parametrize("model_name,opt_name", [
-    ("batchnorm_dropout", "sgd_momentum"), ("embedding_lstm", "adamw_groups"),
-])
+@pytest.mark.parametrize(
+    "model_name,opt_name",
+    [
+        ("batchnorm_dropout", "sgd_momentum"),
+        ("embedding_lstm", "adamw_groups"),
+    ],
+)
 def test_restored_when_the_sweep_raises(model_name, opt_name, error, state_of):
     model, optimizer, batches = _setup(model_name, opt_name)
     record = state_of(model, optimizer)
@@ -265,6 +274,7 @@ def test_snapshot_on_cpu(state_of):
 
 def test_restore_keeps_optimizer_usable():
     """After the call, training continues exactly as it would have without it."""
+
     def train(model, optimizer, batches):
         for x, y in batches:
             optimizer.zero_grad()
@@ -293,14 +303,26 @@ def test_loader_private_generator_is_given_back(data):
     )
     before = g.get_state()
     model = mlp()
-    lrpilot.find_lr(model, torch.optim.SGD(model.parameters(), 0.1), dl,
-                    nn.functional.cross_entropy, num_steps=20, progress=False)
+    lrpilot.find_lr(
+        model,
+        torch.optim.SGD(model.parameters(), 0.1),
+        dl,
+        nn.functional.cross_entropy,
+        num_steps=20,
+        progress=False,
+    )
     assert torch.equal(g.get_state(), before)
 
 
 def test_numpy_integers_are_accepted_as_step_counts(loader):
     model = mlp()
-    res = lrpilot.find_lr(model, torch.optim.SGD(model.parameters(), 0.1), loader,
-                          nn.functional.cross_entropy, num_steps=np.int64(20),
-                          steps=np.int32(500), progress=False)
+    res = lrpilot.find_lr(
+        model,
+        torch.optim.SGD(model.parameters(), 0.1),
+        loader,
+        nn.functional.cross_entropy,
+        num_steps=np.int64(20),
+        steps=np.int32(500),
+        progress=False,
+    )
     assert res.num_steps_run <= 20 and res.steps == 500

@@ -395,16 +395,37 @@ def test_plot_writes_one_png_and_nothing_else(loader, tmp_path, monkeypatch):
     assert os.listdir(cwd) == []
 
 
-def test_find_lr_for_task_uses_the_tasks_run_length(data):
+def test_find_lr_for_task_sweeps_the_tasks_whole_recipe(data):
+    """The task's run length, schedule, clipping, accumulation and seed all reach the sweep."""
+    built: list[RecordingSGD] = []
+
+    def optimizer_fn(params, lr):
+        built.append(RecordingSGD(params, lr=lr))
+        return built[-1]
+
+    clip = 0.05
     task = lrpilot.Task(
         model_fn=mlp,
-        optimizer_fn=lambda params, lr: torch.optim.Adam(params, lr=lr),
-        train_loader=batches_of(*data, size=16),
+        optimizer_fn=optimizer_fn,
+        train_loader=batches_of(*data, size=8),
         loss_fn=CE,
         steps=2_000,
+        schedule="warmup(0.05)+cosine",
+        grad_clip=clip,
+        accumulation_steps=2,
     )
-    res = lrpilot.find_lr_for_task(task, num_steps=20, progress=False)
-    assert res.steps == 2_000 and res.num_steps_run >= 8
+    res = lrpilot.find_lr_for_task(task, num_steps=20, seed=3, progress=False)
+    assert res.steps == 2_000
+    assert res.schedule == lrpilot.schedules.to_dict(task.schedule_for(2_000))
+    assert res.effective_batch_size == 16  # two micro-batches of 8
+    swept = built[-1]
+    assert len(swept.grad_norms) == res.num_steps_run
+    assert max(swept.grad_norms) <= clip * (1 + 1e-5)  # the swept model saw clipped gradients
+
+    again = lrpilot.find_lr_for_task(task, num_steps=20, seed=3, progress=False)
+    assert again.losses == res.losses and again.lr == res.lr  # same seed, same curve bitwise
+    lrpilot.find_lr_for_task(task, num_steps=20, seed=3, grad_clip=None, progress=False)
+    assert max(built[-1].grad_norms) > 2 * clip  # clipping had work to do
 
 
 # ----------------------------------------------------------------------------- diagnostics
@@ -448,15 +469,6 @@ def test_warnings_reach_the_result_and_the_caller(loader):
         )
     assert any("barely fell" in n for n in res.warnings)
     assert res.to_dict()["warnings"] == res.warnings
-
-
-def test_amp_on_a_cpu_model_warns_and_sweeps_in_full_precision(loader):
-    model = mlp()
-    with pytest.warns(RuntimeWarning, match="amp=True needs a CUDA model"):
-        res = lrpilot.find_lr(
-            model, _sgd(model), loader, CE, amp=True, num_steps=20, progress=False
-        )
-    assert res.num_steps_run > 0
 
 
 def test_a_missing_run_length_is_pointed_out(loader):

@@ -4,7 +4,7 @@ loss is checked and how the validation loss is measured."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -50,7 +50,8 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
-        return type(batch)({k: move_to_device(v, device) for k, v in batch.items()})
+        moved = {k: move_to_device(v, device) for k, v in batch.items()}
+        return type(batch)(moved)  # type: ignore[call-arg]  # dict subclasses take a dict
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
         return type(batch)(*(move_to_device(v, device) for v in batch))
     if isinstance(batch, (tuple, list)):
@@ -65,17 +66,26 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def cycle(loader: Iterable[Any]) -> Iterator[Any]:
+def cycle(loader: Iterable[Any]) -> Generator[Any, None, None]:
     """Batches of ``loader`` forever, restarting it when it runs out.
 
     Raises:
-        DataError: the loader yields no batch at all.
+        DataError: the loader yields no batch at all, or is a one-shot iterator (a generator)
+            that ran out and cannot be restarted.
     """
+    drawn = 0
     while True:
         empty = True
         for batch in loader:
             empty = False
+            drawn += 1
             yield batch
+        if empty and drawn:
+            raise DataError(
+                f"The loader is a one-shot iterator: it yielded {drawn} batches, ran out and "
+                "cannot be restarted. Pass a re-iterable loader (a list or a DataLoader), or "
+                "one with enough batches for the whole sweep (num_steps x accumulation_steps)."
+            )
         if empty:
             raise DataError("The loader yielded no batch: check the dataset and batch_size.")
 
@@ -114,6 +124,11 @@ def check_scalar_loss(loss: Any) -> torch.Tensor:
         raise LossError(
             f"The loss must be a scalar, got shape {tuple(loss.shape)}: reduce it with "
             "mean() or sum(), or use a loss_fn with reduction='mean'."
+        )
+    if not (loss.is_floating_point() or loss.is_complex()):
+        raise LossError(
+            f"The loss must be a floating-point tensor, got dtype {loss.dtype}: compute it from "
+            "the model's outputs (an integer tensor has no gradient)."
         )
     if not loss.requires_grad:
         raise LossError("The loss does not require grad: is the model's output detached?")

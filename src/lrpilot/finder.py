@@ -4,25 +4,36 @@ everything back, and suggest an LR for the real run.
 The sweep is a transaction: model, optimizer and RNG state are snapshotted before the first
 step and restored in a ``finally`` block, so the call leaves no trace even when it raises or
 is interrupted. Nothing is written to disk.
+
+A non-finite loss (one bad batch, an fp16 overflow) or a non-finite gradient norm does not end
+the sweep: that step is skipped (gradients dropped, weights untouched; the LR still advances),
+left off the curve and reported in ``result.warnings``. Only a streak of them, as the shared
+:class:`~lrpilot.control.DivergenceDetector` counts it, is divergence.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import json
 import math
+import os
+import sys
+import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import _validate as check
 from . import suggest
-from .errors import ConfigError, DataError, LossError
-from ._state import TrainingSnapshot, loader_generators
+from ._state import TrainingSnapshot, inner_optimizer, loader_parts
 from ._step import (
     LossStep,
     check_optimizer_holds,
@@ -33,44 +44,65 @@ from ._step import (
     model_device,
     move_to_device,
 )
-from . import _validate as check
-from ._validate import is_count
 from .advice import ADAM_FAMILY, prior_lr_for
+from .control.divergence import DivergenceDetector, DivergenceState
+from .errors import ConfigError, DataError, LossError, ModelError
 from .task import Task
 
-__all__ = ["find_lr", "find_lr_for_task", "LRFinderResult", "diagnose", "ADAM_FAMILY", "prior_lr_for"]
+__all__ = [
+    "find_lr",
+    "find_lr_for_task",
+    "LRFinderResult",
+    "diagnose",
+    "ADAM_FAMILY",
+    "prior_lr_for",
+]
 
 MAX_SKIPPED_STEPS = 20
 """AMP steps the grad scaler may skip in a row at one LR before the sweep counts it as
 diverged (from the default scale of 2**16, 20 halvings reach 0.06)."""
 
+MAX_NONFINITE = 3
+"""Non-finite losses (or gradient norms) in a row that end the sweep as diverged; fewer are
+skipped steps (a bad batch, an overflow), not divergence."""
 
-@dataclass
+RESULT_VERSION = 1
+"""The layout of :meth:`LRFinderResult.to_dict`; files without a ``"version"`` key are older."""
+
+_LEGACY_NAMES = {"smoothed_losses": "ema_losses", "run_steps": "steps"}
+"""Field names of results written before ``"version"`` existed, and their names now."""
+
+
+@dataclass(repr=False)
 class LRFinderResult:
     """What a range test measured and what it suggests.
 
     Attributes:
         lr: the suggested peak LR for the real run (the default rule's pick).
-        lrs: the LR of each sweep step (of the param group with the largest LR).
+        lrs: the LR of each recorded sweep step (of the param group with the largest LR).
         losses: the raw loss recorded at each step (mean over accumulated micro-batches and
             over ranks under DDP; validation loss in validation mode).
-        ema_losses: the bias-corrected EMA of ``losses`` that decided when to stop (it lags:
-            the rules read ``smooth_losses``).
+        ema_losses: the bias-corrected EMA of ``losses`` that decided when to stop (the
+            divergence detector's; it lags: the rules read ``smooth_losses``).
         smooth_losses: the lag-free smooth of ``losses`` that the rules read
             (:func:`lrpilot.suggest.smooth`); what plots draw.
         candidates: every rule's pick, by rule name.
-        band: ``(low, high)``, the range the suggestion moves in under resampled noise.
+        band: ``(low, high)``, the range the suggestion moves in under resampled noise of
+            *this* sweep. It does not cover seed-to-seed variation (another data order or
+            initialisation moves the pick further); sweep with several ``seed`` values for that.
         bounds: Leslie Smith's ``(base_lr, max_lr)`` for cyclical and one-cycle schedules:
             where the loss starts to fall and where it stops falling.
         rule: the name of the rule that gave ``lr``.
         diverged: whether the sweep stopped on divergence before ``end_lr``.
-        num_steps_run: sweep steps taken (optimizer steps; skipped AMP steps not counted).
+        num_steps_run: sweep steps recorded (optimizer steps taken; steps skipped for a
+            non-finite loss and steps the AMP scaler skipped are not counted).
         steps: the length of the real run the suggestion is for, if known.
         schedule: the real run's schedule as plain data (its spec, or
             :func:`lrpilot.schedules.to_dict`), if given.
         group_ratios: each param group's LR as a fraction of the swept LR.
         effective_batch_size: samples per optimizer step over all ranks and micro-batches.
         warnings: what makes this curve hard to trust, each with what to do about it.
+        skipped_lrs: the LRs at which a non-finite loss or gradient norm skipped the step.
     """
 
     lr: float
@@ -89,20 +121,100 @@ class LRFinderResult:
     group_ratios: list[float] = field(default_factory=list)
     effective_batch_size: int | None = None
     warnings: list[str] = field(default_factory=list)
+    skipped_lrs: list[float] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        lo, hi = self.band
+        return (
+            f"LRFinderResult(lr={self.lr:.3g}, band=({lo:.3g}, {hi:.3g}), rule={self.rule!r}, "
+            f"steps={self.steps}, diverged={self.diverged}, points={len(self.lrs)})"
+        )
 
     def group_lrs(self, lr: float | None = None) -> list[float]:
         """The LR of each param group for a peak ``lr`` (the suggestion by default)."""
-        peak = self.lr if lr is None else lr
+        peak = self.lr if lr is None else check.real("lr", lr, 0.0, open_low=True, open_high=True)
         return [peak * r for r in self.group_ratios]
 
-    def apply(self, optimizer: torch.optim.Optimizer, lr: float | None = None) -> None:
-        """Set ``optimizer``'s param groups to the suggestion, keeping their LR ratios."""
-        for group, group_lr in zip(optimizer.param_groups, self.group_lrs(lr), strict=True):
-            group["lr"] = group_lr
+    def apply(self, optimizer: Any, lr: float | None = None, *, scheduler: Any = None) -> None:
+        """Set ``optimizer``'s param groups to the suggestion (or to peak ``lr``), keeping
+        their LR ratios.
+
+        Args:
+            optimizer: the optimizer the sweep measured (the same number of param groups).
+            lr: the peak LR to set instead of the suggestion.
+            scheduler: a scheduler built on ``optimizer`` before this call. It is updated too,
+                so its next ``step()`` does not put the old LR back: lrpilot's ``ScheduleLR``
+                through ``set_peak_lr``, a torch ``LRScheduler`` through ``base_lrs`` and each
+                group's ``initial_lr``. The groups then run at the new peak times where the
+                schedule is now.
+        """
+        lrs = self.group_lrs(lr)
+        groups = getattr(optimizer, "param_groups", None)
+        if not isinstance(groups, list):
+            raise check.ArgError("optimizer", optimizer, "an optimizer (with param_groups)")
+        if len(groups) != len(lrs):
+            raise ConfigError(
+                f"optimizer has {len(groups)} param groups but the sweep measured "
+                f"{len(lrs)}: apply the result to the optimizer that was swept, or set the LRs "
+                "yourself from result.group_lrs()."
+            )
+        current = [float(g["lr"]) for g in groups]
+        for group, group_lr in zip(groups, lrs, strict=True):
+            _set_group_lr(group, group_lr)
+        if scheduler is not None:
+            _retarget(scheduler, groups, lrs, current)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as plain, JSON-ready data (tuples become lists)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """Every field as plain, JSON-ready data (tuples become lists), plus ``"version"``."""
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {"version": RESULT_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LRFinderResult:
+        """The result :meth:`to_dict` wrote (also reads files written before ``"version"``)."""
+        if not isinstance(data, Mapping):
+            raise check.ArgError("data", data, "a dict written by LRFinderResult.to_dict")
+        values = dict(data)
+        version = values.pop("version", None)
+        if version is None:
+            values = {_LEGACY_NAMES.get(k, k): v for k, v in values.items()}
+        elif version != RESULT_VERSION:
+            raise ConfigError(
+                f"This result was written with layout version {version!r}; this lrpilot reads "
+                f"version {RESULT_VERSION}: upgrade lrpilot to read it."
+            )
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        required = [
+            n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING
+        ]
+        missing = [n for n in required if n not in values]
+        if unknown or missing:
+            raise ConfigError(
+                f"Not an LRFinderResult dict: unknown keys {unknown}, missing keys {missing}."
+            )
+        return cls(**{k: _typed(str(known[k].type), v) for k, v in values.items()})
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON to ``path``, atomically (a temporary file, then a rename,
+        so a reader never sees half a file); returns the path."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=1)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LRFinderResult:
+        """The result :meth:`save` wrote to ``path``."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
         """Loss against LR on a log axis with the suggestion, its band and every rule's pick.
@@ -123,6 +235,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _typed(annotation: str, value: Any) -> Any:
+    """A field's value read back from JSON: lists become tuples where the field is one."""
+    if annotation.startswith("tuple") and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _set_group_lr(group: dict[str, Any], lr: float) -> None:
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)  # a tensor LR stays the same object (captured graphs read it)
+    else:
+        group["lr"] = lr
+
+
+def _retarget(
+    scheduler: Any, groups: list[dict[str, Any]], lrs: list[float], old: list[float]
+) -> None:
+    """Point ``scheduler`` at the new peak LRs ``lrs`` (the groups ran at ``old``)."""
+    set_peak = getattr(scheduler, "set_peak_lr", None)
+    if callable(set_peak):  # lrpilot's ScheduleLR: it sets the groups itself
+        set_peak(lrs)
+        return
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+        raise check.ArgError(
+            "scheduler", scheduler, "a torch LRScheduler or lrpilot's ScheduleLR (or None)"
+        )
+    bases = [float(b) for b in scheduler.base_lrs]
+    if hasattr(scheduler, "peak_lrs"):
+        scheduler.peak_lrs = list(lrs)
+    scheduler.base_lrs = list(lrs)
+    for group, lr, base, was in zip(groups, lrs, bases, old, strict=True):
+        group["initial_lr"] = lr
+        # where the schedule is now, at the new peak: old LR x new base / old base
+        _set_group_lr(group, was * lr / base if base > 0 else lr)
+    scheduler._last_lr = [float(g["lr"]) for g in groups]
+
+
 def _schedule_data(schedule: Any, steps: int | None) -> Any:
     """The run's schedule as plain data: a spec as given, a schedule as its dict."""
     if schedule is None or isinstance(schedule, str):
@@ -132,7 +281,9 @@ def _schedule_data(schedule: Any, steps: int | None) -> Any:
             parse_schedule(schedule, total_steps=steps)  # a malformed spec fails before the sweep
         return schedule
     if not callable(schedule):
-        raise check.ArgError("schedule", schedule, "a text spec or a schedule (step -> multiplier)")
+        raise check.ArgError(
+            "schedule", schedule, "a text spec or a schedule (step -> multiplier)"
+        )
     from .schedules import to_dict
 
     try:
@@ -155,7 +306,7 @@ def find_lr(
     mode: Literal["exp", "linear"] = "exp",
     rule: str | suggest.Rule = "pilot",
     smoothing: float = 0.9,
-    diverge_threshold: float = 4.0,
+    diverge_threshold: float | None = 4.0,
     val_loader: Iterable[Any] | None = None,
     val_batches: int = 4,
     grad_clip: float | None = None,
@@ -171,28 +322,33 @@ def find_lr(
     The LR grows from ``start_lr`` to ``end_lr`` over ``num_steps`` optimizer steps (every
     param group scaled together, keeping their ratios); the loss is recorded at each step and
     the sweep stops when the smoothed loss exceeds ``diverge_threshold`` times its best, or
-    is not finite. Model, optimizer and RNG states are restored exactly afterwards.
+    is not finite for :data:`MAX_NONFINITE` steps in a row. A single non-finite loss (or
+    gradient norm) skips that step and is reported in ``result.warnings``. Model, optimizer
+    and RNG states, and the loaders' iterators, are restored exactly afterwards.
 
     Args:
         model: the model to sweep (on any device; batches are moved to it).
-        optimizer: an optimizer holding the model's parameters; its class and
-            hyperparameters (momentum, weight decay, betas) are those of the real run.
+        optimizer: an optimizer holding the model's parameters (or a wrapper whose
+            ``.optimizer`` is one); its class and hyperparameters (momentum, weight decay,
+            betas) are those of the real run. Optimizers whose ``step`` needs a closure
+            (LBFGS) are not supported.
         train_loader: iterable of batches, cycled when shorter than the sweep.
         loss_fn: ``(outputs, targets) -> scalar loss`` for ``(inputs, targets)`` batches.
         steps: the length of the real run in optimizer steps. The best LR falls as runs get
             longer, so pass it whenever you know it.
         schedule: the real run's schedule (a text spec or a schedule), resolved for ``steps``;
             recorded with the result for the rules that read it.
-        start_lr, end_lr: the sweep's bounds (``0 < start_lr < end_lr``).
+        start_lr, end_lr: the sweep's bounds (``0 < start_lr < end_lr < inf``).
         num_steps: optimizer steps in the sweep.
         mode: ``"exp"`` (evenly spaced in log-LR, the default) or ``"linear"``.
         rule: the rule that gives ``result.lr``: a name from :data:`lrpilot.suggest.RULES`
-            or a callable ``(lrs, losses) -> lr``.
+            or a callable ``(lrs, losses) -> lr`` returning a positive, finite LR.
         smoothing: the EMA factor of the smoothed loss used to stop (0 = no smoothing).
-        diverge_threshold: stop when the smoothed loss exceeds this multiple of its best.
+        diverge_threshold: stop when the smoothed loss exceeds this multiple of its best
+            (``> 1``); ``None`` turns this rule off (a streak of non-finite losses still stops).
         val_loader: if given, record the loss on ``val_batches`` fixed validation batches
             after every step instead of the training loss (slower, less noisy).
-        grad_clip: clip the global gradient norm to this value before each step.
+        grad_clip: clip the global gradient norm to this value (``> 0``) before each step.
         accumulation_steps: micro-batches per optimizer step; the recorded loss is their mean.
         amp: use ``torch.autocast`` and a gradient scaler on CUDA; a step the scaler skips
             does not advance the sweep.
@@ -200,51 +356,90 @@ def find_lr(
         snapshot_device: where the restore snapshot lives; ``"cpu"`` spares GPU memory.
         seed: seed Python, NumPy, torch and the loaders' generators for the sweep (the
             caller's RNG states are restored afterwards, as always); ``None`` keeps them.
-        progress: show a progress bar.
+        progress: show a progress bar (plain text in a Jupyter notebook).
 
     Returns:
-        An :class:`LRFinderResult`.
+        An :class:`LRFinderResult`. Its ``warnings`` are also emitted once each as Python
+        warnings pointing at the caller.
 
     Raises:
-        ConfigError: bad bounds, step counts or rule name.
-        DataError: an empty loader or a batch that cannot be unpacked.
-        LossError: a non-scalar loss, or a loss that is not finite at the first step.
-        ModelError: no trainable parameters, or an optimizer that does not hold them.
+        ConfigError: a bad argument (named in the message), or a custom ``rule`` that fails
+            or returns no positive, finite LR; that error's ``.result`` then holds the sweep's
+            result under the default rule, so the curve is not lost.
+        DataError: an empty loader, a one-shot iterator that ran out, or a batch that cannot
+            be unpacked.
+        LossError: a non-scalar or integer loss, or a loss that is not finite from the first
+            step on.
+        ModelError: no trainable parameters, an optimizer that does not hold them or needs a
+            closure, or a model on the meta device.
     """
-    _check_options(
-        start_lr, end_lr, num_steps, mode, steps, accumulation_steps, diverge_threshold, smoothing
+    opts = _check_options(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+        mode=mode,
+        steps=steps,
+        accumulation_steps=accumulation_steps,
+        diverge_threshold=diverge_threshold,
+        smoothing=smoothing,
+        grad_clip=grad_clip,
+        val_batches=val_batches,
+        amp=amp,
+        progress=progress,
+        seed=seed,
     )
     _check_rule(rule)
-    num_steps, accumulation_steps = int(num_steps), int(accumulation_steps)
+    _check_model(model)
+    _check_optimizer(optimizer)
+    _check_loader("train_loader", train_loader)
+    if val_loader is not None:
+        _check_loader("val_loader", val_loader)
+    if loss_step is not None:
+        check.function("loss_step", loss_step, "a function (model, batch) -> loss")
+    elif loss_fn is not None:
+        check.function("loss_fn", loss_fn, "a function (outputs, targets) -> loss")
+    device = _check_device(snapshot_device)
     check_optimizer_holds(model, optimizer)
     step_loss = loss_step or default_loss_step(loss_fn)
-    run_schedule = _schedule_data(schedule, steps)
-    sweep_lrs = _sweep_lrs(start_lr, end_lr, num_steps, mode)
-    ratios = _group_ratios(optimizer)
+    run_schedule = _schedule_data(schedule, opts.steps)
+    sweep_lrs = _sweep_lrs(opts.start_lr, opts.end_lr, opts.num_steps, opts.mode)
+    notes: list[str] = []
+    ratios = _group_ratios(optimizer, notes)
 
-    generators = loader_generators(train_loader) + loader_generators(val_loader)
-    snapshot = TrainingSnapshot.take(model, optimizer, snapshot_device, generators)
-    try:
-        if seed is not None:
-            _seed_everything(seed, generators)
-        sweep = _Sweep(
-            model=model,
-            optimizer=optimizer,
-            loss_step=step_loss,
-            ratios=ratios,
-            grad_clip=grad_clip,
-            accumulation_steps=accumulation_steps,
-            amp=amp,
-            smoothing=smoothing,
-            diverge_threshold=diverge_threshold,
-        )
-        model.train()
-        val = _fixed_batches(val_loader, val_batches) if val_loader is not None else None
-        sweep.run(cycle(train_loader), sweep_lrs, val, progress)
-    finally:
-        snapshot.restore(model, optimizer)
-    result = _result(sweep, rule, steps, optimizer, ratios)
+    train_loaders, train_generators = loader_parts(train_loader)
+    val_loaders, val_generators = loader_parts(val_loader)
+    generators = list({id(g): g for g in train_generators + val_generators}.values())
+    with _own_iterators(train_loaders + val_loaders):
+        snapshot = TrainingSnapshot.take(model, optimizer, device, generators)
+        batches = cycle(train_loader)
+        try:
+            if opts.seed is not None:
+                _seed_everything(opts.seed, generators)
+            sweep = _Sweep(
+                model=model,
+                optimizer=optimizer,
+                loss_step=step_loss,
+                ratios=ratios,
+                grad_clip=opts.grad_clip,
+                accumulation_steps=opts.accumulation_steps,
+                scaler=_grad_scaler(opts.amp, model_device(model), notes),
+                detector=DivergenceDetector(
+                    threshold=opts.diverge_threshold,
+                    smoothing=opts.smoothing,
+                    reference="best",
+                    max_nonfinite=MAX_NONFINITE,
+                ),
+            )
+            model.train()
+            val = _fixed_batches(val_loader, opts.val_batches) if val_loader is not None else None
+            with _progress_bar(opts.progress, len(sweep_lrs)) as advance:
+                sweep.run(batches, sweep_lrs, val, advance)
+        finally:
+            batches.close()  # lets a loader's iterator (and its workers) go now
+            snapshot.restore(model, optimizer)
+    result = _result(sweep, rule, opts.steps, optimizer, ratios, notes)
     result.schedule = run_schedule
+    _emit(result.warnings)
     return result
 
 
@@ -267,49 +462,136 @@ def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRF
         options["schedule"] = task.schedule_for(options["steps"])
     with isolated_rng(generators_of([task.train_loader])):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(check.whole("seed", seed, 0))
         model, optimizer = task.build()
     return find_lr(model, optimizer, task.train_loader, task.loss_fn, seed=seed, **options)
 
 
-def _check_options(
-    start_lr: float,
-    end_lr: float,
-    num_steps: int,
-    mode: str,
-    steps: int | None,
-    accumulation_steps: int,
-    diverge_threshold: float,
-    smoothing: float,
-) -> None:
-    if not (start_lr > 0 and end_lr > 0):
-        raise ConfigError(f"LR bounds must be positive, got {start_lr=} and {end_lr=}.")
+@dataclass(frozen=True)
+class _Options:
+    """find_lr's numeric and flag arguments, checked and normalised."""
+
+    start_lr: float
+    end_lr: float
+    num_steps: int
+    mode: str
+    steps: int | None
+    accumulation_steps: int
+    diverge_threshold: float | None
+    smoothing: float
+    grad_clip: float | None
+    val_batches: int
+    amp: bool
+    progress: bool
+    seed: int | None
+
+
+def _check_options(**values: Any) -> _Options:
+    """Every numeric and flag argument of :func:`find_lr`, by the one policy of ``_validate``."""
+    start_lr = check.real("start_lr", values["start_lr"], 0.0, open_low=True, open_high=True)
+    end_lr = check.real("end_lr", values["end_lr"], 0.0, open_low=True, open_high=True)
     if start_lr >= end_lr:
         raise ConfigError(f"start_lr must be below end_lr, got {start_lr=} >= {end_lr=}.")
-    if not is_count(num_steps) or num_steps < suggest.MIN_POINTS:
-        raise ConfigError(
-            f"num_steps must be an int >= {suggest.MIN_POINTS} for the rules to read a curve, "
-            f"got {num_steps=}; 100 is a good default."
+    steps, seed = values["steps"], values["seed"]
+    return _Options(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=check.whole("num_steps", values["num_steps"], suggest.MIN_POINTS),
+        mode=check.choice("mode", values["mode"], ("exp", "linear")),
+        steps=None if steps is None else check.whole("steps", steps, 1),
+        accumulation_steps=check.whole("accumulation_steps", values["accumulation_steps"], 1),
+        diverge_threshold=check.optional_real(
+            "diverge_threshold", values["diverge_threshold"], 1.0, open_low=True
+        ),
+        smoothing=check.real("smoothing", values["smoothing"], 0.0, 1.0, open_high=True),
+        grad_clip=check.optional_real("grad_clip", values["grad_clip"], 0.0, open_low=True),
+        val_batches=check.whole("val_batches", values["val_batches"], 1),
+        amp=check.boolean("amp", values["amp"]),
+        progress=check.boolean("progress", values["progress"]),
+        seed=None if seed is None else check.whole("seed", seed, 0),
+    )
+
+
+def _check_rule(rule: Any) -> None:
+    if isinstance(rule, str):
+        if rule not in suggest.RULES:
+            raise ConfigError(f"Unknown rule {rule!r}; choose one of {sorted(suggest.RULES)}.")
+    elif not callable(rule):
+        raise check.ArgError(
+            "rule", rule, f"one of {sorted(suggest.RULES)} or a function (lrs, losses) -> lr"
         )
-    if mode not in ("exp", "linear"):
-        raise ConfigError(f"mode must be 'exp' or 'linear', got {mode=}.")
-    if steps is not None and (not is_count(steps) or steps < 1):
-        raise ConfigError(f"steps (the real run's length) must be a positive int, got {steps=}.")
-    if not is_count(accumulation_steps) or accumulation_steps < 1:
-        raise ConfigError(f"accumulation_steps must be an int >= 1, got {accumulation_steps=}.")
-    if diverge_threshold <= 1:
-        raise ConfigError(f"diverge_threshold must be > 1, got {diverge_threshold=}.")
-    if not 0 <= smoothing < 1:
-        raise ConfigError(f"smoothing must be in [0, 1), got {smoothing=}.")
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got a {type(model).__name__}.")
+    if any(p.is_meta for p in model.parameters()):
+        raise ModelError(
+            "The model's parameters are on the meta device (shapes without values): "
+            "materialise it first (model.to_empty(device=...) and initialise it, or load its "
+            "weights)."
+        )
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    if isinstance(optimizer, (list, tuple)):
+        raise ConfigError(
+            f"optimizer must be one optimizer, got a {type(optimizer).__name__} of "
+            f"{len(optimizer)}: the range test sweeps one optimizer; put every parameter "
+            "group in it, or sweep each optimizer on its own."
+        )
+    inner = inner_optimizer(optimizer)
+    usable = all(hasattr(optimizer, a) for a in ("param_groups", "step", "zero_grad"))
+    if not usable or not hasattr(inner, "state") or not isinstance(inner.param_groups, list):
+        raise ConfigError(
+            "optimizer must be a torch.optim.Optimizer (or a wrapper whose .optimizer is "
+            f"one), got a {type(optimizer).__name__}."
+        )
+    if _needs_closure(inner):
+        raise ModelError(
+            f"{type(inner).__name__}.step() needs a closure, which the range test does not "
+            "support (each sweep step is one forward and backward pass at one LR): sweep "
+            "with a first-order optimizer such as SGD or Adam."
+        )
+
+
+def _needs_closure(optimizer: Any) -> bool:
+    try:
+        params = inspect.signature(optimizer.step).parameters
+    except (TypeError, ValueError):
+        return False
+    closure = params.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _check_loader(arg: str, loader: Any) -> None:
+    iterable = hasattr(type(loader), "__iter__") or hasattr(type(loader), "__getitem__")
+    if isinstance(loader, (str, bytes)) or not iterable:
+        raise check.ArgError(arg, loader, "an iterable of batches (a DataLoader, a list, ...)")
+
+
+def _check_device(device: Any) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise check.ArgError(
+            "snapshot_device", device, "a torch device ('cpu', 'cuda', 'cuda:1', ...) or None"
+        ) from None
+    try:
+        torch.empty(0, device=parsed)
+    except (RuntimeError, AssertionError) as exc:
+        raise ConfigError(
+            f"snapshot_device={device!r} is not available here ({exc}); use 'cpu' or None."
+        ) from None
+    return parsed
 
 
 def _seed_everything(seed: int, generators: list[torch.Generator]) -> None:
     """Seed every RNG a sweep draws from (restored afterwards by the snapshot)."""
     import random
 
-    import numpy as np
-
-    seed = check.whole("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -317,30 +599,41 @@ def _seed_everything(seed: int, generators: list[torch.Generator]) -> None:
         generator.manual_seed(seed)
 
 
-def _check_rule(rule: str | suggest.Rule) -> None:
-    if not callable(rule) and rule not in suggest.RULES:
-        raise ConfigError(f"Unknown rule {rule!r}; choose one of {sorted(suggest.RULES)}.")
-
-
 def _sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str) -> list[float]:
-    """The LR of every sweep step, ``start_lr`` first and ``end_lr`` last."""
+    """The LR of every sweep step, ``start_lr`` first and ``end_lr`` last (never above it:
+    ``exp(log(end/start))`` can round 1-2 ulp past it)."""
     if mode == "exp":
         ratio = math.log(end_lr / start_lr)
-        return [start_lr * math.exp(ratio * i / (num_steps - 1)) for i in range(num_steps)]
-    return [start_lr + (end_lr - start_lr) * i / (num_steps - 1) for i in range(num_steps)]
+        lrs = [start_lr * math.exp(ratio * i / (num_steps - 1)) for i in range(num_steps)]
+    else:
+        lrs = [start_lr + (end_lr - start_lr) * i / (num_steps - 1) for i in range(num_steps)]
+    lrs[-1] = end_lr
+    return [min(lr, end_lr) for lr in lrs]
 
 
-def _group_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Each group's LR over the largest group LR (all 1.0 when every LR is zero)."""
-    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+def _group_ratios(optimizer: Any, notes: list[str]) -> list[float]:
+    """Each group's LR over the largest group LR. Where every LR is 0 (a warmup's first
+    step), the groups' ``initial_lr`` (set by torch's schedulers) stand in; without them the
+    ratios are unknown, all 1.0, with a note."""
+    groups = optimizer.param_groups
+    lrs = [float(g["lr"]) for g in groups]
+    if max(lrs) <= 0 and all("initial_lr" in g for g in groups):
+        lrs = [float(g["initial_lr"]) for g in groups]
     top = max(lrs)
-    return [lr / top for lr in lrs] if top > 0 else [1.0] * len(lrs)
+    if top > 0:
+        return [lr / top for lr in lrs]
+    if len(lrs) > 1:
+        notes.append(
+            "Every param group's lr is 0 (a warmup at its first step?) and no group has an "
+            "initial_lr: their ratios are unknown, so all groups were swept at one LR and "
+            "result.apply() sets them all alike. Set the groups' LRs before find_lr to keep "
+            "their ratios."
+        )
+    return [1.0] * len(lrs)
 
 
 def _fixed_batches(loader: Iterable[Any], count: int) -> list[Any]:
     """The first ``count`` batches of ``loader``: the same subsample at every sweep step."""
-    if count < 1:
-        raise ConfigError(f"val_batches must be >= 1, got {count=}.")
     batches = []
     for batch in loader:
         batches.append(batch)
@@ -351,11 +644,54 @@ def _fixed_batches(loader: Iterable[Any], count: int) -> list[Any]:
     return batches
 
 
+@contextlib.contextmanager
+def _own_iterators(loaders: list[Any]) -> Iterator[None]:
+    """Sweep through fresh iterators of persistent-worker DataLoaders and give back their
+    own afterwards.
+
+    Such a loader keeps one iterator, and its worker processes, for good: workers seeded when
+    they start, whose RNGs (augmentation) move on every epoch. Sweeping through the loader's
+    own iterator would leave the real run a different data stream, and a second sweep another
+    one again. So the sweep starts its own (its workers seeded from the RNGs the snapshot
+    restores), shuts it down after, and the loader's ``_iterator`` is put back as it was.
+    """
+    persistent = [dl for dl in loaders if getattr(dl, "persistent_workers", False)]
+    saved = [(dl, dl._iterator) for dl in persistent]
+    for dl in persistent:
+        dl._iterator = None
+    try:
+        yield
+    finally:
+        for dl, own in saved:
+            made = dl._iterator
+            if made is not None and made is not own:
+                shutdown = getattr(made, "_shutdown_workers", None)
+                if callable(shutdown):
+                    shutdown()
+            dl._iterator = own
+
+
 def _distributed() -> tuple[bool, int]:
     """Whether a torch.distributed process group is up, and its world size."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return True, torch.distributed.get_world_size()
     return False, 1
+
+
+def _grad_scaler(amp: bool, device: torch.device, notes: list[str]) -> Any:
+    """A CUDA gradient scaler for ``amp``, or ``None`` (full precision)."""
+    if not amp:
+        return None
+    if device.type != "cuda":
+        notes.append(
+            f"amp=True needs a CUDA model; this one is on {device}: sweeping in full precision."
+        )
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+_Step = tuple[float, str]
+"""One sweep step's mean loss and why it was skipped ("" when the optimizer stepped)."""
 
 
 class _Sweep:
@@ -365,14 +701,13 @@ class _Sweep:
         self,
         *,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Any,
         loss_step: LossStep,
         ratios: list[float],
         grad_clip: float | None,
         accumulation_steps: int,
-        amp: bool,
-        smoothing: float,
-        diverge_threshold: float,
+        scaler: Any,
+        detector: DivergenceDetector,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -381,59 +716,63 @@ class _Sweep:
         self.grad_clip = grad_clip
         self.accumulation_steps = accumulation_steps
         self.device = model_device(model)
-        self.amp = amp and self.device.type == "cuda"
-        if amp and not self.amp:
-            warnings.warn(
-                f"amp=True needs a CUDA model; this one is on {self.device}: sweeping in full "
-                "precision.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
-        self.smoothing = smoothing
-        self.diverge_threshold = diverge_threshold
+        self.scaler = scaler
+        self.detector = detector
+        self.state: DivergenceState = detector.init()
         self.distributed, self.world_size = _distributed()
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
+        self.skipped: list[tuple[float, str, float]] = []  # (lr, what, value)
+        self._streak: list[tuple[float, str, float]] = []
         self.diverged = False
+        self.stop_reason = ""
         self.batch_size: int | None = None
-        self._ema = 0.0
 
     def run(
         self,
         batches: Iterator[Any],
         schedule: list[float],
         val: list[Any] | None,
-        progress: bool,
+        advance: Callable[[float, float], None],
     ) -> None:
-        with _progress_bar(progress, len(schedule)) as advance:
-            for lr in schedule:
-                self._set_lr(lr)
-                loss = self._step_until_taken(batches)
-                if val is not None and math.isfinite(loss):
-                    loss = self._reduce(evaluate_loss(self.model, val, self.loss_step))
-                advance(lr, loss)
-                if self._record(lr, loss):
-                    break
+        for lr in schedule:
+            self._set_lr(lr)
+            step = self._step_until_taken(batches)
+            if step is None:
+                self.diverged = True
+                self.stop_reason = (
+                    f"the AMP grad scaler skipped {MAX_SKIPPED_STEPS} steps in a row at "
+                    f"lr {lr:.3g}"
+                )
+                break
+            loss, skipped = step
+            if not skipped and val is not None:
+                loss = self._reduce(evaluate_loss(self.model, val, self.loss_step))[0]
+                skipped = "" if math.isfinite(loss) else "validation loss"
+            advance(lr, loss)
+            if self._record(lr, loss, skipped):
+                break
+        self.skipped.extend(self._streak)  # non-finite at the very end: skipped, not divergence
+        self._streak = []
 
-    def _step_until_taken(self, batches: Iterator[Any]) -> float:
-        """One optimizer step at the current LR, retried while the AMP grad scaler skips it
-        (the scale is still settling); after :data:`MAX_SKIPPED_STEPS` skips in a row the
-        gradients are taken to be non-finite for good and the loss reads as NaN."""
+    def _step_until_taken(self, batches: Iterator[Any]) -> _Step | None:
+        """One sweep step at the current LR, retried while the AMP grad scaler skips it (the
+        scale is still settling); ``None`` after :data:`MAX_SKIPPED_STEPS` skips in a row."""
         for _ in range(MAX_SKIPPED_STEPS):
-            loss = self._optimizer_step(batches)
-            if loss is not None:
-                return loss
-        return float("nan")
+            step = self._optimizer_step(batches)
+            if step is not None:
+                return step
+        return None
 
     def _set_lr(self, lr: float) -> None:
         for group, ratio in zip(self.optimizer.param_groups, self.ratios, strict=True):
-            group["lr"] = lr * ratio
+            _set_group_lr(group, lr * ratio)
 
-    def _optimizer_step(self, batches: Iterator[Any]) -> float | None:
-        """One optimizer step over ``accumulation_steps`` micro-batches; the mean loss, or
-        ``None`` when the AMP grad scaler skipped the step (inf/NaN gradients)."""
+    def _optimizer_step(self, batches: Iterator[Any]) -> _Step | None:
+        """One optimizer step over ``accumulation_steps`` micro-batches: the mean loss and
+        ``""``; or the loss and what was not finite (``"loss"``, ``"gradient norm"``), the
+        step skipped; or ``None`` when the AMP grad scaler skipped the step."""
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for i in range(self.accumulation_steps):
@@ -442,72 +781,110 @@ class _Sweep:
             with self._sync_context(last=i == self.accumulation_steps - 1), self._autocast():
                 loss = check_scalar_loss(self.loss_step(self.model, batch))
             scaled = loss / self.accumulation_steps if self.accumulation_steps > 1 else loss
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += float(loss.detach())
+        local = total / self.accumulation_steps
         if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        mean = self._reduce(total / self.accumulation_steps)
-        if self.scaler is None:
-            self.optimizer.step()
-            return mean
+            return self._scaled_step(local)
+        # Every rank decides alike: the loss and "this rank's gradient norm is not finite"
+        # are all-reduced together (DDP's gradients are already averaged, other wrappers'
+        # need not be).
+        norm = self._clip_and_norm()
+        mean, bad_ranks = self._reduce(local, 0.0 if math.isfinite(norm) else 1.0)
+        if not math.isfinite(mean):
+            return self._skip(mean, "loss")
+        if bad_ranks > 0:
+            return self._skip(mean, "gradient norm")
+        self.optimizer.step()
+        return mean, ""
+
+    def _scaled_step(self, local: float) -> _Step | None:
+        mean = self._reduce(local)[0]
+        if not math.isfinite(mean):  # before unscale_: the scaler must not see this step
+            return self._skip(mean, "loss")
+        self.scaler.unscale_(self.optimizer)
+        self._clip_and_norm()
         scale = self.scaler.get_scale()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         skipped = self.scaler.get_scale() < scale
-        return None if skipped and math.isfinite(mean) else mean
+        if skipped and math.isfinite(mean):
+            # Why: the loss was finite but the scaled gradients overflowed, so the scaler
+            # skipped the step and lowered its scale. That is the scale still settling (it
+            # starts at 2**16), not the model diverging: retry at the same LR, record nothing.
+            return None
+        return mean, ""
+
+    def _skip(self, loss: float, what: str) -> _Step:
+        """Drop this step's gradients without stepping: the weights stay as they were."""
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, what
+
+    def _clip_and_norm(self) -> float:
+        """Clip the gradients to ``grad_clip`` (if set); the global norm before clipping."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.grad_clip is not None:
+            return float(torch.nn.utils.clip_grad_norm_(params, self.grad_clip))
+        return float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
 
     def _sync_context(self, last: bool) -> Any:
         """Skip DDP's gradient all-reduce on all but the last micro-batch."""
-        if not last and hasattr(self.model, "no_sync"):
-            return self.model.no_sync()
+        no_sync = getattr(self.model, "no_sync", None)
+        if not last and callable(no_sync):
+            return no_sync()
         return contextlib.nullcontext()
 
     def _autocast(self) -> Any:
-        return torch.autocast("cuda") if self.amp else contextlib.nullcontext()
+        if self.scaler is not None and self.device.type == "cuda":
+            return torch.autocast("cuda")
+        return contextlib.nullcontext()
 
-    def _reduce(self, value: float) -> float:
-        """The mean of ``value`` over all ranks (itself outside torch.distributed)."""
+    def _reduce(self, value: float, *more: float) -> tuple[float, ...]:
+        """The mean of ``value`` over all ranks, and the sum of each of ``more`` (themselves
+        outside torch.distributed), in one collective."""
         if not self.distributed:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=_collective_device(self.device))
+            return (value, *more)
+        t = torch.tensor(
+            [value, *more], dtype=torch.float64, device=_collective_device(self.device)
+        )
         torch.distributed.all_reduce(t)
-        return float(t.item()) / self.world_size
+        values = [float(v) for v in t.tolist()]
+        return (values[0] / self.world_size, *values[1:])
 
     def _note_batch_size(self, batch: Any) -> None:
         if self.batch_size is None:
             self.batch_size = _batch_size(batch)
 
-    def _record(self, lr: float, loss: float) -> bool:
+    def _record(self, lr: float, loss: float, skipped: str) -> bool:
         """Record one point; ``True`` when the sweep must stop (identical on every rank,
-        since every rank sees the same all-reduced loss)."""
-        if not math.isfinite(loss):
-            if not self.losses:
-                raise LossError(
-                    f"The loss is {loss} at the first step (lr={lr:.3g}): check the data, the "
-                    "model's initialisation and the loss function before sweeping."
-                )
-            self.diverged = True
-            return True
-        n = len(self.losses) + 1
-        self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
-        smoothed = self._ema / (1 - self.smoothing**n)
+        since every rank sees the same all-reduced values)."""
+        value = math.nan if skipped == "gradient norm" else loss
+        self.state, verdict = self.detector.update(self.state, value)
+        if not verdict.finite:
+            self._streak.append(
+                (lr, skipped or "loss", loss if skipped != "gradient norm" else value)
+            )
+            if verdict.diverged:
+                if not self.losses:
+                    first, last = self._streak[0][0], self._streak[-1][0]
+                    raise LossError(
+                        f"The {self._streak[0][1]} is {self._streak[0][2]} from the first step "
+                        f"on ({len(self._streak)} steps in a row, lr {first:.3g} to {last:.3g}): "
+                        "check the data, the model's initialisation and the loss function "
+                        "before sweeping."
+                    )
+                self.diverged, self.stop_reason = True, verdict.reason
+                self._streak = []
+                return True
+            return False
+        self.skipped.extend(self._streak)
+        self._streak = []
         self.lrs.append(lr)
         self.losses.append(loss)
-        self.smoothed.append(smoothed)
-        best = min(self.smoothed)
-        if _exceeds(smoothed, best, self.diverge_threshold, self.smoothed[0]):
-            self.diverged = True
-            return True
-        return False
-
-
-def _exceeds(value: float, best: float, threshold: float, first: float) -> bool:
-    """Whether ``value`` is more than ``threshold`` times ``best``, for losses of any sign:
-    measured as growth over the best by ``threshold - 1`` times the scale of the curve."""
-    scale = abs(best) if best > 0 else max(abs(first - best), 1e-12)
-    return value - best > (threshold - 1) * scale
+        self.smoothed.append(verdict.smoothed)
+        if verdict.diverged:
+            self.diverged, self.stop_reason = True, verdict.reason
+        return verdict.diverged
 
 
 def _collective_device(device: torch.device) -> torch.device:
@@ -519,13 +896,12 @@ def _batch_size(batch: Any) -> int | None:
     """Samples in a batch: the leading size of its first tensor."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.dim() > 0 else None
-    items = (
-        batch.values()
-        if isinstance(batch, dict)
-        else batch
-        if isinstance(batch, (tuple, list))
-        else ()
-    )
+    if isinstance(batch, dict):
+        items: Iterable[Any] = batch.values()
+    elif isinstance(batch, (tuple, list)):
+        items = batch
+    else:
+        return None
     for item in items:
         size = _batch_size(item)
         if size is not None:
@@ -533,11 +909,27 @@ def _batch_size(batch: Any) -> int | None:
     return None
 
 
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where rich's live display needs ipywidgets)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython too old or half-imported: not a notebook we can tell
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[float, float], None]]:
-    """A rich progress bar for the sweep, or a no-op when disabled."""
+    """A rich progress bar for the sweep, plain text in a notebook, or a no-op."""
     if not enabled:
         yield lambda lr, loss: None
+        return
+    if _in_notebook():
+        with _text_progress(total) as advance:
+            yield advance
         return
     from rich.progress import (
         BarColumn,
@@ -559,49 +951,146 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[float, float]
         yield lambda lr, loss: bar.update(task_id, advance=1, lr=lr, loss=loss)
 
 
+@contextlib.contextmanager
+def _text_progress(total: int) -> Iterator[Callable[[float, float], None]]:
+    """One line on stderr, rewritten in place (``\\r``), about fifty times per sweep."""
+    every = max(1, total // 50)
+    done = 0
+
+    def advance(lr: float, loss: float) -> None:
+        nonlocal done
+        done += 1
+        if done % every == 0 or done == total:
+            sys.stderr.write(f"\rrange test {done}/{total}  lr {lr:.2e}  loss {loss:.4g}   ")
+            sys.stderr.flush()
+
+    try:
+        yield advance
+    finally:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _emit(notes: list[str]) -> None:
+    """Each note once, as a Python warning pointing at the first frame outside lrpilot."""
+    for note in notes:
+        category = UserWarning if note.startswith("steps=") else RuntimeWarning
+        warnings.warn(note, category, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in :func:`_emit` that names the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1  # _emit's frame is stacklevel 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _result(
     sweep: _Sweep,
     rule: str | suggest.Rule,
     steps: int | None,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,
     ratios: list[float],
+    notes: list[str],
 ) -> LRFinderResult:
     lrs, losses = sweep.lrs, sweep.losses
     if len(lrs) < suggest.MIN_POINTS:
+        if sweep.diverged:
+            raise LossError(
+                f"The sweep diverged after {len(lrs)} steps ({sweep.stop_reason}), too few for "
+                f"any rule (need {suggest.MIN_POINTS}): lower start_lr, or raise num_steps or "
+                "diverge_threshold."
+            )
         raise LossError(
-            f"The sweep diverged after {len(lrs)} steps, too few for any rule (need "
-            f"{suggest.MIN_POINTS}): lower start_lr, or raise num_steps or diverge_threshold."
+            f"Only {len(lrs)} sweep steps gave a finite loss ({len(sweep.skipped)} skipped), "
+            f"too few for any rule (need {suggest.MIN_POINTS}): check the data and the loss."
         )
-    rules = _bind_rules(steps, prior_lr_for(optimizer))
-    name = rule if isinstance(rule, str) else getattr(rule, "__name__", "custom")
-    if callable(rule):
-        rules[name] = rule
+    if sweep.skipped:
+        notes.append(_skipped_note(sweep.skipped))
+    prior = prior_lr_for(optimizer)
+    rules = _bind_rules(steps, prior)
     candidates = {n: float(fn(lrs, losses)) for n, fn in rules.items()}
+    built = functools.partial(
+        _assemble, sweep, steps=steps, prior=prior, ratios=ratios, notes=notes
+    )
+    if isinstance(rule, str):
+        return built(rule, rules[rule], candidates)
+    name = getattr(rule, "__name__", "custom")
+    checked = functools.partial(_checked_rule, name, rule)
+    try:
+        pick = checked(lrs, losses)
+    except Exception as exc:
+        fallback = built("pilot", rules["pilot"], candidates)
+        error = ConfigError(
+            f"The custom rule {name!r} failed on the sweep's curve: {exc} The sweep's result "
+            f"under the default rule 'pilot' (lr {fallback.lr:.3g}) is kept in this error's "
+            ".result, curve included."
+        )
+        error.result = fallback  # type: ignore[attr-defined]
+        raise error from exc
+    return built(name, checked, {**candidates, name: pick})
+
+
+def _checked_rule(name: str, rule: suggest.Rule, lrs: Any, losses: Any) -> float:
+    """``rule``'s pick, if it is a positive, finite number."""
+    value: Any = rule(lrs, losses)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if not check.is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"rule {name!r} must return a positive, finite LR, got {value!r}.")
+    return float(value)
+
+
+def _assemble(
+    sweep: _Sweep,
+    name: str,
+    rule: suggest.Rule,
+    candidates: dict[str, float],
+    *,
+    steps: int | None,
+    prior: float | None,
+    ratios: list[float],
+    notes: list[str],
+) -> LRFinderResult:
+    """The result for the pick of rule ``name``: band, bounds and diagnostics."""
+    lrs, losses = sweep.lrs, sweep.losses
+    notes = list(notes)
     marks = suggest.landmarks(lrs, losses)
+    pick = candidates[name]
+    try:
+        band = suggest.bootstrap_band(lrs, losses, rule)
+    except Exception as exc:  # a custom rule that fails on a resampled curve
+        band = (pick, pick)
+        notes.append(
+            f"The band could not be measured: rule {name!r} failed on a resampled curve ({exc})."
+        )
+    pick, band = _off_the_start(name, pick, band, lrs, marks, prior, notes)
+    notes.extend(diagnose(marks, lrs, sweep.diverged, prior_lr=prior))
+    if steps is None:
+        notes.append(
+            f"steps= (the real run's length) was not given: the suggestion is for a run of at "
+            f"most {suggest.HORIZON_REFERENCE_STEPS} steps. Longer runs want lower LRs; pass "
+            "steps=N."
+        )
     samples = (
         sweep.batch_size * sweep.accumulation_steps * sweep.world_size
         if sweep.batch_size
         else None
     )
-    notes = diagnose(marks, lrs, sweep.diverged)
-    for note in notes:
-        warnings.warn(note, RuntimeWarning, stacklevel=3)
-    if steps is None:
-        hint = (
-            f"steps= (the real run's length) was not given: the suggestion is for a run of at "
-            f"most {suggest.HORIZON_REFERENCE_STEPS} steps. Longer runs want lower LRs; pass "
-            "steps=N."
-        )
-        warnings.warn(hint, UserWarning, stacklevel=3)
-        notes.append(hint)
     return LRFinderResult(
-        lr=candidates[name],
+        lr=pick,
         lrs=list(lrs),
         losses=list(losses),
         ema_losses=list(sweep.smoothed),
         smooth_losses=[float(v) for v in suggest.smooth(lrs, losses)],
-        candidates=candidates,
-        band=suggest.bootstrap_band(lrs, losses, rules[name]),
+        candidates={**candidates, name: pick},
+        band=band,
         bounds=(marks.onset, marks.minimum),
         rule=name,
         diverged=sweep.diverged,
@@ -610,24 +1099,92 @@ def _result(
         group_ratios=ratios,
         effective_batch_size=samples,
         warnings=notes,
+        skipped_lrs=[lr for lr, _, _ in sweep.skipped],
     )
+
+
+def _skipped_note(skipped: list[tuple[float, str, float]]) -> str:
+    whats = sorted({what for _, what, _ in skipped})
+    at = ", ".join(f"{lr:.3g}" for lr, _, _ in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+    count = len(skipped)
+    return (
+        f"{count} non-finite {' or '.join(whats)}{'' if count == 1 else ' values'} skipped at "
+        f"lr {at}: {'that step was' if count == 1 else 'those steps were'} not taken and left "
+        "off the curve. A bad batch or an fp16 overflow does this; check the data if it "
+        "happens often."
+    )
+
+
+def _off_the_start(
+    name: str,
+    pick: float,
+    band: tuple[float, float],
+    lrs: list[float],
+    marks: suggest.Landmarks,
+    prior: float | None,
+    notes: list[str],
+) -> tuple[float, tuple[float, float]]:
+    """A pick at the sweep's first LR says only that the curve gave nothing to go on (a flat
+    curve): fall back to the optimizer family's prior, else the centre of the valley floor,
+    else the onset, whichever first lies above the first LR, and say so."""
+    first = lrs[0] * (1 + 1e-9)
+    if pick > first:
+        return pick, band
+    fallbacks = (
+        ("the optimizer family's prior", prior),
+        ("the centre of the valley's floor", marks.floor_centre),
+        ("the onset of the fall", marks.onset),
+    )
+    for source, value in fallbacks:
+        if value is not None and value > first:
+            notes.append(
+                f"Rule {name!r} picked the sweep's first LR ({lrs[0]:.3g}), which says only that "
+                f"the curve gave it nothing to go on: using {source} instead, lr {value:.3g}. "
+                "Treat it as a guess; sweep with more steps or larger batches."
+            )
+            return value, (min(band[0], value), max(band[1], value))
+    notes.append(
+        f"Rule {name!r} picked the sweep's first LR ({lrs[0]:.3g}) and the curve offers nothing "
+        "above it: the loss did not fall anywhere in the sweep. Lower start_lr and sweep again."
+    )
+    return pick, band
 
 
 NOISE_LEVEL_Z = 8.0
 """A drop of fewer standard errors than this is within reach of noise (pure noise shows 2-6)."""
 
 
-def diagnose(marks: suggest.Landmarks, lrs: list[float], diverged: bool) -> list[str]:
+def diagnose(
+    marks: suggest.Landmarks,
+    lrs: list[float],
+    diverged: bool,
+    *,
+    prior_lr: float | None = None,
+) -> list[str]:
     """What makes a range-test curve (its ``marks``, read off the sweep over ``lrs``) hard to
-    trust, each with what to do about it."""
+    trust, each with what to do about it. The advice fits the sweep: no "raise end_lr" where it
+    stopped on divergence, no prior mentioned where the optimizer has none (``prior_lr``)."""
     notes = []
     if marks.signal_to_noise < NOISE_LEVEL_Z:
-        notes.append(
-            "The loss barely fell during the sweep, against its noise: the suggestion leans on "
-            "the prior. Raise end_lr, use more steps (num_steps) or larger batches, or record "
-            "a validation loss (val_loader)."
+        lean = (
+            f"the suggestion leans on the prior for this optimizer family (lr {prior_lr:.3g})"
+            if prior_lr is not None
+            else "this optimizer has no prior to fall back on, so the suggestion is a guess"
         )
-    if not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
+        more = "" if diverged else "Raise end_lr, "
+        notes.append(
+            f"The loss barely fell during the sweep, against its noise: {lean}. "
+            f"{more}{'use' if more else 'Use'} more steps (num_steps) or larger batches, or "
+            "record a validation loss (val_loader)."
+        )
+    elif marks.onset <= lrs[0] * (1 + 1e-9):
+        notes.append(
+            f"The loss was already falling at the sweep's first LR ({lrs[0]:.3g}): the lower "
+            "bound (bounds[0]) only says the fall starts at or below it. Lower start_lr to see "
+            "where it begins."
+        )
+    informative = marks.signal_to_noise >= NOISE_LEVEL_Z  # noise has its minimum anywhere
+    if informative and not diverged and marks.minimum >= lrs[int(0.95 * (len(lrs) - 1))]:
         notes.append(
             f"The loss was still falling at the end of the sweep (lr {lrs[-1]:.3g}): the "
             "divergence edge was not seen, so the suggestion stays well below that LR and may be "

@@ -424,16 +424,19 @@ def bootstrap_band(
     which keeps each residual at its own LR, so the calm start and the noisy cliff keep their
     own noise levels). The band is the central ``coverage`` of the resampled picks' spread
     around their median, placed around the pick itself, so it always contains the pick.
-    The band says nothing about the rule's own bias.
+    The band says nothing about the rule's own bias, nor about seed-to-seed variation (another
+    data order or initialisation gives another curve).
     """
     x, y = _as_curve(lrs, losses)
     s = _smooth_xy(x, y)
     residuals = y - s
     rng = np.random.default_rng(seed)
-    lr = 10**x
-    pick = math.log10(rule(lr, y))
+    lr = (10**x).tolist()  # rules get lists, as from the finder
+    pick = math.log10(rule(lr, y.tolist()))
     picks = [
-        math.log10(rule(lr, s + residuals * rng.choice((-1.0, 1.0), size=residuals.size)))
+        math.log10(
+            rule(lr, (s + residuals * rng.choice((-1.0, 1.0), size=residuals.size)).tolist())
+        )
         for _ in range(draws)
     ]
     lo, mid, hi = np.quantile(picks, [(1 - coverage) / 2, 0.5, (1 + coverage) / 2])
