@@ -1,6 +1,6 @@
 """MNIST-1D with a small Conv1d net and Adam, 1,500 cosine-decayed steps.
 
-    lrpilot find examples/mnist1d_adam.py
+lrpilot find examples/mnist1d_adam.py
 """
 
 import lrpilot

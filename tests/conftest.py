@@ -92,7 +92,8 @@ class StateRecord:
         assert_state_dicts_equal(self.optimizer.state_dict(), self.optimizer_state)
         groups = [list(g["params"]) for g in self.optimizer.param_groups]
         assert all(
-            a is b for live_g, saved_g in zip(groups, self.group_objects, strict=True)
+            a is b
+            for live_g, saved_g in zip(groups, self.group_objects, strict=True)
             for a, b in zip(live_g, saved_g, strict=True)
         )
         assert sorted(id(p) for p in self.optimizer.state) == self.state_keys
@@ -173,6 +174,11 @@ class RecordingSGD(torch.optim.SGD):
     def step(self, closure: Any = None) -> Any:
         self.group_lrs.append([float(g["lr"]) for g in self.param_groups])
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
-        self.grad_norms.append(float(torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(gr) for gr in grads]))))
+        self.grad_norms.append(
+            float(
+                torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(gr) for gr in grads])
+                )
+            )
+        )
         return super().step(closure)

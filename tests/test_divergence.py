@@ -41,7 +41,7 @@ def _first_stop(detector: DivergenceDetector, losses: list[float]) -> int | None
         # growth off: only the streak
         (dict(threshold=None, smoothing=0.0), [1.0, 1e9, NAN, NAN, NAN], 4),
     ],
-)  # fmt: skip
+)
 def test_where_each_sequence_stops(settings, losses, stop):
     assert _first_stop(DivergenceDetector(**settings), losses) == stop
 
@@ -84,10 +84,15 @@ def test_update_is_pure_and_state_round_trips():
 
 @pytest.mark.parametrize(
     ("settings", "name"),
-    [(dict(threshold=1.0), "threshold"), (dict(threshold=NAN), "threshold"),
-     (dict(smoothing=1.0), "smoothing"), (dict(reference="last"), "reference"),
-     (dict(max_nonfinite=0), "max_nonfinite"), (dict(max_nonfinite=2.5), "max_nonfinite")],
-)  # fmt: skip
+    [
+        (dict(threshold=1.0), "threshold"),
+        (dict(threshold=NAN), "threshold"),
+        (dict(smoothing=1.0), "smoothing"),
+        (dict(reference="last"), "reference"),
+        (dict(max_nonfinite=0), "max_nonfinite"),
+        (dict(max_nonfinite=2.5), "max_nonfinite"),
+    ],
+)
 def test_bad_settings_name_the_argument(settings, name):
     with pytest.raises(ConfigError, match=f"{name} must be"):
         DivergenceDetector(**settings)

@@ -455,11 +455,22 @@ def test_progress_in_a_notebook_is_plain_text(loader, monkeypatch, capsys):
     def no_rich(*args, **kwargs):
         raise AssertionError("rich's live display asks a notebook for ipywidgets")
 
-    monkeypatch.setattr(lrpilot.finder, "_in_notebook", lambda: True)
+    import lrpilot._progress
+
+    monkeypatch.setattr(lrpilot._progress, "in_notebook", lambda: True)
     monkeypatch.setattr(rich.progress, "Progress", no_rich)
     model = mlp()
     lrpilot.find_lr(model, _sgd(model), loader, CE, num_steps=20, steps=1_000)
     assert "range test 20/20" in capsys.readouterr().err
+    task = lrpilot.Task(
+        model_fn=mlp,
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
+        train_loader=loader,
+        loss_fn=CE,
+        steps=10,
+    )
+    lrpilot.train(task, 0.1)  # the training loop's progress too
+    assert "train 10/10" in capsys.readouterr().err
 
 
 def _equal_fields(a: lrpilot.LRFinderResult, b: lrpilot.LRFinderResult) -> None:

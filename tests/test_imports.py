@@ -13,9 +13,11 @@ from lrpilot.errors import MissingDependencyError
 
 
 def test_import_lrpilot_loads_no_heavy_or_optional_package():
-    code = ("import sys, lrpilot; heavy = ('matplotlib', 'rich', 'typer', 'optuna', "
-            "'sqlalchemy', 'pytorch_lightning', 'lightning', 'transformers', 'tensorboard'); "
-            "print(sorted(m for m in sys.modules if m.partition('.')[0] in heavy))")  # fmt: skip
+    code = (
+        "import sys, lrpilot; heavy = ('matplotlib', 'rich', 'typer', 'optuna', "
+        "'sqlalchemy', 'pytorch_lightning', 'lightning', 'transformers', 'tensorboard'); "
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrpilot import schedules as S
-from lrpilot.errors import ConfigError
 from lrpilot.control.plateau import Decision, PlateauState, ReduceOnPlateau
+from lrpilot.errors import ConfigError
 
 NAN, INF = float("nan"), float("inf")
 

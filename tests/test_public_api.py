@@ -19,7 +19,15 @@ def test_public_objects_report_the_package_as_their_module():
 
 
 def test_contract_names_from_the_design():
-    for name in ("find_lr", "Task", "LRFinderResult", "LRPilotError", "ConfigError",
-                 "DataError", "LossError", "ModelError"):
+    for name in (
+        "find_lr",
+        "Task",
+        "LRFinderResult",
+        "LRPilotError",
+        "ConfigError",
+        "DataError",
+        "LossError",
+        "ModelError",
+    ):
         assert name in lrpilot.__all__
     assert set(lrpilot.suggest.RULES) >= {"pilot", "steepest", "valley", "minimum"}

@@ -250,9 +250,20 @@ def test_each_spec_name_takes_its_factorys_keywords(name: str) -> None:
 
 def test_the_table_knows_the_documented_names_and_aliases() -> None:
     assert set(_table.table()) == {
-        "constant", "step", "multistep", "exp", "poly", "linear", "cosine", "restarts",
-        "cyclic", "onecycle", "invsqrt", "wsd", "warmup",
-    }  # fmt: skip
+        "constant",
+        "step",
+        "multistep",
+        "exp",
+        "poly",
+        "linear",
+        "cosine",
+        "restarts",
+        "cyclic",
+        "onecycle",
+        "invsqrt",
+        "wsd",
+        "warmup",
+    }
     assert _table.aliases() == {
         "step_decay": "step",
         "multi_step": "multistep",

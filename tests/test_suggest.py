@@ -49,8 +49,9 @@ def test_smooth_is_exact_on_a_straight_line():
     line = 3.0 - 0.4 * X
     np.testing.assert_allclose(suggest.smooth(LRS, line), line, rtol=0, atol=1e-9)
     uneven = np.sort(np.random.default_rng(0).uniform(-6, 1, 60))
-    np.testing.assert_allclose(suggest.smooth(10**uneven, 1 + 2 * uneven), 1 + 2 * uneven,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        suggest.smooth(10**uneven, 1 + 2 * uneven), 1 + 2 * uneven, atol=1e-9
+    )
 
 
 def test_smooth_has_no_lag_unlike_an_ema():
@@ -190,7 +191,8 @@ def test_pilot_without_an_edge_stays_below_the_last_lr_swept():
     still_falling = 2.0 - 1.5 / (1 + np.exp(-(X - 0.5) / 0.3))  # steepest at 10^0.5
     assert suggest.landmarks(LRS, still_falling).edge is None
     assert suggest.pilot(LRS, still_falling) == pytest.approx(
-        LRS[-1] / suggest.overshoot(10**0.05), rel=1e-9)
+        LRS[-1] / suggest.overshoot(10**0.05), rel=1e-9
+    )
 
 
 def test_pilot_decreases_with_run_length():

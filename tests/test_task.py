@@ -40,21 +40,36 @@ TASK_FILE = textwrap.dedent(
 def _task(**overrides) -> lrpilot.Task:  # noqa: ANN003
     x = torch.randn(32, 4)
     batches = [(x[i : i + 8], (x[i : i + 8].sum(1) > 0).long()) for i in range(0, 32, 8)]
-    options = dict(model_fn=lambda: nn.Linear(4, 2),
-                   optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
-                   train_loader=batches, val_loader=batches,
-                   loss_fn=nn.functional.cross_entropy, steps=100)  # fmt: skip
+    options = dict(
+        model_fn=lambda: nn.Linear(4, 2),
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
+        train_loader=batches,
+        val_loader=batches,
+        loss_fn=nn.functional.cross_entropy,
+        steps=100,
+    )
     options.update(overrides)
     return lrpilot.Task(**options)
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("grad_clip", -1.0), ("grad_clip", 0.0), ("grad_clip", float("nan")),
-     ("accumulation_steps", 0), ("accumulation_steps", 1.5), ("amp", 1), ("steps", 0),
-     ("steps", "100"), ("eval_every", 0), ("device", "gpu"), ("train_loader", 42),
-     ("model_fn", "resnet"), ("optimizer_fn", None)],
-)  # fmt: skip
+    [
+        ("grad_clip", -1.0),
+        ("grad_clip", 0.0),
+        ("grad_clip", float("nan")),
+        ("accumulation_steps", 0),
+        ("accumulation_steps", 1.5),
+        ("amp", 1),
+        ("steps", 0),
+        ("steps", "100"),
+        ("eval_every", 0),
+        ("device", "gpu"),
+        ("train_loader", 42),
+        ("model_fn", "resnet"),
+        ("optimizer_fn", None),
+    ],
+)
 def test_a_bad_recipe_names_the_argument(field, value):
     with pytest.raises(lrpilot.ConfigError, match=f"{field} must be"):
         _task(**{field: value})
@@ -78,11 +93,15 @@ def test_schedule_for_resolves_every_kind_for_any_length():
 
 def test_optimizer_fn_taking_the_model_builds_named_groups():
     def optimizer_fn(model, lr):  # noqa: ANN001, ANN202
-        return torch.optim.SGD([{"params": model[0].parameters(), "lr": lr / 10},
-                                {"params": model[2].parameters()}], lr=lr)  # fmt: skip
+        return torch.optim.SGD(
+            [{"params": model[0].parameters(), "lr": lr / 10}, {"params": model[2].parameters()}],
+            lr=lr,
+        )
 
-    task = _task(model_fn=lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
-                 optimizer_fn=optimizer_fn)  # fmt: skip
+    task = _task(
+        model_fn=lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
+        optimizer_fn=optimizer_fn,
+    )
     _, optimizer = task.build(0.5)
     assert [g["lr"] for g in optimizer.param_groups] == [0.05, 0.5]
     run = lrpilot.train(task, 0.5, steps=3, progress=False)
@@ -111,8 +130,10 @@ def test_fingerprint_is_plain_data_and_the_same_in_another_process(tmp_path):
     before = torch.get_rng_state()
     mine = lrpilot.load_task_file(path).fingerprint()
     assert torch.equal(torch.get_rng_state(), before)  # building the model left no trace
-    code = (f"import json, lrpilot; print(json.dumps(lrpilot.load_task_file({str(path)!r})"
-            ".fingerprint()))")  # fmt: skip
+    code = (
+        f"import json, lrpilot; print(json.dumps(lrpilot.load_task_file({str(path)!r})"
+        ".fingerprint()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == json.loads(json.dumps(mine))
     assert mine["model"] == "Sequential" and mine["parameters"] == 4 * 8 + 8 + 8 * 2 + 2

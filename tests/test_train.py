@@ -34,11 +34,20 @@ def _sgd(params, lr):  # noqa: ANN001, ANN202
 
 def _task(**overrides) -> lrpilot.Task:  # noqa: ANN003
     x, y = _data()
-    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,
-                        generator=torch.Generator().manual_seed(123))  # fmt: skip
-    options = dict(model_fn=_model, optimizer_fn=_sgd, train_loader=loader,
-                   val_loader=DataLoader(TensorDataset(x, y), batch_size=48),
-                   loss_fn=nn.functional.cross_entropy, steps=30)  # fmt: skip
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(123),
+    )
+    options = dict(
+        model_fn=_model,
+        optimizer_fn=_sgd,
+        train_loader=loader,
+        val_loader=DataLoader(TensorDataset(x, y), batch_size=48),
+        loss_fn=nn.functional.cross_entropy,
+        steps=30,
+    )
     options.update(overrides)
     return lrpilot.Task(**options)
 
@@ -203,8 +212,9 @@ def test_rollback_then_go_on_at_a_lower_lr_with_batches_skipped():
 
     x, y = _data()
     loader = _Counting([(x[i : i + 16], y[i : i + 16]) for i in range(0, 96, 16)])
-    run = lrpilot.train(_task(train_loader=loader, steps=12), 0.1, callbacks=[Back()],
-                        progress=False)  # fmt: skip
+    run = lrpilot.train(
+        _task(train_loader=loader, steps=12), 0.1, callbacks=[Back()], progress=False
+    )
     assert run.steps_done == 15 and len(run.losses) == 12 and loader.drawn == 17
     assert run.lrs[:5] == [0.1] * 5 and run.lrs[5:] == [0.05] * 7
     message = run.events[0]["message"]
@@ -249,8 +259,14 @@ def test_loss_step_only_task_and_dict_batches():
     def loss_step(model, batch):  # noqa: ANN001, ANN202
         return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
 
-    task = lrpilot.Task(model_fn=_model, optimizer_fn=_sgd, train_loader=batches,
-                        val_loader=batches[:2], loss_step=loss_step, steps=20)  # fmt: skip
+    task = lrpilot.Task(
+        model_fn=_model,
+        optimizer_fn=_sgd,
+        train_loader=batches,
+        val_loader=batches[:2],
+        loss_step=loss_step,
+        steps=20,
+    )
     run = lrpilot.train(task, 0.1, progress=False)
     assert len(run.losses) == 20 and run.metric < 0  # minus the mean validation loss
 
@@ -282,9 +298,13 @@ def test_optimizer_modes_are_switched_around_evaluation():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"lr": -1.0}, "lr must be"), ({"lr": math.nan}, "lr must be"),
-     ({"lr": 0.1, "steps": 0}, "steps must be"), ({"lr": 0.1, "seed": -1}, "seed must be")],
-)  # fmt: skip
+    [
+        ({"lr": -1.0}, "lr must be"),
+        ({"lr": math.nan}, "lr must be"),
+        ({"lr": 0.1, "steps": 0}, "steps must be"),
+        ({"lr": 0.1, "seed": -1}, "seed must be"),
+    ],
+)
 def test_bad_arguments_name_themselves(kwargs, match):
     with pytest.raises(lrpilot.ConfigError, match=match):
         lrpilot.train(_task(), progress=False, **kwargs)

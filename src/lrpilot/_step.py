@@ -4,7 +4,9 @@ loss is checked and how the validation loss is measured."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+import contextlib
+import inspect
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -21,6 +23,8 @@ __all__ = [
     "evaluate_loss",
     "check_scalar_loss",
     "check_optimizer_holds",
+    "own_iterators",
+    "needs_closure",
 ]
 
 LossStep = Callable[[nn.Module, Any], torch.Tensor]
@@ -149,3 +153,40 @@ def check_optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) ->
             "The optimizer holds none of the model's trainable parameters: build it with "
             "optimizer = Opt(model.parameters(), ...) for this model instance."
         )
+
+
+@contextlib.contextmanager
+def own_iterators(loaders: list[Any]) -> Iterator[None]:
+    """Run through fresh iterators of persistent-worker DataLoaders and give back their
+    own afterwards.
+
+    Such a loader keeps one iterator, and its worker processes, for good: workers seeded when
+    they start, whose RNGs (augmentation) move on every epoch. Sweeping through the loader's
+    own iterator would leave the real run a different data stream, and a second sweep another
+    one again. So the sweep starts its own (its workers seeded from the RNGs the snapshot
+    restores), shuts it down after, and the loader's ``_iterator`` is put back as it was.
+    """
+    persistent = [dl for dl in loaders if getattr(dl, "persistent_workers", False)]
+    saved = [(dl, dl._iterator) for dl in persistent]
+    for dl in persistent:
+        dl._iterator = None
+    try:
+        yield
+    finally:
+        for dl, own in saved:
+            made = dl._iterator
+            if made is not None and made is not own:
+                shutdown = getattr(made, "_shutdown_workers", None)
+                if callable(shutdown):
+                    shutdown()
+            dl._iterator = own
+
+
+def needs_closure(optimizer: Any) -> bool:
+    """Whether ``optimizer.step`` requires a closure (LBFGS and its kind)."""
+    try:
+        params = inspect.signature(optimizer.step).parameters
+    except (TypeError, ValueError):
+        return False
+    closure = params.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty

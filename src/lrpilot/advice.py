@@ -21,7 +21,11 @@ def optimizer_family(optimizer: Any) -> str:
     wrappers) are looked through: their ``.optimizer`` attribute is the real one.
     """
     seen = 0
-    while hasattr(optimizer, "optimizer") and seen < 5 and type(optimizer).__name__ not in ADAM_FAMILY:
+    while (
+        hasattr(optimizer, "optimizer")
+        and seen < 5
+        and type(optimizer).__name__ not in ADAM_FAMILY
+    ):
         inner = optimizer.optimizer
         if inner is optimizer:
             break

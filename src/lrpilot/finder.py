@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import json
 import math
 import os
@@ -33,6 +32,8 @@ from torch import nn
 
 from . import _validate as check
 from . import suggest
+from ._progress import progress_bar
+from ._rng import seed_everything
 from ._state import TrainingSnapshot, inner_optimizer, loader_parts
 from ._step import (
     LossStep,
@@ -43,6 +44,8 @@ from ._step import (
     evaluate_loss,
     model_device,
     move_to_device,
+    needs_closure,
+    own_iterators,
 )
 from .advice import ADAM_FAMILY, prior_lr_for
 from .control.divergence import DivergenceDetector, DivergenceState
@@ -409,12 +412,12 @@ def find_lr(
     train_loaders, train_generators = loader_parts(train_loader)
     val_loaders, val_generators = loader_parts(val_loader)
     generators = list({id(g): g for g in train_generators + val_generators}.values())
-    with _own_iterators(train_loaders + val_loaders):
+    with own_iterators(train_loaders + val_loaders):
         snapshot = TrainingSnapshot.take(model, optimizer, device, generators)
         batches = cycle(train_loader)
         try:
             if opts.seed is not None:
-                _seed_everything(opts.seed, generators)
+                seed_everything(opts.seed, generators)
             sweep = _Sweep(
                 model=model,
                 optimizer=optimizer,
@@ -432,7 +435,7 @@ def find_lr(
             )
             model.train()
             val = _fixed_batches(val_loader, opts.val_batches) if val_loader is not None else None
-            with _progress_bar(opts.progress, len(sweep_lrs)) as advance:
+            with progress_bar("range test", len(sweep_lrs), opts.progress) as advance:
                 sweep.run(batches, sweep_lrs, val, advance)
         finally:
             batches.close()  # lets a loader's iterator (and its workers) go now
@@ -547,21 +550,12 @@ def _check_optimizer(optimizer: Any) -> None:
             "optimizer must be a torch.optim.Optimizer (or a wrapper whose .optimizer is "
             f"one), got a {type(optimizer).__name__}."
         )
-    if _needs_closure(inner):
+    if needs_closure(inner):
         raise ModelError(
             f"{type(inner).__name__}.step() needs a closure, which the range test does not "
             "support (each sweep step is one forward and backward pass at one LR): sweep "
             "with a first-order optimizer such as SGD or Adam."
         )
-
-
-def _needs_closure(optimizer: Any) -> bool:
-    try:
-        params = inspect.signature(optimizer.step).parameters
-    except (TypeError, ValueError):
-        return False
-    closure = params.get("closure")
-    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def _check_loader(arg: str, loader: Any) -> None:
@@ -586,17 +580,6 @@ def _check_device(device: Any) -> torch.device | None:
             f"snapshot_device={device!r} is not available here ({exc}); use 'cpu' or None."
         ) from None
     return parsed
-
-
-def _seed_everything(seed: int, generators: list[torch.Generator]) -> None:
-    """Seed every RNG a sweep draws from (restored afterwards by the snapshot)."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    for generator in generators:
-        generator.manual_seed(seed)
 
 
 def _sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str) -> list[float]:
@@ -642,33 +625,6 @@ def _fixed_batches(loader: Iterable[Any], count: int) -> list[Any]:
     if not batches:
         raise DataError("The validation loader yielded no batch.")
     return batches
-
-
-@contextlib.contextmanager
-def _own_iterators(loaders: list[Any]) -> Iterator[None]:
-    """Sweep through fresh iterators of persistent-worker DataLoaders and give back their
-    own afterwards.
-
-    Such a loader keeps one iterator, and its worker processes, for good: workers seeded when
-    they start, whose RNGs (augmentation) move on every epoch. Sweeping through the loader's
-    own iterator would leave the real run a different data stream, and a second sweep another
-    one again. So the sweep starts its own (its workers seeded from the RNGs the snapshot
-    restores), shuts it down after, and the loader's ``_iterator`` is put back as it was.
-    """
-    persistent = [dl for dl in loaders if getattr(dl, "persistent_workers", False)]
-    saved = [(dl, dl._iterator) for dl in persistent]
-    for dl in persistent:
-        dl._iterator = None
-    try:
-        yield
-    finally:
-        for dl, own in saved:
-            made = dl._iterator
-            if made is not None and made is not own:
-                shutdown = getattr(made, "_shutdown_workers", None)
-                if callable(shutdown):
-                    shutdown()
-            dl._iterator = own
 
 
 def _distributed() -> tuple[bool, int]:
@@ -734,9 +690,9 @@ class _Sweep:
         batches: Iterator[Any],
         schedule: list[float],
         val: list[Any] | None,
-        advance: Callable[[float, float], None],
+        advance: Callable[[int, float, float], None],
     ) -> None:
-        for lr in schedule:
+        for done, lr in enumerate(schedule, 1):
             self._set_lr(lr)
             step = self._step_until_taken(batches)
             if step is None:
@@ -750,7 +706,7 @@ class _Sweep:
             if not skipped and val is not None:
                 loss = self._reduce(evaluate_loss(self.model, val, self.loss_step))[0]
                 skipped = "" if math.isfinite(loss) else "validation loss"
-            advance(lr, loss)
+            advance(done, lr, loss)
             if self._record(lr, loss, skipped):
                 break
         self.skipped.extend(self._streak)  # non-finite at the very end: skipped, not divergence
@@ -907,68 +863,6 @@ def _batch_size(batch: Any) -> int | None:
         if size is not None:
             return size
     return None
-
-
-def _in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (where rich's live display needs ipywidgets)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:  # an IPython too old or half-imported: not a notebook we can tell
-        return False
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[float, float], None]]:
-    """A rich progress bar for the sweep, plain text in a notebook, or a no-op."""
-    if not enabled:
-        yield lambda lr, loss: None
-        return
-    if _in_notebook():
-        with _text_progress(total) as advance:
-            yield advance
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]range test"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("lr {task.fields[lr]:.2e}  loss {task.fields[loss]:.4g}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
-        task_id = bar.add_task("sweep", total=total, lr=0.0, loss=float("nan"))
-        yield lambda lr, loss: bar.update(task_id, advance=1, lr=lr, loss=loss)
-
-
-@contextlib.contextmanager
-def _text_progress(total: int) -> Iterator[Callable[[float, float], None]]:
-    """One line on stderr, rewritten in place (``\\r``), about fifty times per sweep."""
-    every = max(1, total // 50)
-    done = 0
-
-    def advance(lr: float, loss: float) -> None:
-        nonlocal done
-        done += 1
-        if done % every == 0 or done == total:
-            sys.stderr.write(f"\rrange test {done}/{total}  lr {lr:.2e}  loss {loss:.4g}   ")
-            sys.stderr.flush()
-
-    try:
-        yield advance
-    finally:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
 
 
 def _emit(notes: list[str]) -> None:

@@ -83,7 +83,9 @@ class Task:
             raise ConfigError("Task needs loss_fn (outputs, targets) -> loss, or loss_step.")
         check.function("model_fn", self.model_fn, "a function () -> nn.Module")
         check.function("optimizer_fn", self.optimizer_fn, "a function (params, lr) -> Optimizer")
-        if isinstance(self.train_loader, (str, bytes)) or not hasattr(self.train_loader, "__iter__"):
+        if isinstance(self.train_loader, (str, bytes)) or not hasattr(
+            self.train_loader, "__iter__"
+        ):
             raise check.ArgError("train_loader", self.train_loader, "an iterable of batches")
         if self.steps is not None:
             self.steps = check.whole("steps", self.steps, 1)
@@ -111,9 +113,8 @@ class Task:
         takes_model = _first_parameter(self.optimizer_fn) == "model"
         optimizer = self.optimizer_fn(model if takes_model else model.parameters(), lr)
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ConfigError(
-                f"optimizer_fn must return a torch.optim.Optimizer, got {type(optimizer).__name__}."
-            )
+            got = type(optimizer).__name__
+            raise ConfigError(f"optimizer_fn must return a torch.optim.Optimizer, got {got}.")
         return optimizer
 
     def schedule_for(self, steps: int | None = None) -> Any:
@@ -249,7 +250,9 @@ def _as_device(device: Any) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError):
-        raise check.ArgError("device", device, "a torch device ('cpu', 'cuda', 'cuda:1', ...)") from None
+        raise check.ArgError(
+            "device", device, "a torch device ('cpu', 'cuda', 'cuda:1', ...)"
+        ) from None
 
 
 def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -33,10 +33,19 @@ import torch
 from torch import nn
 
 from . import _validate as check
+from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
 from ._state import TrainingSnapshot
-from ._step import check_optimizer_holds, check_scalar_loss, cycle, default_loss_step, model_device
-from ._step import move_to_device
+from ._step import (
+    check_optimizer_holds,
+    check_scalar_loss,
+    cycle,
+    default_loss_step,
+    model_device,
+    move_to_device,
+    needs_closure,
+    own_iterators,
+)
 from .control.callbacks import Action, EvalInfo, RunInfo, StepInfo
 from .control.divergence import DivergenceDetector, DivergenceState
 from .errors import ConfigError, ModelError
@@ -189,9 +198,10 @@ def train(
     generators = generators_of([task.train_loader, task.val_loader])
     with isolated_rng(generators):
         seed_everything(seed, generators)
-        run = _Run(task, lr, length, seed, hooks, divergence)
-        with _progress_bar(progress, length) as advance:
-            result = run.execute(advance)
+        with own_iterators([task.train_loader, task.val_loader]):
+            run = _Run(task, lr, length, seed, hooks, divergence)
+            with progress_bar("train", length, progress) as advance:
+                result = run.execute(advance)
     for hook in hooks:
         if hasattr(hook, "on_run_end"):
             hook.on_run_end(result)
@@ -256,16 +266,23 @@ class _Run:
         _set_optimizer_mode(self.optimizer, train=True)
         if self.hooks:
             self.snapshot = self._take_snapshot()  # what a rollback with no snapshot returns to
-        self._dispatch("on_run_start", RunInfo(self.lr, self.steps, self.seed, self.model, self.optimizer))
+        self._dispatch(
+            "on_run_start", RunInfo(self.lr, self.steps, self.seed, self.model, self.optimizer)
+        )
         batches = cycle(self.task.train_loader)
         every = self.task.eval_every
         while self.step < self.steps and not self.result.stopped:
             info = self._train_step(batches)
-            advance(self.step, info.loss, info.lr)
+            advance(self.step, info.lr, info.loss)
             if self.result.diverged:
                 break
             self._apply(self._dispatch("on_step", info), batches)
-            if every and self.step % every == 0 and self.step < self.steps and not self.result.stopped:
+            if (
+                every
+                and self.step % every == 0
+                and self.step < self.steps
+                and not self.result.stopped
+            ):
                 self._evaluate()
         if not self.result.diverged and self.task.val_loader is not None:
             self.result.metric = self._evaluate()
@@ -286,8 +303,18 @@ class _Run:
         r.losses.append(loss if math.isfinite(loss) else math.nan)
         r.grad_norms.append(norm if math.isfinite(norm) else math.nan)
         smoothed = self._judge(loss if math.isfinite(norm) else math.nan)
-        return StepInfo(self.step, self.steps, lr, loss, norm, skipped, clipped, smoothed,
-                        self.model, self.optimizer)  # fmt: skip
+        return StepInfo(
+            self.step,
+            self.steps,
+            lr,
+            loss,
+            norm,
+            skipped,
+            clipped,
+            smoothed,
+            self.model,
+            self.optimizer,
+        )
 
     def _judge(self, loss: float) -> float:
         """Feed the divergence detector; record what it says."""
@@ -423,7 +450,7 @@ class _Run:
 
 def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     check_optimizer_holds(model, optimizer)
-    if type(optimizer).__name__ == "LBFGS" or getattr(optimizer, "_needs_closure", False):
+    if needs_closure(optimizer):
         raise ModelError(
             f"{type(optimizer).__name__} needs a closure at every step, which lrpilot's "
             "training loop does not give: use a first-order optimizer."
@@ -456,25 +483,3 @@ def _clip(params: Sequence[torch.Tensor], max_norm: float, norm: torch.Tensor) -
         clip_with_norm(params, max_norm, norm)
     else:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int, float, float], None]]:
-    """A rich progress bar for the run, or a no-op when disabled."""
-    if not enabled:
-        yield lambda step, loss, lr: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4g}  lr {task.fields[lr]:.2e}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
-        task_id = bar.add_task("train", total=total, loss=float("nan"), lr=0.0)
-        yield lambda step, loss, lr: bar.update(task_id, completed=step, loss=loss, lr=lr)

@@ -72,7 +72,9 @@ class DivergenceState(NamedTuple):
         """Rebuild a state from :meth:`to_dict`'s output."""
         missing = set(cls._fields) - set(data)
         if missing:
-            raise ConfigError(f"not a DivergenceState dict: missing {sorted(missing)}, got {data=}")
+            raise ConfigError(
+                f"not a DivergenceState dict: missing {sorted(missing)}, got {data=}"
+            )
         ints = ("seen", "nonfinite", "skipped")
         counts = [check.whole(k, data[k], 0) for k in ints]
         ema, smoothed, best, first = (float(data[k]) for k in ("ema", "smoothed", "best", "first"))
@@ -137,7 +139,9 @@ class DivergenceDetector:
         best = min(state.best, smoothed)
         new = DivergenceState(ema, seen, smoothed, best, first, 0, state.skipped)
         reference = best if self.reference == "best" else first
-        if self.threshold is not None and _exceeds(smoothed, reference, self.threshold, first, best):
+        if self.threshold is not None and _exceeds(
+            smoothed, reference, self.threshold, first, best
+        ):
             reason = (
                 f"smoothed loss {smoothed:.4g} is past {self.threshold:g}x its "
                 f"{'best' if self.reference == 'best' else 'start'} ({reference:.4g})"
@@ -145,9 +149,7 @@ class DivergenceDetector:
             return new, Verdict(True, True, smoothed, reason)
         return new, Verdict(False, True, smoothed, "")
 
-    def _nonfinite(
-        self, state: DivergenceState, value: float
-    ) -> tuple[DivergenceState, Verdict]:
+    def _nonfinite(self, state: DivergenceState, value: float) -> tuple[DivergenceState, Verdict]:
         streak = state.nonfinite + 1
         new = state._replace(nonfinite=streak, skipped=state.skipped + 1)
         if streak >= self.max_nonfinite:

@@ -87,7 +87,9 @@ class PlateauState(NamedTuple):
         if any(fields[k] < 0 for k in ints) or not fields["scale"] >= 0:
             raise ConfigError(f"PlateauState counts and scale must be >= 0, got {data=}")
         if math.isnan(fields["best"]):  # NaN would never be improved on: cuts forever
-            raise ConfigError(f"PlateauState best must not be NaN (inf before any metric), got {data=}")
+            raise ConfigError(
+                f"PlateauState best must not be NaN (inf before any metric), got {data=}"
+            )
         return cls(best=fields["best"], scale=fields["scale"], **counts)
 
 
@@ -141,10 +143,16 @@ class ReduceOnPlateau:
     def __post_init__(self) -> None:
         _set = object.__setattr__  # frozen: fields are normalised this way
         _set(self, "mode", check.choice("mode", self.mode, ("min", "max")))
-        _set(self, "factor", check.real("factor", self.factor, 0, 1, open_low=True, open_high=True))
+        _set(
+            self, "factor", check.real("factor", self.factor, 0, 1, open_low=True, open_high=True)
+        )
         _set(self, "patience", check.whole("patience", self.patience, 0))
         _set(self, "threshold", check.real("threshold", self.threshold, 0))
-        _set(self, "threshold_mode", check.choice("threshold_mode", self.threshold_mode, ("rel", "abs")))
+        _set(
+            self,
+            "threshold_mode",
+            check.choice("threshold_mode", self.threshold_mode, ("rel", "abs")),
+        )
         _set(self, "cooldown", check.whole("cooldown", self.cooldown, 0))
         _set(self, "min_scale", check.real("min_scale", self.min_scale, 0, 1))
         _set(self, "eps", check.real("eps", self.eps, 0))
