@@ -58,3 +58,28 @@ def test_demo_writes_plot_and_json(tmp_path):
     saved = json.loads((out / "range_test.json").read_text())
     assert saved["lr"] > 0 and saved["steps"] == 1500
     assert f"{saved['lr']:.3g}" in result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == len(set(warned))  # each warning once
+    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "again"), "--no-train"])
+    assert json.loads((tmp_path / "again" / "range_test.json").read_text())["lr"] == saved["lr"]
+
+
+def test_demo_trains_and_saves_both_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr("lrpilot.demo.DEMO_STEPS", 60)  # the printed length only
+    import lrpilot.demo
+
+    real = lrpilot.demo.mnist1d_task
+
+    def short(seed: int = 0) -> lrpilot.Task:
+        task = real(seed)
+        task.steps = 60
+        return task
+
+    monkeypatch.setattr(lrpilot.demo, "mnist1d_task", short)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ours = lrpilot.RunResult.load(out / "run_suggested.json")
+    default = lrpilot.RunResult.load(out / "run_default.json")
+    assert ours.steps == default.steps == 60 and default.lr == 1e-3
+    assert f"{ours.metric:.1%}" in result.output

@@ -368,37 +368,47 @@ def _read_result(name: str) -> dict[str, Any]:
 
 @app.command()
 def demo(
-    out: str = typer.Option("lrpilot-demo", help="Folder for the plot and the JSON result."),
+    out: str = typer.Option("lrpilot-demo", help="Folder for the plot and the JSON results."),
     train: bool = typer.Option(True, help="Train once at the suggestion and at 1e-3 to compare."),
+    seed: int = typer.Option(_SEED_DEFAULT, help="Seed of the sweep and of both runs."),
+    show_traceback: bool = _traceback_option(),
 ) -> None:
     """The range test on MNIST-1D (built locally, no download), then a run at the suggestion."""
-    from pathlib import Path
-
     from rich.console import Console
 
-    from .demo import DEMO_STEPS, mnist1d_task, train_and_score
-    from .finder import find_lr_for_task
+    from .demo import DEMO_STEPS, mnist1d_task
+    from .train import train as train_run
 
     console = Console()
     folder = Path(out)
     _make_folder(folder)  # before any work: a bad --out costs nothing
+    with _reported(show_traceback):
+        check.whole("seed", seed, 0)
     console.print(
         f"[bold]lrpilot demo[/]: MNIST-1D, Conv1d net, Adam, cosine schedule, {DEMO_STEPS} steps"
     )
-    task = mnist1d_task()
-    result = find_lr_for_task(task)
-    plot_path = folder / "range_test.png"
-    result.plot(plot_path)
-    (folder / "range_test.json").write_text(json.dumps(result.to_dict(), indent=1))
-    _print_result(result, str(plot_path))
-    if train:
-        with console.status("training at the suggestion and at the 1e-3 default ..."):
-            ours = train_and_score(task, result.lr)
-            default = train_and_score(task, 1e-3)
-        console.print(
-            f"test accuracy after {DEMO_STEPS} steps: lrpilot {result.lr:.3g} -> {ours:.1%};"
-            f" the usual 1e-3 -> {default:.1%}"
-        )
+    try:
+        with warnings.catch_warnings(record=True) as caught, _reported(show_traceback):
+            task = mnist1d_task(seed)
+            result = find_lr_for_task(task, seed=seed)
+        plot_path = folder / "range_test.png"
+        _save_range_plot(result, str(plot_path), show_traceback)
+        result.save(folder / "range_test.json")
+        _print_result(result, str(plot_path), _notes(result, caught))
+        if train:
+            with _reported(show_traceback):
+                ours = train_run(task, result.lr, seed=seed)
+                default = train_run(task, 1e-3, seed=seed)
+            ours.save(folder / "run_suggested.json")
+            default.save(folder / "run_default.json")
+            console.print(
+                f"test accuracy after {DEMO_STEPS} steps: lrpilot {result.lr:.3g} -> "
+                f"{ours.metric:.1%} ({ours.seconds:.0f} s); the usual 1e-3 -> "
+                f"{default.metric:.1%}"
+            )
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the demo was stopped", err=True)
+        raise typer.Exit(code=130) from None
     console.print(
         "next: in your own loop, [bold]lrpilot.find_lr(model, optimizer, loader, loss_fn, "
         "steps=N)[/]; or write a task file (see examples/) and run [bold]lrpilot find TASK.py[/]."

@@ -219,15 +219,22 @@ class LRFinderResult:
         """The result :meth:`save` wrote to ``path``."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
+    def plot(
+        self, path: str | Path | None = None, *, title: str | None = None, ax: Any = None
+    ) -> Any:
         """Loss against LR on a log axis with the suggestion, its band and every rule's pick.
 
-        Writes a PNG (or any format matplotlib knows from the suffix) when ``path`` is given;
+        Drawn from this result's data by :func:`lrpilot.report.plot_range_test` (matplotlib's
+        object API: a notebook's backend is left alone). Writes a PNG (or any format
+        matplotlib knows from the suffix) when ``path`` is given; draws on ``ax`` when given;
         returns the matplotlib ``Figure``.
+
+        Raises:
+            ConfigError: ``path`` cannot be written (no folder, no suffix, unknown format).
         """
         from .report import plot_range_test
 
-        return plot_range_test(self, path, title=title)
+        return plot_range_test(self, path, title=title, ax=ax)
 
 
 def _plain(value: Any) -> Any:
