@@ -61,6 +61,7 @@ def test_demo_writes_plot_and_json(tmp_path):
     warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warned) == len(set(warned))  # each warning once
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "again"), "--no-train"])
+    assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again" / "range_test.json").read_text())["lr"] == saved["lr"]
 
 
