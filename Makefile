@@ -30,8 +30,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m pytest -q
 
+# What CI enforces besides the tests: lint, formatting and types.
+LINTED := src tests benchmarks examples docs
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/python -m mypy src/lrpilot
 
 bench: $(VENV)/.bench
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion

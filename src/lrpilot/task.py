@@ -278,7 +278,7 @@ def _loader_batch_size(loader: Any) -> int | None:
 def _dataset_size(loader: Any) -> int | None:
     dataset = getattr(loader, "dataset", None)
     try:
-        return len(dataset) if dataset is not None else None  # type: ignore[arg-type]
+        return len(dataset) if dataset is not None else None
     except TypeError:
         return None
 
