@@ -119,6 +119,30 @@ def test_state_round_trips_through_json_and_resumes() -> None:
         PlateauState.from_dict({"best": 1.0})
 
 
+def test_a_nan_best_is_refused() -> None:
+    # D11: with best=NaN no metric would ever improve on it, and the scale would be cut
+    # every patience + 1 updates for good
+    saved = {
+        "best": math.nan,
+        "bad_updates": 0,
+        "cooldown": 0,
+        "scale": 1.0,
+        "updates": 3,
+        "reductions": 0,
+    }
+    with pytest.raises(ConfigError, match="best must not be NaN"):
+        PlateauState.from_dict(saved)
+
+
+def test_settings_follow_the_one_argument_policy() -> None:
+    import numpy as np
+
+    assert ReduceOnPlateau(patience=np.int64(3)).patience == 3  # NumPy ints are whole numbers
+    for bad in ({"factor": "0.5"}, {"patience": True}, {"cooldown": 1.5}, {"mode": "up"}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be"):
+            ReduceOnPlateau(**bad)
+
+
 def test_update_is_pure() -> None:
     ctrl = ReduceOnPlateau(patience=0)
     state = ctrl.init()
