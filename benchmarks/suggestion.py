@@ -43,7 +43,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks.cache import RunCache, cache_path
+from benchmarks.cache import RunCache, cache_path, recipe_key
 from benchmarks.data import OUT
 from benchmarks.pickers import (
     LR_FREE,
@@ -262,7 +262,7 @@ def summarize_task(
 def reference_run_seconds(task: BenchTask, cache: RunCache) -> float:
     """Wall time of one training run of the recipe: the median over its cached full-length
     runs (the unit of every picker's wall-time cost)."""
-    prefix = f"{task.name}|{task.signature()}|"
+    prefix = f"{recipe_key(task)}|"
     walls = [r["wall_s"] for k, r in cache.runs.items()
              if k.startswith(prefix) and r["steps_done"] == task.steps]  # fmt: skip
     return statistics.median(walls) if walls else 0.0
