@@ -16,7 +16,8 @@ also gets its regret as a fraction of the oracle-trivial gap and its cost (steps
 wall time).
 Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
 seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
-(lrpilot's sweeps are keyed by a hash of its source).
+(lrpilot's sweeps are keyed by a hash of the code of the modules that decide them, training
+runs by the code of its run layer: ``benchmarks/sources.py``). Every run is ``lrpilot.train``.
 """
 
 from __future__ import annotations
