@@ -24,10 +24,8 @@ from benchmarks.pickers import (
 from benchmarks.results_md import write_section
 from benchmarks.suggestion import GRID_NEIGHBOURS, GRID_SEEDS, PICK_SEEDS, SPREAD_SEEDS
 from benchmarks.tasks import (
-    GRID_PER_DECADE,
     LM_SEQ,
     LM_VAL_WINDOWS,
-    RECIPES,
     WARMUP_FRACTION,
     BenchTask,
 )
@@ -314,12 +312,16 @@ def _span(seeds: tuple[int, ...]) -> str:
     return f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
-def _grid_shape() -> tuple[int, int]:
-    """(LRs per decade, decades) of the recipes' oracle grids (one shape for all)."""
-    shapes = {round(math.log10(max(r.grid) / min(r.grid))) for r in RECIPES.values()}
+def _grid_shape(tasks: list[BenchTask]) -> tuple[int, int]:
+    """(LRs per decade, decades) of the tasks' oracle grids (one shape for all of them:
+    ``--quick`` thins every grid alike)."""
+    shapes = set()
+    for task in tasks:
+        decades = round(math.log10(max(task.grid) / min(task.grid)))
+        shapes.add((round((len(task.grid) - 1) / decades), decades))
     if len(shapes) != 1:
-        raise ValueError(f"the recipes' grids span different decades: {sorted(shapes)}")
-    return GRID_PER_DECADE, shapes.pop()
+        raise ValueError(f"the tasks' oracle grids differ in shape: {sorted(shapes)}")
+    return shapes.pop()
 
 
 def _save_outputs(summaries: list[dict], agg: dict, pickers: list[str], args: argparse.Namespace,
@@ -359,16 +361,17 @@ def _intro(args: argparse.Namespace, machine: str, compute: float, wall: float,
     ]
 
 
-def _method() -> str:
-    """The oracle, regret, spread and cost, as the constants define them."""
-    per_decade, decades = _grid_shape()
+def _method(tasks: list[BenchTask]) -> str:
+    """The oracle, regret, spread and cost, as the constants and the tasks' grids define them."""
+    per_decade, decades = _grid_shape(tasks)
     near = 2 * GRID_NEIGHBOURS + 1
     return (
         f"Oracle: the best mean metric over seeds {_span(GRID_SEEDS)} on a grid of "
-        f"{per_decade} LRs per decade over {decades} decades (seed {GRID_SEEDS[0]} at every "
-        f"point, seeds {_span(GRID_SEEDS[1:])} at the {near} points around seed "
-        f"{GRID_SEEDS[0]}'s best). Each picker sweeps with a seed's model initialisation and "
-        "data order (the same as `lrpilot.train` starts from with that seed); the recipe is "
+        f"{per_decade} LR{'s' if per_decade != 1 else ''} per decade over {decades} decades "
+        f"(seed {GRID_SEEDS[0]} at every point, seeds {_span(GRID_SEEDS[1:])} at the {near} "
+        f"points around seed {GRID_SEEDS[0]}'s best). Each picker sweeps with a seed's model "
+        "initialisation and data order (the same as `lrpilot.train` starts from with that "
+        "seed); the recipe is "
         f"then trained at its pick with that seed (seeds {_span(PICK_SEEDS)}), through "
         "`lrpilot.train`. **Regret** is the oracle's metric minus the picker's mean metric, in "
         "accuracy points or, for losses and RMSEs, percent excess; **% of gap** is the regret "
@@ -493,7 +496,7 @@ def write_report(
         "",
         *_intro(args, machine, compute, wall, tasks, len(counted)),
         "",
-        _method(),
+        _method(tasks),
         "",
         _peers(),
         "",

@@ -404,14 +404,17 @@ def test_the_installed_lrpilot_has_every_source_and_a_run_key_names_it(tmp_path:
 
 # --------------------------------------------------------------------------- the report
 def test_the_report_prose_reads_the_constants(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = report._method() + report._peers()
+    tasks = list(bt.TASKS.values())
+    text = report._method(tasks) + report._peers()
     assert "20 full-length runs" in text and "6 points per decade" in text
     assert "3 LRs per decade over 5 decades" in text
     monkeypatch.setattr(report, "OPTUNA_TRIALS", 7)
     monkeypatch.setattr(report, "OPTUNA_PER_DECADE", 4)
-    monkeypatch.setattr(report, "GRID_PER_DECADE", 2)
     monkeypatch.setattr(report, "GRID_NEIGHBOURS", 1)
-    text = report._method() + report._peers()
+    quick = [bt.get_task(t.name, quick=True) for t in tasks]
+    text = report._method(quick) + report._peers()
     assert "7 full-length runs" in text and "4 points per decade" in text
-    assert "2 LRs per decade" in text and "at the 3 points around" in text
+    assert "1 LR per decade over 5 decades" in text and "at the 3 points around" in text
     assert "20" not in text
+    with pytest.raises(ValueError, match="differ in shape"):
+        report._method([tasks[0], quick[0]])
