@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-quick bench-overhead bench-horizon clean
+.PHONY: setup demo test lint bench bench-quick bench-overhead bench-horizon bench-data clean
 
 setup: $(STAMP)
 
@@ -37,13 +37,31 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/python -m mypy src/lrpilot
 
-bench: $(VENV)/.bench
+# The benchmark's Debian data (Fashion-MNIST, WordNet, fortunes): installed when missing and
+# we are root, else a clear message with the command to run.
+BENCH_DEBS := dataset-fashion-mnist wordnet-base fortunes
+bench-data:
+	@missing=""; for p in $(BENCH_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the benchmark's Debian data:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+	  echo "the benchmark needs the Debian packages$$missing; install them with:" >&2; \
+	  echo "  sudo apt-get install -y$$missing" >&2; \
+	  exit 1; \
+	fi
+
+bench: $(VENV)/.bench bench-data
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion
 
-bench-quick: $(VENV)/.bench
+bench-quick: $(VENV)/.bench bench-data
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.suggestion --quick
 
-bench-overhead: $(VENV)/.bench
+bench-overhead: $(VENV)/.bench bench-data
 	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(BIN)/python -m benchmarks.overhead
 
 bench-horizon: $(VENV)/.bench

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from benchmarks.data import OUT
+from benchmarks.sources import run_version
 from benchmarks.tasks import TASKS, BenchTask
 
 CACHE_DIR = OUT / "cache"
@@ -27,8 +28,14 @@ def is_quick(task: BenchTask) -> bool:
     return task.signature() != TASKS[task.name].signature() or task.grid != TASKS[task.name].grid
 
 
+def recipe_key(task: BenchTask) -> str:
+    """What decides a training run besides its LR and seed: the task's name and signature and
+    the code of lrpilot's run layer (``sources.run_version``)."""
+    return f"{task.name}|{task.signature()}|{run_version()}"
+
+
 class RunCache:
-    """Training results on disk, keyed by task signature, LR and seed. Several benchmark
+    """Training results on disk, keyed by :func:`recipe_key`, LR and seed. Several benchmark
     processes may share the file: each write merges under a lock."""
 
     def __init__(self, path: Path) -> None:
@@ -44,7 +51,7 @@ class RunCache:
 
     @staticmethod
     def key(task: BenchTask, lr: float, seed: int) -> str:
-        return f"{task.name}|{task.signature()}|{lr_key(lr)}|{seed}"
+        return f"{recipe_key(task)}|{lr_key(lr)}|{seed}"
 
     def get(self, task: BenchTask, lr: float, seed: int) -> dict | None:
         return self.runs.get(self.key(task, lr, seed))

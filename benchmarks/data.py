@@ -335,10 +335,13 @@ def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     """A shuffled ``DataLoader`` whose order is fixed by ``seed`` (its own ``torch.Generator``).
 
     Batches are fetched with one indexing call (a ``BatchSampler`` as sampler), which keeps the
-    loader cheap next to the tiny models here; it is still a plain ``DataLoader``."""
+    loader cheap next to the tiny models here; it is still a plain ``DataLoader``. The one
+    generator is both the sampler's and the loader's (``loader.generator``, where
+    ``lrpilot.train`` and ``find_lr`` find and seed it; the loader draws its per-epoch base
+    seed from it too, so no epoch touches the global RNG)."""
     gen = torch.Generator().manual_seed(seed)
     sampler = BatchSampler(RandomSampler(dataset, generator=gen), batch_size, drop_last=True)
-    return DataLoader(dataset, sampler=sampler, batch_size=None)
+    return DataLoader(dataset, sampler=sampler, batch_size=None, generator=gen)
 
 
 def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:

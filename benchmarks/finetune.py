@@ -109,12 +109,6 @@ def categories() -> tuple[str, ...]:
     return _split()[0]
 
 
-def majority_fraction() -> float:
-    """The validation accuracy of always predicting the most common class (the trivial score)."""
-    labels = _split()[2][1]
-    return max(labels.count(c) for c in set(labels)) / len(labels)
-
-
 # --------------------------------------------------------------------------- the encoder
 def _hf_offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -4,11 +4,13 @@
 
 One byte-level GRU language model (width 256, the scikit-learn byte corpus of ``data.py``),
 AdamW (weight decay 0.01), 5% linear warmup then cosine, gradient clipping at 1.0, batch 32 of
-64 bytes, trained for a short and a long budget at a few LRs (one seed: each long run costs
-minutes on a CPU). One range test (seed 0, 100 steps, the same model and data order) is read by
-each rule for each budget, so the table shows which rules move with the run length.
+64 bytes, trained with `lrpilot.train` for a short and a long budget at a few LRs (one seed:
+each long run costs minutes on a CPU). One range test (`find_lr_for_task`, seed 0, 100 steps,
+the same model and data order) is read by each rule for each budget, so the table shows which
+rules move with the run length.
 
-Results are cached in ``out/cache/horizon.json`` (a run is never repeated) and written to the
+Results are cached in ``out/cache/horizon.json`` (a run is never repeated while lrpilot's run
+layer and range test keep their code) and written to the
 ``horizon`` section of ``RESULTS.md``.
 """
 
@@ -23,10 +25,13 @@ import torch
 from torch import nn
 
 import lrpilot
-from benchmarks.data import OUT, stdlib_bytes
+from benchmarks.data import OUT, stdlib_bytes, train_loader
 from benchmarks.results_md import write_section
+from benchmarks.sources import PICK_SOURCES, RUN_SOURCES, source_key
+from benchmarks.tasks import WARMUP_FRACTION, WarmupCosineFor
 
 SEQ, BATCH, WIDTH, VAL_WINDOWS = 64, 32, 256, 256
+STEPS_FOR_SWEEP = 3000  # the sweep's curve is the same for any budget; this only keys it
 CACHE = OUT / "cache" / "horizon.json"
 
 
@@ -47,70 +52,38 @@ def next_byte_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return nn.functional.cross_entropy(outputs.reshape(-1, 256), targets.reshape(-1))
 
 
-def _data() -> tuple:
+def _adamw(params, lr: float) -> torch.optim.Optimizer:  # noqa: ANN001
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+
+def _task(steps: int) -> lrpilot.Task:
+    """The recipe as an ``lrpilot.Task`` of ``steps`` steps: AdamW, the benchmark's 5% warmup
+    + cosine (resolved for each budget), clipping at 1.0, minus the validation loss as the
+    metric (lrpilot's default)."""
     train, val, _ = stdlib_bytes(SEQ, VAL_WINDOWS)
-    return train, torch.utils.data.DataLoader(val, batch_size=64)
-
-
-def _loader(train, seed: int) -> torch.utils.data.DataLoader:  # noqa: ANN001
-    g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(train, batch_size=BATCH, shuffle=True, generator=g)
-
-
-def _warmup_cosine(steps: int):  # noqa: ANN202
-    warm = max(1, steps // 20)
-
-    def multiplier(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / (steps - warm)))
-
-    return multiplier
-
-
-def _val_loss(model: nn.Module, val) -> float:  # noqa: ANN001
-    model.eval()
-    total = count = 0.0
-    with torch.no_grad():
-        for x, y in val:
-            total += next_byte_loss(model(x), y).item() * len(x)
-            count += len(x)
-    model.train()
-    return total / count
-
-
-def train_once(train, val, lr: float, steps: int, seed: int = 0) -> float:  # noqa: ANN001
-    """Validation loss (nats/byte) after ``steps`` steps at peak ``lr``; NaN if it diverged."""
-    torch.manual_seed(seed)
-    model = ByteGRU()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps))
-    batches = iter(_loader(train, seed))
-    for step in range(steps):
-        try:
-            x, y = next(batches)
-        except StopIteration:
-            batches = iter(_loader(train, seed + step))
-            x, y = next(batches)
-        loss = next_byte_loss(model(x), y)
-        if not torch.isfinite(loss):
-            return float("nan")
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-    return _val_loss(model, val)
-
-
-def sweep(train) -> dict:  # noqa: ANN001
-    """The range test every rule reads: seed 0, lrpilot's defaults."""
-    torch.manual_seed(0)
-    model = ByteGRU()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    res = lrpilot.find_lr(
-        model, opt, _loader(train, 0), next_byte_loss, grad_clip=1.0, progress=False
+    return lrpilot.Task(
+        model_fn=ByteGRU,
+        optimizer_fn=_adamw,
+        train_loader=train_loader(train, BATCH, seed=0),
+        val_loader=torch.utils.data.DataLoader(val, batch_size=64),
+        loss_fn=next_byte_loss,
+        steps=steps,
+        schedule=WarmupCosineFor(WARMUP_FRACTION),
+        grad_clip=1.0,
+        name="horizon-byte-gru",
     )
+
+
+def val_nats(lr: float, steps: int, seed: int = 0) -> float:
+    """Validation loss (nats/byte) after ``steps`` steps at peak ``lr``; NaN if it diverged."""
+    run = lrpilot.train(_task(steps), lr, seed=seed, progress=False)
+    return math.nan if run.diverged else -run.metric
+
+
+def sweep() -> dict:
+    """The range test every rule reads: ``find_lr_for_task`` with seed 0 and the range test's
+    defaults (the curve does not depend on the budget; each rule reads it per budget)."""
+    res = lrpilot.find_lr_for_task(_task(STEPS_FOR_SWEEP), seed=0, progress=False)
     return {"lrs": res.lrs, "losses": res.losses}
 
 
@@ -160,6 +133,18 @@ def report(cache: dict, budgets: list[int], command: str) -> str:
     return "\n".join(lines)
 
 
+def _version() -> str:
+    """What the cached runs and sweep depend on in lrpilot: the code of its run layer and of
+    the range test (a change to either starts the cache afresh)."""
+    return source_key(sorted(set(RUN_SOURCES) | set(PICK_SOURCES)))
+
+
+def _load() -> dict:
+    saved = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    fresh = {"runs": {}, "version": _version()}
+    return saved if saved.get("version") == fresh["version"] else fresh
+
+
 def _save(cache: dict) -> None:
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     CACHE.write_text(json.dumps(cache))
@@ -176,17 +161,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     budgets = [int(s) for s in args.steps.split(",")]
-    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {"runs": {}}
-    train, val = _data()
+    cache = _load()
     if "sweep" not in cache:
-        cache["sweep"] = sweep(train)
+        cache["sweep"] = sweep()
         _save(cache)
     for steps in budgets:
         for lr in (float(v) for v in args.lrs.split(",")):
             key = f"{steps}|{lr:g}"
             if key not in cache["runs"]:
                 start = time.perf_counter()
-                cache["runs"][key] = train_once(train, val, lr, steps)
+                cache["runs"][key] = val_nats(lr, steps)
                 took = time.perf_counter() - start
                 print(f"{steps} steps, lr {lr:g}: {cache['runs'][key]:.4f} ({took:.0f} s)")
                 _save(cache)

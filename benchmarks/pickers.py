@@ -1,7 +1,9 @@
 """LR pickers compared by the benchmark, each called the way a new user would call it.
 
-- ``lrpilot``: ``lrpilot.find_lr(model, optimizer, loader, loss_fn, steps=RUN_STEPS)`` with
-  its defaults otherwise (1e-7 to 10, 100 steps) and its default suggestion ``res.lr``.
+- ``lrpilot``: ``lrpilot.find_lr_for_task(task.lrpilot_task(), seed=seed)``, the path the
+  command line and ``tune`` use: the task's whole recipe (its run length, schedule and
+  clipping) with the range test's defaults otherwise (1e-7 to 10, 100 steps) and its default
+  suggestion ``res.lr``.
 - ``torch-lr-finder`` 0.2.2: ``LRFinder.range_test(loader, start_lr=1e-7)`` with the library's
   defaults otherwise (``end_lr=10``, ``num_iter=100``, ``smooth_f=0.05``, ``diverge_th=5``), then
   ``plot(suggest_lr=True)``, which returns the steepest-gradient LR (10 points skipped at the
@@ -32,18 +34,18 @@
   real search would get the same number.
 - ``default``: 1e-3 for the Adam family, 0.01 for SGD; no sweep.
 
-Where the recipe clips gradients, lrpilot gets ``grad_clip`` and Lightning's ``Trainer``
-``gradient_clip_val``; torch-lr-finder has no such option.
+Where the recipe clips gradients, lrpilot's Task holds ``grad_clip``, Lightning's ``Trainer``
+gets ``gradient_clip_val`` and fastai ``GradientClip``; torch-lr-finder has no such option.
 
-Each sweep starts from the same model initialisation and data order as the training run at its
-pick (``train.build``). A picker that returns no LR is recorded as failed and falls back to the
-default, as a user would.
+Each sweep starts from what ``lrpilot.train`` starts from (:func:`start`: the same seeding, then
+the model), so it sees the same initialisation and data order as the training run at its pick.
+A picker that returns no LR is recorded as failed and falls back to the default, as a user
+would.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import math
@@ -53,13 +55,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib import metadata
-from pathlib import Path
 
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
-from benchmarks import data
-from benchmarks.tasks import BenchTask, Constant, Params, WarmupCosine, lattice_lr
-from benchmarks.train import build
+from benchmarks.sources import pick_version, run_version
+from benchmarks.tasks import BenchTask, Params, WarmupCosineFor, lattice_lr
+from lrpilot._rng import generators_of, seed_everything
 
 PICKERS = ("lrpilot", "torch-lr-finder", "lightning", "fastai-valley", "fastai-minimum",
            "prodigy", "schedulefree", "optuna-tpe", "default")  # fmt: skip
@@ -108,13 +111,7 @@ class Pick:
 def version_key(picker: str) -> str:
     """What a cached pick depends on besides the task: the picker's code or version."""
     if picker == "lrpilot":
-        import lrpilot
-
-        root = Path(lrpilot.__file__).resolve().parent
-        digest = hashlib.sha256()
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.read_bytes())
-        return "lrpilot-" + digest.hexdigest()[:12]
+        return pick_version()  # the code of the modules that decide it, not its docstrings
     if picker == "torch-lr-finder":
         return "torch-lr-finder-" + metadata.version("torch-lr-finder")
     if picker == "lightning":
@@ -127,7 +124,7 @@ def version_key(picker: str) -> str:
         return "schedulefree-" + metadata.version("schedulefree")
     if picker == "optuna-tpe":
         return (f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
-                f"-lattice{OPTUNA_PER_DECADE}-train-seed{OPTUNA_TRAIN_SEED}")
+                f"-lattice{OPTUNA_PER_DECADE}-train-seed{OPTUNA_TRAIN_SEED}-{run_version()}")
     return "default"
 
 
@@ -154,7 +151,7 @@ def _prodigy_task(task: BenchTask) -> BenchTask:
     from prodigyopt import Prodigy
 
     wd = recipe_weight_decay(task)
-    warmup = isinstance(task.schedule, WarmupCosine) and task.schedule.warmup > 0
+    warmup = isinstance(task.schedule, WarmupCosineFor) and task.schedule(task.steps).warmup > 0
 
     def prodigy(params: Params, lr: float) -> torch.optim.Optimizer:
         return Prodigy(params, lr=lr, weight_decay=wd, safeguard_warmup=warmup)
@@ -166,7 +163,7 @@ def _prodigy_task(task: BenchTask) -> BenchTask:
 
 def _schedulefree_task(task: BenchTask) -> BenchTask:
     """``task`` with AdamWScheduleFree(lr=0.0025, 5% warmup, the recipe's weight decay) and no
-    schedule (``train.train_run`` calls ``optimizer.train()`` / ``eval()``)."""
+    schedule (``lrpilot.train`` calls ``optimizer.train()`` / ``eval()`` around evaluation)."""
     from schedulefree import AdamWScheduleFree
 
     wd = recipe_weight_decay(task)
@@ -177,7 +174,7 @@ def _schedulefree_task(task: BenchTask) -> BenchTask:
 
     desc = (f"AdamWScheduleFree(lr={SCHEDULEFREE_LR}, warmup_steps={warmup_steps}, "
             f"weight_decay={wd:g}) [replaces {task.optimizer_desc}]")  # fmt: skip
-    return replace(task, optimizer_fn=schedulefree, optimizer_desc=desc, schedule=Constant(),
+    return replace(task, optimizer_fn=schedulefree, optimizer_desc=desc, schedule=None,
                    default_lr=SCHEDULEFREE_LR)  # fmt: skip
 
 
@@ -185,12 +182,22 @@ def _floats(values) -> list[float]:  # noqa: ANN001 - any sequence of numbers or
     return [float(v) for v in values]
 
 
+def start(task: BenchTask, seed: int) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader,
+                                               DataLoader]:  # fmt: skip
+    """What ``lrpilot.train(task.lrpilot_task(), lr, seed=seed)`` starts from, for a peer's
+    sweep: the RNGs and the loaders' generators seeded the way ``train`` seeds them, then a
+    fresh model, the recipe's optimizer at the default LR, and the training and validation
+    loaders."""
+    recipe = task.lrpilot_task()
+    seed_everything(seed, generators_of([recipe.train_loader, recipe.val_loader]))
+    model, optimizer = recipe.build(task.default_lr)
+    return model, optimizer, recipe.train_loader, recipe.val_loader
+
+
 def _lrpilot(task: BenchTask, seed: int) -> Pick:
     import lrpilot
 
-    model, optimizer, loader = build(task, task.default_lr, seed)
-    res = lrpilot.find_lr(model, optimizer, loader, task.loss_fn, steps=task.steps,
-                          grad_clip=task.grad_clip, progress=False)  # fmt: skip
+    res = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=seed, progress=False)
     extra = {k: v for k, v in res.to_dict().items() if k not in ("lrs", "losses")}
     return Pick("lrpilot", task.name, seed, float(res.lr), int(res.num_steps_run), 0.0,
                 _floats(res.lrs), _floats(res.losses), extra=extra)  # fmt: skip
@@ -203,7 +210,7 @@ def _torch_lr_finder(task: BenchTask, seed: int) -> Pick:
     import matplotlib.pyplot as plt
     from torch_lr_finder import LRFinder
 
-    model, optimizer, loader = build(task, task.default_lr, seed)
+    model, optimizer, loader, _ = start(task, seed)
     finder = LRFinder(model, optimizer, task.loss_fn, device="cpu")
     finder.range_test(loader, start_lr=1e-7)
     lrs, losses = _floats(finder.history["lr"]), _floats(finder.history["loss"])
@@ -236,7 +243,7 @@ def _lightning(task: BenchTask, seed: int) -> Pick:
         def configure_optimizers(self):  # noqa: ANN201
             return task.optimizer_fn(self.parameters(), self.lr)
 
-    model, _, loader = build(task, task.default_lr, seed)
+    model, _, loader, _ = start(task, seed)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="lrpilot-bench-pl-") as root:
@@ -262,9 +269,8 @@ def _fastai_sweep(task: BenchTask, seed: int) -> tuple[list[float], list[float],
     from fastai.learner import Learner
     from fastai.optimizer import OptimWrapper
 
-    model, _, loader = build(task, task.default_lr, seed)
-    _, val_set = task.data_fn()
-    dls = DataLoaders(loader, data.eval_loader(val_set, task.eval_batch), device="cpu")
+    model, _, loader, val_loader = start(task, seed)
+    dls = DataLoaders(loader, val_loader, device="cpu")
     cbs = [GradientClip(task.grad_clip)] if task.grad_clip is not None else []
     with tempfile.TemporaryDirectory(prefix="lrpilot-bench-fastai-") as root:
         learn = Learner(dls, model, loss_func=task.loss_fn, path=root, cbs=cbs,

@@ -11,9 +11,24 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.data import OUT, stdlib_bytes
-from benchmarks.pickers import LR_FREE, SEARCHES
+from benchmarks.pickers import (
+    LR_FREE,
+    OPTUNA_PER_DECADE,
+    OPTUNA_TRAIN_SEED,
+    OPTUNA_TRIALS,
+    PRODIGY_LR,
+    SCHEDULEFREE_LR,
+    SCHEDULEFREE_WARMUP,
+    SEARCHES,
+)
 from benchmarks.results_md import write_section
-from benchmarks.tasks import LM_SEQ, LM_VAL_WINDOWS, BenchTask
+from benchmarks.suggestion import GRID_NEIGHBOURS, GRID_SEEDS, PICK_SEEDS, SPREAD_SEEDS
+from benchmarks.tasks import (
+    LM_SEQ,
+    LM_VAL_WINDOWS,
+    WARMUP_FRACTION,
+    BenchTask,
+)
 
 HERE = Path(__file__).resolve().parent
 COLORS = {"lrpilot": "tab:green", "torch-lr-finder": "tab:orange", "lightning": "tab:purple",
@@ -292,37 +307,42 @@ def plot_grids(summaries: list[dict], pickers: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(
-    summaries: list[dict],
-    agg: dict,
-    pickers: list[str],
-    tasks: list[BenchTask],
-    args: argparse.Namespace,
-    wall: float,
-    machine: str,
-) -> None:
-    """RESULTS.md's suggestion section (or ``out/RESULTS-quick.md``), the plots, the JSON dump.
-    ``agg`` holds the aggregates over the counted tasks (``"counted"``) and over the short
-    versions of the families that also come long (``"short"``)."""
-    for s, t in zip(summaries, tasks, strict=True):
-        s["grid_metric"] = t.metric_name
-    compute = sum(s["compute_s"] for s in summaries)
-    _, _, corpus = stdlib_bytes(LM_SEQ, LM_VAL_WINDOWS)
+def _span(seeds: tuple[int, ...]) -> str:
+    """``(0, 1, 2)`` as "0–2"."""
+    return f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def _grid_shape(tasks: list[BenchTask]) -> tuple[int, int]:
+    """(LRs per decade, decades) of the tasks' oracle grids (one shape for all of them:
+    ``--quick`` thins every grid alike)."""
+    shapes = set()
+    for task in tasks:
+        decades = round(math.log10(max(task.grid) / min(task.grid)))
+        shapes.add((round((len(task.grid) - 1) / decades), decades))
+    if len(shapes) != 1:
+        raise ValueError(f"the tasks' oracle grids differ in shape: {sorted(shapes)}")
+    return shapes.pop()
+
+
+def _save_outputs(summaries: list[dict], agg: dict, pickers: list[str], args: argparse.Namespace,
+                  dump: dict) -> dict[str, Path]:  # fmt: skip
+    """The three plots and the JSON dump; returns the plots' paths by name."""
     where = OUT if args.quick else HERE
     prefix = "quick-" if args.quick else ""
     images = {name: where / f"{prefix}{name}.png" for name in ("regret", "cost_regret", "grids")}
-    counted = [s for s in summaries if s["counted"]] or summaries
     plot_heatmap(summaries, pickers, images["regret"])
     plot_cost_regret(agg["counted"], pickers, images["cost_regret"])
     plot_grids(summaries, pickers, images["grids"])
-    dump = {"summaries": summaries, "aggregate": agg, "wall_s": wall, "quick": args.quick,
-            "corpus": corpus, "machine": machine}  # fmt: skip
     (OUT / ("results-quick.json" if args.quick else "results.json")).write_text(
         json.dumps(dump, indent=1, default=str)
     )
-    lines = [
-        "## Suggested LR against an oracle grid",
-        "",
+    return images
+
+
+def _intro(args: argparse.Namespace, machine: str, compute: float, wall: float,
+           tasks: list[BenchTask], counted: int) -> list[str]:  # fmt: skip
+    """How the section was made, and which tasks it covers."""
+    return [
         f"Command: `{_command(args)}`, {args.workers} worker processes of 1 thread each, on "
         f"{machine} ({os.cpu_count()} cores, shared). From scratch it costs "
         f"{compute / 60:.0f} worker-minutes, about {compute / 60 / args.workers:.0f} min of "
@@ -331,50 +351,72 @@ def write_report(
         f"{_versions()}.",
         "",
         f"{len(tasks)} tasks: {len({t.family.name for t in tasks})} families of real data × two "
-        "recipes each (`sgd`: SGD with momentum 0.9 at a constant LR; `adamw`: AdamW with 5% "
-        "warmup and cosine decay; for the fine-tuning family, `adamw` with one LR for every "
-        "layer and `adamw-disc` with discriminative LRs), and for three families a long "
-        "version with 10× the steps. **Counted** tasks (bold below) are the long versions and "
-        "the families that have only one length: the headline aggregates are over them, "
-        f"{len(counted)} tasks. The short versions are shown beside their long ones: the best "
-        "LR moves with the run's length and a sweep must follow it.",
-        "",
-        "Oracle: the best mean metric over seeds 0–2 on a grid of 3 LRs per decade over 5 "
-        "decades (seed 0 at every point, seeds 1–2 at the 5 points around seed 0's best). "
-        "Each picker sweeps with a seed's model initialisation and data order; the recipe is "
-        "then trained at its pick with that seed (seeds 0–2). **Regret** is the oracle's metric "
-        "minus the picker's mean metric, in accuracy points or, for losses and RMSEs, percent "
-        "excess; **% of gap** is the regret as a percentage of the gap between the oracle and "
-        "the trivial metric (chance or majority accuracy, 8 bits/byte, the RMSE of predicting "
-        "the training mean): 0 is the oracle, 100 a model that learnt nothing, and it is the "
-        "one unit that compares across tasks. A run that diverges scores the trivial metric. "
-        "**Spread**: largest / smallest pick over seeds 0–4. **Cost**: what a picker spends to "
-        "deliver one trained model, its sweep (or search) plus the final run at its pick, in "
-        "optimizer steps and in wall time relative to one training run of the recipe.",
-        "",
+        "recipes each (`sgd`: SGD with momentum 0.9 at a constant LR; `adamw`: AdamW with "
+        f"{100 * WARMUP_FRACTION:g}% warmup and cosine decay; for the fine-tuning family, "
+        "`adamw` with one LR for every layer and `adamw-disc` with discriminative LRs), and for "
+        "three families a long version with 10× the steps. **Counted** tasks (bold below) are "
+        "the long versions and the families that have only one length: the headline "
+        f"aggregates are over them, {counted} tasks. The short versions are shown beside "
+        "their long ones: the best LR moves with the run's length and a sweep must follow it.",
+    ]
+
+
+def _method(tasks: list[BenchTask]) -> str:
+    """The oracle, regret, spread and cost, as the constants and the tasks' grids define them."""
+    per_decade, decades = _grid_shape(tasks)
+    near = 2 * GRID_NEIGHBOURS + 1
+    return (
+        f"Oracle: the best mean metric over seeds {_span(GRID_SEEDS)} on a grid of "
+        f"{per_decade} LR{'s' if per_decade != 1 else ''} per decade over {decades} decades "
+        f"(seed {GRID_SEEDS[0]} at every point, seeds {_span(GRID_SEEDS[1:])} at the {near} "
+        f"points around seed {GRID_SEEDS[0]}'s best). Each picker sweeps with a seed's model "
+        "initialisation and data order (the same as `lrpilot.train` starts from with that "
+        "seed); the recipe is "
+        f"then trained at its pick with that seed (seeds {_span(PICK_SEEDS)}), through "
+        "`lrpilot.train`. **Regret** is the oracle's metric minus the picker's mean metric, in "
+        "accuracy points or, for losses and RMSEs, percent excess; **% of gap** is the regret "
+        "as a percentage of the gap between the oracle and the trivial metric (chance or "
+        "majority accuracy, 8 bits/byte, the RMSE of predicting the training mean): 0 is the "
+        "oracle, 100 a model that learnt nothing, and it is the one unit that compares across "
+        "tasks. A run that diverges scores the trivial metric. **Spread**: largest / smallest "
+        f"pick over seeds {_span(SPREAD_SEEDS)}. **Cost**: what a picker spends to deliver one "
+        "trained model, its sweep (or search) plus the final run at its pick, in optimizer "
+        "steps and in wall time relative to one training run of the recipe."
+    )
+
+
+def _peers() -> str:
+    """How the LR-free optimizers, the Optuna search and fastai are run."""
+    skipped = [s for s in SPREAD_SEEDS if s not in PICK_SEEDS]
+    return (
         "**LR-free optimizers** (`prodigy`, `schedulefree`) replace the recipe's optimizer (the "
         "SGD recipe's included) at their recommended settings, so their row measures a "
-        "different recipe with no LR to tune: Prodigy(lr=1, the recipe's weight decay, "
-        "`safeguard_warmup` where the recipe warms up) under the recipe's schedule; "
-        "AdamWScheduleFree(lr=0.0025, 5% warmup, the recipe's weight decay) with no schedule. "
-        "**Optuna TPE**: for each seed k in 0–2, a study with `TPESampler(seed=k)` of 20 "
-        "full-length runs, all trained with seed 0 (a search fixes its seed), over log LR in "
-        "the grid's range on a lattice of 6 points per decade (a trial on a point already "
-        "trained reuses that run: training is deterministic; the cost column still counts 20 "
-        "runs less what diverged trials saved). Its pick, the best trial's LR, is trained with "
-        "seed k like every other pick, so the selection on seed 0's validation metric does not "
-        "flatter it. Seeds 3–4 are not searched (time): its spread is over 3 studies and "
-        "reflects the sampler only, not the training seed. "
+        f"different recipe with no LR to tune: Prodigy(lr={PRODIGY_LR:g}, the recipe's weight "
+        "decay, `safeguard_warmup` where the recipe warms up) under the recipe's schedule; "
+        f"AdamWScheduleFree(lr={SCHEDULEFREE_LR:g}, {100 * SCHEDULEFREE_WARMUP:g}% warmup, the "
+        "recipe's weight decay) with no schedule. "
+        f"**Optuna TPE**: for each seed k in {_span(PICK_SEEDS)}, a study with "
+        f"`TPESampler(seed=k)` of {OPTUNA_TRIALS} full-length runs, all trained with seed "
+        f"{OPTUNA_TRAIN_SEED} (a search fixes its seed), over log LR in the grid's range on a "
+        f"lattice of {OPTUNA_PER_DECADE} points per decade (a trial on a point already trained "
+        f"reuses that run: training is deterministic; the cost column still counts "
+        f"{OPTUNA_TRIALS} runs less what diverged trials saved). Its pick, the best trial's "
+        "LR, is trained with seed k like every other pick, so the selection on seed "
+        f"{OPTUNA_TRAIN_SEED}'s validation metric does not flatter it. Seeds "
+        f"{_span(tuple(skipped))} are not searched (time): its spread is over "
+        f"{len(PICK_SEEDS)} studies and reflects the sampler only, not the training seed. "
         "**fastai** `valley`/`minimum`: fastai's own `Learner.lr_find` on the "
         "recipe, both rules read off one sweep. Peers sweep the optimizer the recipe builds; "
         "with discriminative LRs, torch-lr-finder and fastai set every group to the same LR "
         "(their behaviour), and every pick is trained as the LR of the head with the recipe's "
-        "ratios below it.",
-        "",
-        f"Byte corpus: {corpus['num_files']} {corpus['source']} ({corpus['train_bytes']:,} "
-        f"bytes train, {corpus['val_bytes']:,} held out), manifest SHA-256 "
-        f"`{corpus['manifest_sha256']}`.",
-        "",
+        "ratios below it."
+    )
+
+
+def _tables(summaries: list[dict], agg: dict, pickers: list[str], tasks: list[BenchTask],
+            images: dict[str, Path], counted: list[dict]) -> list[str]:  # fmt: skip
+    """The headline, the per-task tables, the plots and the grids."""
+    return [
         "### Headline: the counted tasks",
         "",
         *_headline_table(agg, pickers),
@@ -395,7 +437,7 @@ def write_report(
         "",
         *_per_task_table(summaries, pickers, "regret", ".2f"),
         "",
-        "### Seed spread: largest / smallest pick over seeds 0–4",
+        f"### Seed spread: largest / smallest pick over seeds {_span(SPREAD_SEEDS)}",
         "",
         *_per_task_table(summaries, [p for p in pickers if p not in LR_FREE and p != "default"],
                          "spread", ".2f", "×"),
@@ -426,6 +468,43 @@ def write_report(
         "Sweep curves (LR and raw loss per step, per task, picker and seed) are in "
         "`benchmarks/out/curves/`, every training result in `benchmarks/out/cache/runs.json`, "
         "the tables above as JSON in `benchmarks/out/results.json`.",
+    ]
+
+
+def write_report(
+    summaries: list[dict],
+    agg: dict,
+    pickers: list[str],
+    tasks: list[BenchTask],
+    args: argparse.Namespace,
+    wall: float,
+    machine: str,
+) -> None:
+    """RESULTS.md's suggestion section (or ``out/RESULTS-quick.md``), the plots, the JSON dump.
+    ``agg`` holds the aggregates over the counted tasks (``"counted"``) and over the short
+    versions of the families that also come long (``"short"``)."""
+    for s, t in zip(summaries, tasks, strict=True):
+        s["grid_metric"] = t.metric_name
+    compute = sum(s["compute_s"] for s in summaries)
+    _, _, corpus = stdlib_bytes(LM_SEQ, LM_VAL_WINDOWS)
+    counted = [s for s in summaries if s["counted"]] or summaries
+    dump = {"summaries": summaries, "aggregate": agg, "wall_s": wall, "quick": args.quick,
+            "corpus": corpus, "machine": machine}  # fmt: skip
+    images = _save_outputs(summaries, agg, pickers, args, dump)
+    lines = [
+        "## Suggested LR against an oracle grid",
+        "",
+        *_intro(args, machine, compute, wall, tasks, len(counted)),
+        "",
+        _method(tasks),
+        "",
+        _peers(),
+        "",
+        f"Byte corpus: {corpus['num_files']} {corpus['source']} ({corpus['train_bytes']:,} "
+        f"bytes train, {corpus['val_bytes']:,} held out), manifest SHA-256 "
+        f"`{corpus['manifest_sha256']}`.",
+        "",
+        *_tables(summaries, agg, pickers, tasks, images, counted),
     ]
     text = "\n".join(lines)
     if args.quick:

@@ -16,7 +16,8 @@ also gets its regret as a fraction of the oracle-trivial gap and its cost (steps
 wall time).
 Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
 seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
-(lrpilot's sweeps are keyed by a hash of its source).
+(lrpilot's sweeps are keyed by a hash of the code of the modules that decide them, training
+runs by the code of its run layer: ``benchmarks/sources.py``). Every run is ``lrpilot.train``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks.cache import RunCache, cache_path
+from benchmarks.cache import RunCache, cache_path, recipe_key
 from benchmarks.data import OUT
 from benchmarks.pickers import (
     LR_FREE,
@@ -262,7 +263,7 @@ def summarize_task(
 def reference_run_seconds(task: BenchTask, cache: RunCache) -> float:
     """Wall time of one training run of the recipe: the median over its cached full-length
     runs (the unit of every picker's wall-time cost)."""
-    prefix = f"{task.name}|{task.signature()}|"
+    prefix = f"{recipe_key(task)}|"
     walls = [r["wall_s"] for k, r in cache.runs.items()
              if k.startswith(prefix) and r["steps_done"] == task.steps]  # fmt: skip
     return statistics.median(walls) if walls else 0.0

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+import lrpilot
 from benchmarks import data, finetune
 
 Params = Iterable[torch.nn.Parameter]
@@ -29,16 +30,11 @@ Params = Iterable[torch.nn.Parameter]
 
 # --------------------------------------------------------------------------- schedules
 @dataclass(frozen=True)
-class Constant:
-    """The peak LR throughout."""
-
-    def __call__(self, step: int) -> float:
-        return 1.0
-
-
-@dataclass(frozen=True)
 class WarmupCosine:
-    """Linear warmup over ``warmup`` steps, then cosine decay to zero at ``total`` steps."""
+    """Linear warmup over ``warmup`` steps, then cosine decay to zero at ``total`` steps.
+
+    The warmup is ``(t+1)/W``: the first step already runs at ``1/W`` of the peak and step
+    ``W-1`` at the peak itself (lrpilot's ``warmup()`` ramps ``t/W`` from zero)."""
 
     total: int
     warmup: int = 0
@@ -50,22 +46,34 @@ class WarmupCosine:
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+@dataclass(frozen=True)
+class WarmupCosineFor:
+    """The ``adamw`` recipes' schedule as a function of the run's length: ``steps ->
+    WarmupCosine(steps, round(warmup_fraction * steps))``. The ``lrpilot.Task`` resolves it
+    for whatever length it is asked (``--quick``'s shortened runs, a race), so nothing else
+    rebuilds it. Frozen and with a stable repr: it is part of the task's signature."""
+
+    warmup_fraction: float = 0.05
+
+    def __call__(self, steps: int) -> WarmupCosine:
+        # TODO(lead): becomes lrpilot's "warmup(0.05, inclusive=true)+cosine" once it lands.
+        return WarmupCosine(steps, round(self.warmup_fraction * steps))
+
+
+@dataclass(frozen=True)
+class HigherIsBetter:
+    """``metric_fn`` oriented the way lrpilot's ``Task.metric_fn`` must be (higher is better):
+    the metric itself, or its negation for a loss or an RMSE. Picklable, unlike a lambda."""
+
+    metric_fn: Callable[[nn.Module, Iterable], float]
+    negate: bool
+
+    def __call__(self, model: nn.Module, loader: Iterable) -> float:
+        value = self.metric_fn(model, loader)
+        return -value if self.negate else value
+
+
 # --------------------------------------------------------------------------- models
-class SmallCNN(nn.Module):
-    """Two conv-ReLU-maxpool blocks (8 and 16 channels) and a linear head: 28x28 -> 10."""
-
-    def __init__(self, c1: int = 8, c2: int = 16) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(c2 * 49, 10),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class ResidualBlock(nn.Module):
     """Conv-BN-ReLU-conv-BN plus a shortcut (1x1 conv + BN where the shape changes), ReLU."""
 
@@ -292,6 +300,11 @@ def adamw_discriminative(params: Params, lr: float) -> torch.optim.Optimizer:
 
 
 # --------------------------------------------------------------------------- the task record
+RUN_FORMAT = 2
+"""Bump when how the benchmark builds a run's starting point changes (loaders, seeding): it
+is part of every signature, so cached runs and sweeps made the old way are not reused. 2: the
+``lrpilot.Task`` path (the loader's generator is the ``DataLoader``'s too; lrpilot seeds it)."""
+
 def log_grid(lo_exp: int, hi_exp: int, per_decade: int = 3) -> tuple[float, ...]:
     """``10**(k/per_decade)`` from ``10**lo_exp`` to ``10**hi_exp`` inclusive."""
     return tuple(lattice_lr(k, per_decade)
@@ -340,7 +353,7 @@ class BenchTask:
     optimizer_fn: Callable[[Params, float], torch.optim.Optimizer]
     optimizer_desc: str
     steps: int
-    schedule: Callable[[int], float]
+    schedule: Callable[[int], Callable[[int], float]] | None  # of the run's length; None: constant
     default_lr: float
     grid: tuple[float, ...]
 
@@ -358,13 +371,38 @@ class BenchTask:
     notes = property(lambda self: self.family.notes)
 
     def signature(self) -> str:
-        """A short hash of everything that changes a training result (keys the caches)."""
+        """A short hash of everything in the recipe that changes a training result (keys the
+        caches, with the run layer's source: see ``benchmarks.sources``)."""
         text = "|".join(
             map(str, (self.name, self.model_fn.__name__, self.optimizer_desc, self.steps,
                       self.batch_size, self.schedule, self.metric_name, self.notes,
-                      self.grad_clip))
+                      self.grad_clip, RUN_FORMAT))
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def lrpilot_task(self) -> lrpilot.Task:
+        """This recipe as an ``lrpilot.Task``: what ``lrpilot.train``, ``find_lr_for_task``
+        and every picker start from. The data is memoised (``data_fn``); the loaders are new
+        at each call, the training one shuffled by its own ``torch.Generator`` (which
+        ``lrpilot`` seeds). The metric is oriented higher-is-better, lrpilot's contract
+        (:meth:`in_units` turns it back into the table's units)."""
+        train_set, val_set = self.data_fn()
+        return lrpilot.Task(
+            model_fn=self.model_fn,
+            optimizer_fn=self.optimizer_fn,
+            train_loader=data.train_loader(train_set, self.batch_size, seed=0),
+            val_loader=data.eval_loader(val_set, self.eval_batch),
+            loss_fn=self.loss_fn,
+            metric_fn=HigherIsBetter(self.metric_fn, negate=not self.higher_is_better),
+            steps=self.steps,
+            schedule=self.schedule,
+            grad_clip=self.grad_clip,
+            name=self.name,
+        )
+
+    def in_units(self, oriented: float) -> float:
+        """A metric of :meth:`lrpilot_task` (higher is better) in the task's own units."""
+        return oriented if self.higher_is_better else -oriented
 
     @property
     def counted(self) -> bool:
@@ -415,23 +453,26 @@ class Recipe:
 
 
 WARMUP_FRACTION = 0.05
+GRID_PER_DECADE = 3  # the oracle grid: 3 LRs per decade
 RECIPES = {
     "sgd": Recipe("sgd", sgd_momentum, f"SGD(momentum=0.9, weight_decay={SGD_WEIGHT_DECAY:g}), "
-                  "constant LR", cosine=False, default_lr=0.01, grid=log_grid(-4, 1)),
+                  "constant LR", cosine=False, default_lr=0.01,
+                  grid=log_grid(-4, 1, GRID_PER_DECADE)),
     "adamw": Recipe("adamw", adamw, f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), 5% warmup "
-                    "+ cosine", cosine=True, default_lr=1e-3, grid=log_grid(-5, 0)),
+                    "+ cosine", cosine=True, default_lr=1e-3,
+                    grid=log_grid(-5, 0, GRID_PER_DECADE)),
     "adamw-disc": Recipe("adamw-disc", adamw_discriminative,
                          f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), discriminative LRs (head "
                          f"at the LR, each layer below at {finetune.DECAY:g}x the one above), "
-                         "5% warmup + cosine", cosine=True, default_lr=1e-3, grid=log_grid(-5, 0)),
+                         "5% warmup + cosine", cosine=True, default_lr=1e-3,
+                         grid=log_grid(-5, 0, GRID_PER_DECADE)),
 }  # fmt: skip
 
 
 def make_task(family: Family, recipe: Recipe, length: str) -> BenchTask:
     """The task of ``family`` with ``recipe`` at ``length`` ("short", "long" or "only")."""
     steps = family.long_steps if length == "long" else family.steps
-    warmup = round(WARMUP_FRACTION * steps)
-    schedule = WarmupCosine(steps, warmup) if recipe.cosine else Constant()
+    schedule = WarmupCosineFor(WARMUP_FRACTION) if recipe.cosine else None
     prefix = f"{family.name}-long" if length == "long" else family.name
     return BenchTask(
         name=f"{prefix}:{recipe.name}", family=family, recipe=recipe.name, length=length,
@@ -534,8 +575,4 @@ def get_task(name: str, quick: bool = False) -> BenchTask:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(TASKS)}") from None
     if not quick:
         return task
-    steps = max(40, task.steps // 5)
-    schedule = task.schedule
-    if isinstance(schedule, WarmupCosine):
-        schedule = WarmupCosine(steps, warmup=round(WARMUP_FRACTION * steps))
-    return replace(task, steps=steps, schedule=schedule, grid=task.grid[::3])
+    return replace(task, steps=max(40, task.steps // 5), grid=task.grid[::GRID_PER_DECADE])

@@ -7,11 +7,19 @@ here are built on random inputs.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
+from benchmarks import overhead, pickers, report, sources
 from benchmarks import tasks as bt
+from benchmarks import train as btrain
+from benchmarks.cache import RunCache
 from benchmarks.suggestion import GRID_NEIGHBOURS, GRID_SEEDS, grid_followups
+from torch.utils.data import DataLoader, TensorDataset
+
+import lrpilot
 
 
 def test_every_family_has_two_recipes_and_long_versions_are_ten_times_longer() -> None:
@@ -55,13 +63,34 @@ def test_warmup_cosine_closed_form() -> None:
     assert sched(70) == pytest.approx(0.5 * (1 + math.cos(math.pi * 60 / 90)))
 
 
+def test_the_recipe_schedule_is_a_function_of_the_run_length() -> None:
+    schedule = bt.WarmupCosineFor(0.05)
+    assert schedule(150) == bt.WarmupCosine(150, 8)  # round(7.5): the warmup of old
+    assert schedule(1500) == bt.WarmupCosine(1500, 75)
+    assert bt.TASKS["diamonds_mlp-long:adamw"].schedule == schedule
+    assert bt.TASKS["diamonds_mlp-long:sgd"].schedule is None  # constant
+
+
 def test_quick_task_is_shorter_with_a_coarser_grid_and_a_rescaled_schedule() -> None:
+    """``--quick`` only shortens the task: its Task re-resolves the schedule for the new
+    length (warmup 5% of it, cosine reaching zero at its end)."""
     task = bt.TASKS["diamonds_mlp-long:adamw"]
     quick = bt.get_task(task.name, quick=True)
     assert quick.steps == task.steps // 5
     assert quick.grid == task.grid[::3]
-    assert quick.schedule(quick.steps) == pytest.approx(0.0, abs=1e-12)
     assert quick.signature() != task.signature()
+    resolved = lrpilot.Task(**_task_fields(quick)).schedule_for(quick.steps)
+    assert resolved == bt.WarmupCosine(quick.steps, round(0.05 * quick.steps))
+    assert resolved(quick.steps) == pytest.approx(0.0, abs=1e-12)
+
+
+def _task_fields(task: bt.BenchTask) -> dict:
+    """What ``lrpilot_task`` would build, on stand-in data (the real data is not needed to
+    check the schedule)."""
+    x, y = torch.zeros(8, 26), torch.zeros(8)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    return {"model_fn": task.model_fn, "optimizer_fn": task.optimizer_fn, "train_loader": loader,
+            "loss_fn": task.loss_fn, "steps": task.steps, "schedule": task.schedule}
 
 
 def test_oracle_grid_lies_on_optunas_lattice_bit_for_bit() -> None:
@@ -183,3 +212,209 @@ def test_minilm_top_over_cached_bottom_reproduces_the_full_model() -> None:
     groups = finetune.discriminative_groups(model, 1e-3)
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-3 * finetune.DECAY])
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+# --------------------------------------------------------------------------- the run layer
+def _toy_data(regression: bool) -> tuple[TensorDataset, TensorDataset]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 1, 40, generator=g)
+    if regression:
+        x = x.flatten(1)[:, :26]
+        y = x[:, :3].sum(-1) + 0.1 * torch.randn(320, generator=g)
+    else:
+        y = (x[:, 0, :20].mean(-1) > 0).long() + 2 * (x[:, 0, 20:].mean(-1) > 0).long()
+    return TensorDataset(x[:256], y[:256]), TensorDataset(x[256:], y[256:])
+
+
+def _toy_conv() -> torch.nn.Module:
+    return bt.Conv1dNet(width=4)
+
+
+def _toy_mlp() -> torch.nn.Module:
+    return bt.MLP(26, 16)
+
+
+def _toy_family(regression: bool = False, grad_clip: float | None = None) -> bt.Family:
+    """A family on small random data (no downloads): classification (accuracy, higher is
+    better) or regression (RMSE, lower is better)."""
+    common = {"steps": 30, "batch_size": 32, "eval_batch": 32, "grad_clip": grad_clip}
+    if regression:
+        return bt.Family("toy_mlp", "toy regression", lambda: _toy_data(True), _toy_mlp,
+                         bt.rmse, "val RMSE", False, 2.0, loss_fn=bt.mse, **common)  # fmt: skip
+    return bt.Family("toy_conv", "toy classification", lambda: _toy_data(False), _toy_conv,
+                     bt.accuracy, "val accuracy", True, 0.1, **common)  # fmt: skip
+
+
+def _toy(recipe: str = "adamw", **family: object) -> bt.BenchTask:
+    return bt.make_task(_toy_family(**family), bt.RECIPES[recipe], "only")  # type: ignore[arg-type]
+
+
+TOYS = {
+    "adamw-accuracy": lambda: _toy("adamw"),
+    "sgd-rmse": lambda: _toy("sgd", regression=True),
+    "adamw-rmse-clipped": lambda: _toy("adamw", regression=True, grad_clip=0.05),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOYS))
+def test_lrpilot_task_holds_the_whole_recipe(name: str) -> None:
+    task = TOYS[name]()
+    recipe = task.lrpilot_task()
+    assert (recipe.steps, recipe.grad_clip, recipe.name) == (task.steps, task.grad_clip, task.name)
+    for steps in (task.steps, 7, 400):
+        expected = bt.WarmupCosine(steps, round(0.05 * steps)) if task.recipe == "adamw" else None
+        assert recipe.schedule_for(steps) == (expected or lrpilot.schedules.constant())
+    model, optimizer = recipe.build(0.1)
+    reference = task.optimizer_fn(model.parameters(), 0.1)
+    assert type(optimizer) is type(reference)
+    assert optimizer.defaults == reference.defaults
+    assert recipe.train_loader.batch_size is None  # batches come whole from the BatchSampler
+    assert next(iter(recipe.train_loader))[0].shape[0] == task.batch_size
+    # the metric is lrpilot's way up; in_units turns it back into the table's units
+    in_units = task.metric_fn(model, recipe.val_loader)
+    assert task.in_units(recipe.metric(model)) == in_units
+    assert recipe.metric(model) == (in_units if task.higher_is_better else -in_units)
+
+
+@pytest.mark.parametrize("name", sorted(TOYS))
+def test_a_benchmark_run_is_lrpilot_train_on_the_task_bitwise(name: str) -> None:
+    """The benchmark adds nothing to the loop: its record is ``lrpilot.train``'s result."""
+    task = TOYS[name]()
+    lr = 3 * task.default_lr
+    got = btrain.train_run(task, lr, seed=3)
+    ref = lrpilot.train(task.lrpilot_task(), lr, seed=3, progress=False)
+    assert not ref.diverged
+    assert got.raw_metric == got.metric == task.in_units(ref.metric)
+    assert task.better(got.metric, task.trivial)  # it learnt something: the clamp is idle
+    assert got.final_train_loss == ref.losses[-1]
+    assert (got.steps_done, got.diverged, got.seed, got.lr) == (task.steps, False, 3, lr)
+    assert btrain.train_run(task, lr, seed=4).final_train_loss != got.final_train_loss
+
+
+@pytest.mark.parametrize("name", sorted(TOYS))
+def test_the_run_is_the_recipe_written_by_hand(name: str) -> None:
+    """``lrpilot.train`` on the benchmark's Task takes exactly the steps of the recipe's own
+    loop (its optimizer, warmup + cosine or constant, clipping where the family clips), bit
+    for bit: a Task built with another recipe fails here. The overhead benchmark times the
+    same two loops."""
+    task = TOYS[name]()
+    recipe = overhead.run_task(task)
+    _, by_hand = overhead.bare_run(recipe, task.default_lr, task.steps, seed=1)
+    _, losses = overhead.lrpilot_run(recipe, task.default_lr, task.steps, seed=1)
+    assert losses == by_hand
+    other_clip = None if task.grad_clip else 0.01
+    _, other = overhead.bare_run(replace(recipe, grad_clip=other_clip), task.default_lr,
+                                 task.steps, seed=1)  # fmt: skip
+    assert other != by_hand  # the clipping (or its absence) shows in the losses
+
+
+def test_a_diverged_run_scores_the_trivial_metric() -> None:
+    task = _toy("sgd", regression=True)
+    got = btrain.train_run(task, 50.0, seed=0)
+    assert got.diverged and got.steps_done < task.steps
+    assert got.metric == got.raw_metric == task.trivial
+
+
+def test_every_sweep_starts_where_training_starts() -> None:
+    """A peer's sweep (``pickers.start``) sees the initialisation and first batch of the
+    training run at the same seed: ``train``'s first loss is its first batch's loss."""
+    task = _toy("adamw")
+    model, optimizer, loader, _ = pickers.start(task, seed=5)
+    x, y = next(iter(loader))
+    with torch.no_grad():
+        first = float(task.loss_fn(model(x), y))
+    run = lrpilot.train(task.lrpilot_task(), task.default_lr, seed=5, progress=False)
+    assert run.losses[0] == first
+    assert type(optimizer).__name__ == "AdamW"
+
+
+def test_the_lrpilot_picker_is_find_lr_for_task() -> None:
+    task = _toy("adamw", regression=True, grad_clip=0.5)
+    got = pickers._lrpilot(task, seed=2)
+    ref = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=2, progress=False)
+    assert got.lrs == [float(v) for v in ref.lrs]
+    assert got.losses == [float(v) for v in ref.losses]
+    assert got.lr == float(ref.lr) and got.sweep_steps == ref.num_steps_run
+    assert pickers._lrpilot(task, seed=3).losses != got.losses
+
+
+# --------------------------------------------------------------------------- cache keys
+MODULE = '''"""A module docstring."""
+
+X = 1
+"""An attribute docstring."""
+
+
+def f(a):
+    """A function docstring."""
+    return a + X  # a comment
+
+
+class C:
+    """Only a docstring."""
+'''
+
+
+def _tree(root: Path, source: str) -> Path:
+    for name in {*sources.PICK_SOURCES, *sources.RUN_SOURCES}:
+        path = root / (name if name.endswith(".py") else f"{name}.py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {name}\nNAME = {name!r}\n")
+    (root / "finder.py").write_text(source)
+    return root
+
+
+def test_a_pick_is_keyed_on_its_code_not_its_docstrings(tmp_path: Path) -> None:
+    root = _tree(tmp_path, MODULE)
+    key = sources.source_key(sources.PICK_SOURCES, root)
+    reworded = MODULE.replace("A function docstring.", "Reworded, at length.\n\n    More.")
+    (root / "finder.py").write_text(reworded.replace("# a comment", "# another"))
+    assert sources.source_key(sources.PICK_SOURCES, root) == key
+    (root / "finder.py").write_text(MODULE.replace('"""An attribute docstring."""', ""))
+    assert sources.source_key(sources.PICK_SOURCES, root) == key
+    (root / "cli.py").write_text("print('not a source of the pick')\n")
+    assert sources.source_key(sources.PICK_SOURCES, root) == key
+    (root / "finder.py").write_text(MODULE.replace("a + X", "a - X"))
+    assert sources.source_key(sources.PICK_SOURCES, root) != key
+    (root / "finder.py").write_text(MODULE)
+    (root / "schedules.py").write_text("NAME = 'changed'\n")
+    assert sources.source_key(sources.PICK_SOURCES, root) != key
+
+
+def test_a_schedules_package_counts_as_the_module(tmp_path: Path) -> None:
+    root = _tree(tmp_path, MODULE)
+    (root / "schedules.py").unlink()
+    (root / "schedules").mkdir()
+    (root / "schedules" / "_base.py").write_text("A = 1\n")
+    key = sources.source_key(sources.RUN_SOURCES, root)
+    (root / "schedules" / "_base.py").write_text("A = 2\n")
+    assert sources.source_key(sources.RUN_SOURCES, root) != key
+    (root / "train.py").unlink()
+    with pytest.raises(FileNotFoundError, match="train.py"):
+        sources.source_key(sources.RUN_SOURCES, root)
+
+
+def test_the_installed_lrpilot_has_every_source_and_a_run_key_names_it(tmp_path: Path) -> None:
+    assert sources.pick_version().startswith("lrpilot-")
+    assert pickers.version_key("lrpilot") == sources.pick_version()
+    task = bt.TASKS["mnist1d_conv:sgd"]
+    key = RunCache(tmp_path / "runs.json").key(task, 0.01, 0)
+    assert key == f"{task.name}|{task.signature()}|{sources.run_version()}|0.01|0"
+
+
+# --------------------------------------------------------------------------- the report
+def test_the_report_prose_reads_the_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = list(bt.TASKS.values())
+    text = report._method(tasks) + report._peers()
+    assert "20 full-length runs" in text and "6 points per decade" in text
+    assert "3 LRs per decade over 5 decades" in text
+    monkeypatch.setattr(report, "OPTUNA_TRIALS", 7)
+    monkeypatch.setattr(report, "OPTUNA_PER_DECADE", 4)
+    monkeypatch.setattr(report, "GRID_NEIGHBOURS", 1)
+    quick = [bt.get_task(t.name, quick=True) for t in tasks]
+    text = report._method(quick) + report._peers()
+    assert "7 full-length runs" in text and "4 points per decade" in text
+    assert "1 LR per decade over 5 decades" in text and "at the 3 points around" in text
+    assert "20" not in text
+    with pytest.raises(ValueError, match="differ in shape"):
+        report._method([tasks[0], quick[0]])
