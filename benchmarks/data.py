@@ -33,7 +33,7 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 _LOADED: dict[str, object] = {}
 
 
-def _cached(name: str, build):  # noqa: ANN001, ANN202 - tiny helper
+def _cached(name: str, build):
     """Return ``build()``, memoised on disk as ``CACHE/name`` (a ``torch.save`` file) and, by
     name, in the process: the functions that read one file (a table and its sizes or scale)
     load it once. Callers must not modify what it returns."""
@@ -272,16 +272,23 @@ def _build_diamonds() -> dict[str, torch.Tensor | float]:
     x_mean, x_std = x[train].mean(0), x[train].std(0)
     y_mean, y_std = y[train].mean(), y[train].std()
     xs, ys = ((x - x_mean) / x_std).float(), ((y - y_mean) / y_std).float()
-    return {"x_train": xs[train], "y_train": ys[train], "x_val": xs[val], "y_val": ys[val],
-            "y_std": float(y_std)}  # fmt: skip
+    return {
+        "x_train": xs[train],
+        "y_train": ys[train],
+        "x_val": xs[val],
+        "y_val": ys[val],
+        "y_std": float(y_std),
+    }
 
 
 @functools.cache
 def diamonds() -> tuple[TensorDataset, TensorDataset]:
     """Diamonds: (train 43,940, validation 10,000) standardised inputs and log-price targets."""
     raw = _cached("diamonds.pt", _build_diamonds)
-    return (TensorDataset(raw["x_train"], raw["y_train"]),
-            TensorDataset(raw["x_val"], raw["y_val"]))  # fmt: skip
+    return (
+        TensorDataset(raw["x_train"], raw["y_train"]),
+        TensorDataset(raw["x_val"], raw["y_val"]),
+    )
 
 
 @functools.cache
@@ -310,17 +317,25 @@ def _build_movielens() -> dict[str, torch.Tensor | float]:
     val, train = perm[:MOVIELENS_VAL], perm[MOVIELENS_VAL:]
     mean = ratings[train].mean()
     pairs, centred = torch.stack([users, movies], dim=1), (ratings - mean).float()
-    return {"x_train": pairs[train], "y_train": centred[train], "x_val": pairs[val],
-            "y_val": centred[val], "mean": float(mean),
-            "num_users": int(users.max()) + 1, "num_movies": int(movies.max()) + 1}  # fmt: skip
+    return {
+        "x_train": pairs[train],
+        "y_train": centred[train],
+        "x_val": pairs[val],
+        "y_val": centred[val],
+        "mean": float(mean),
+        "num_users": int(users.max()) + 1,
+        "num_movies": int(movies.max()) + 1,
+    }
 
 
 @functools.cache
 def movielens() -> tuple[TensorDataset, TensorDataset]:
     """MovieLens: (train 90,004, validation 10,000) (user, movie) pairs and centred ratings."""
     raw = _cached("movielens.pt", _build_movielens)
-    return (TensorDataset(raw["x_train"], raw["y_train"]),
-            TensorDataset(raw["x_val"], raw["y_val"]))  # fmt: skip
+    return (
+        TensorDataset(raw["x_train"], raw["y_train"]),
+        TensorDataset(raw["x_val"], raw["y_val"]),
+    )
 
 
 @functools.cache

@@ -95,7 +95,7 @@ def _split() -> tuple[tuple[str, ...], Split, Split]:
         texts = list(unique[name])
         rng.shuffle(texts)
         val += [(t, label) for t in texts[:VAL_PER_CLASS]]
-        train += [(t, label) for t in texts[VAL_PER_CLASS:VAL_PER_CLASS + TRAIN_PER_CLASS]]
+        train += [(t, label) for t in texts[VAL_PER_CLASS : VAL_PER_CLASS + TRAIN_PER_CLASS]]
     rng.shuffle(train)
     return (
         categories,
@@ -177,7 +177,7 @@ def pretrained() -> nn.Module:
 
 
 @functools.cache
-def tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def tokenizer():
     """The model's tokenizer (memoised)."""
     _hf_offline()
     with _quiet_transformers():
@@ -188,8 +188,13 @@ def tokenizer():  # noqa: ANN201 - a transformers tokenizer
 
 def tokenize(texts: list[str] | tuple[str, ...], max_tokens: int) -> dict[str, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` of shape ``(N, max_tokens)``, truncated and padded."""
-    return tokenizer()(list(texts), padding="max_length", truncation=True,
-                       max_length=max_tokens, return_tensors="pt")  # fmt: skip
+    return tokenizer()(
+        list(texts),
+        padding="max_length",
+        truncation=True,
+        max_length=max_tokens,
+        return_tensors="pt",
+    )
 
 
 def extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -199,8 +204,9 @@ def extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (1.0 - mask.to(dtype))[:, None, None, :] * torch.finfo(dtype).min
 
 
-def run_layers(layers: nn.ModuleList | list[nn.Module], hidden: torch.Tensor,
-               mask: torch.Tensor) -> torch.Tensor:
+def run_layers(
+    layers: nn.ModuleList | list[nn.Module], hidden: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """``hidden`` ``(B, L, 384)`` through the ``BertLayer`` s in ``layers``, attending only to the
     tokens that ``mask`` ``(B, L)`` marks as real."""
     extended = extended_mask(mask, hidden.dtype)
@@ -210,18 +216,20 @@ def run_layers(layers: nn.ModuleList | list[nn.Module], hidden: torch.Tensor,
 
 
 @torch.no_grad()
-def bottom_states(texts: list[str] | tuple[str, ...], top_layers: int, max_tokens: int,
-                  batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def bottom_states(
+    texts: list[str] | tuple[str, ...], top_layers: int, max_tokens: int, batch: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The frozen bottom's output for ``texts`` (embeddings, then the first ``6 - top_layers``
     pretrained layers, in eval mode): hidden states ``(N, L, 384)`` float32 and the attention
     mask ``(N, L)`` (bool), on the torch thread count the caller set."""
     model = pretrained()
     states, masks = [], []
     for start in range(0, len(texts), batch):
-        enc = tokenize(texts[start:start + batch], max_tokens)
-        hidden = model.embeddings(input_ids=enc["input_ids"],
-                                  token_type_ids=enc.get("token_type_ids"))  # fmt: skip
-        layers = model.encoder.layer[:NUM_LAYERS - top_layers]
+        enc = tokenize(texts[start : start + batch], max_tokens)
+        hidden = model.embeddings(
+            input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids")
+        )
+        layers = model.encoder.layer[: NUM_LAYERS - top_layers]
         states.append(run_layers(layers, hidden, enc["attention_mask"]))
         masks.append(enc["attention_mask"].bool())
     return torch.cat(states), torch.cat(masks)
@@ -240,9 +248,16 @@ def pack(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def _cache_key(top_layers: int, max_tokens: int) -> str:
     cats, (train_texts, _), (val_texts, _) = _split()
     text_hash = hashlib.sha256("\0".join(train_texts + ("\1",) + val_texts).encode()).hexdigest()
-    meta = dict(format=_FORMAT, top_layers=top_layers, max_tokens=max_tokens,
-                train=len(train_texts), val=len(val_texts), weights=weights_sha256()[:16],
-                categories=list(cats), texts=text_hash[:16])  # fmt: skip
+    meta = dict(
+        format=_FORMAT,
+        top_layers=top_layers,
+        max_tokens=max_tokens,
+        train=len(train_texts),
+        val=len(val_texts),
+        weights=weights_sha256()[:16],
+        categories=list(cats),
+        texts=text_hash[:16],
+    )
     return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -252,8 +267,14 @@ def _build(top_layers: int, max_tokens: int) -> dict[str, torch.Tensor]:
     _, (train_texts, train_y), (val_texts, val_y) = _split()
     h_train, m_train = bottom_states(train_texts, top_layers, max_tokens)
     h_val, m_val = bottom_states(val_texts, top_layers, max_tokens)
-    return {"h_train": h_train.half(), "m_train": m_train, "y_train": torch.tensor(train_y),
-            "h_val": h_val.half(), "m_val": m_val, "y_val": torch.tensor(val_y)}  # fmt: skip
+    return {
+        "h_train": h_train.half(),
+        "m_train": m_train,
+        "y_train": torch.tensor(train_y),
+        "h_val": h_val.half(),
+        "m_val": m_val,
+        "y_val": torch.tensor(val_y),
+    }
 
 
 def _load_or_build(top_layers: int, max_tokens: int) -> dict[str, torch.Tensor]:
@@ -272,8 +293,9 @@ def _load_or_build(top_layers: int, max_tokens: int) -> dict[str, torch.Tensor]:
 
 
 @functools.cache
-def fortunes_minilm(top_layers: int = TOP_LAYERS,
-                    max_tokens: int = MAX_TOKENS) -> tuple[TensorDataset, TensorDataset]:
+def fortunes_minilm(
+    top_layers: int = TOP_LAYERS, max_tokens: int = MAX_TOKENS
+) -> tuple[TensorDataset, TensorDataset]:
     """(train, validation) ``TensorDataset`` s of ``(x, y)`` for :class:`MiniLMTop`.
 
     ``x`` is float32 ``(N, max_tokens, 385)``: the frozen bottom's hidden states (stored as
@@ -304,10 +326,11 @@ class MiniLMTop(nn.Module):
     replaces the pretrained 0.1 (attention and hidden): it is off by default, which saves ~7% of
     a step and makes a run depend on its seed only through the head and the data order."""
 
-    def __init__(self, top_layers: int = TOP_LAYERS, classes: int = NUM_CLASSES,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, top_layers: int = TOP_LAYERS, classes: int = NUM_CLASSES, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        layers = pretrained().encoder.layer[NUM_LAYERS - top_layers:]
+        layers = pretrained().encoder.layer[NUM_LAYERS - top_layers :]
         self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in layers)
         self.layers.requires_grad_(True)
         for module in self.layers.modules():

@@ -28,7 +28,7 @@ import lrpilot
 from benchmarks.data import OUT, stdlib_bytes, train_loader
 from benchmarks.results_md import write_section
 from benchmarks.sources import PICK_SOURCES, RUN_SOURCES, source_key
-from benchmarks.tasks import WARMUP_FRACTION, WarmupCosineFor
+from benchmarks.tasks import ADAMW_SCHEDULE
 
 SEQ, BATCH, WIDTH, VAL_WINDOWS = 64, 32, 256, 256
 STEPS_FOR_SWEEP = 3000  # the sweep's curve is the same for any budget; this only keys it
@@ -52,7 +52,7 @@ def next_byte_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return nn.functional.cross_entropy(outputs.reshape(-1, 256), targets.reshape(-1))
 
 
-def _adamw(params, lr: float) -> torch.optim.Optimizer:  # noqa: ANN001
+def _adamw(params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
 
 
@@ -68,7 +68,7 @@ def _task(steps: int) -> lrpilot.Task:
         val_loader=torch.utils.data.DataLoader(val, batch_size=64),
         loss_fn=next_byte_loss,
         steps=steps,
-        schedule=WarmupCosineFor(WARMUP_FRACTION),
+        schedule=ADAMW_SCHEDULE,
         grad_clip=1.0,
         name="horizon-byte-gru",
     )

@@ -48,8 +48,12 @@ from benchmarks.results_md import write_section
 from benchmarks.tasks import BenchTask, get_task
 from lrpilot._rng import generators_of, seed_everything
 
-TASKS = ("mnist1d_conv-long:adamw", "fmnist_resnet:sgd", "wordnet_lstm:adamw",
-         "diamonds_mlp-long:adamw")  # fmt: skip
+TASKS = (
+    "mnist1d_conv-long:adamw",
+    "fmnist_resnet:sgd",
+    "wordnet_lstm:adamw",
+    "diamonds_mlp-long:adamw",
+)
 """Four real models: Conv1d (warmup + cosine), ResNet with BatchNorm (constant LR), a word LSTM
 (the recipe clips gradients) and an MLP."""
 TRAIN_TARGET, FIND_LR_TARGET = 1.03, 1.10
@@ -122,14 +126,20 @@ def measure_train(task: BenchTask, steps: int, reps: int) -> dict:
     if bare_losses != train_losses:
         raise RuntimeError(f"{task.name}: train and the bare loop differ; nothing to compare")
     runners = {"bare": bare_run, "train": lrpilot_run}
-    times = _interleave({k: (lambda f=f: f(recipe, lr, steps, 0)[0]) for k, f in runners.items()},
-                        reps)  # fmt: skip
+    times = _interleave(
+        {k: (lambda f=f: f(recipe, lr, steps, 0)[0]) for k, f in runners.items()}, reps
+    )
     return _summary(task, steps, reps, "train", times)
 
 
 # --------------------------------------------------------------------------- find_lr
-def bare_sweep_loop(loss_fn: Callable, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    loader: Iterable, steps: int) -> Clock:  # fmt: skip
+def bare_sweep_loop(
+    loss_fn: Callable,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable,
+    steps: int,
+) -> Clock:
     """(wall, CPU) seconds for ``steps`` plain training steps."""
     batches = _forever(loader)
     start = _clock()
@@ -143,15 +153,29 @@ def bare_sweep_loop(loss_fn: Callable, model: nn.Module, optimizer: torch.optim.
     return _since(start)
 
 
-def sweep(loss_fn: Callable, model: nn.Module, optimizer: torch.optim.Optimizer,
-          loader: Iterable, steps: int, run_steps: int) -> Clock:  # fmt: skip
+def sweep(
+    loss_fn: Callable,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable,
+    steps: int,
+    run_steps: int,
+) -> Clock:
     """(wall, CPU) seconds for ``find_lr`` with ``num_steps=steps``; checks it ran them all."""
     end_lr = END_LR[type(optimizer).__name__]
     with warnings.catch_warnings():  # "the divergence edge was not seen": by design here
         warnings.simplefilter("ignore", RuntimeWarning)
         start = _clock()
-        res = lrpilot.find_lr(model, optimizer, loader, loss_fn, steps=run_steps,
-                              num_steps=steps, end_lr=end_lr, progress=False)  # fmt: skip
+        res = lrpilot.find_lr(
+            model,
+            optimizer,
+            loader,
+            loss_fn,
+            steps=run_steps,
+            num_steps=steps,
+            end_lr=end_lr,
+            progress=False,
+        )
         elapsed = _since(start)
     if res.num_steps_run != steps:
         raise RuntimeError(f"find_lr stopped after {res.num_steps_run} of {steps} steps")
@@ -171,8 +195,10 @@ def measure_find_lr(task: BenchTask, steps: int, reps: int) -> dict:
         optimizer.load_state_dict(opt_state)
         return task.loss_fn, model, optimizer, recipe.train_loader, steps
 
-    sides = {"bare": lambda: bare_sweep_loop(*fresh()),
-             "find_lr": lambda: sweep(*fresh(), run_steps=task.steps)}  # fmt: skip
+    sides = {
+        "bare": lambda: bare_sweep_loop(*fresh()),
+        "find_lr": lambda: sweep(*fresh(), run_steps=task.steps),
+    }
     return _summary(task, steps, reps, "find_lr", _interleave(sides, reps))
 
 
@@ -191,8 +217,14 @@ def _interleave(sides: dict[str, Callable[[], Clock]], reps: int) -> dict[str, l
 
 
 def _summary(task: BenchTask, steps: int, reps: int, side: str, times: dict) -> dict:
-    out = {"task": task.name, "side": side, "steps": steps, "reps": reps, "times": times,
-           "grad_clip": task.grad_clip}  # fmt: skip
+    out = {
+        "task": task.name,
+        "side": side,
+        "steps": steps,
+        "reps": reps,
+        "times": times,
+        "grad_clip": task.grad_clip,
+    }
     for i, clock in enumerate(("wall", "cpu")):
         ratios = [t[i] / b[i] for t, b in zip(times[side], times["bare"], strict=True)]
         out |= {
@@ -210,19 +242,38 @@ def _method() -> str:
     """The module docstring's method paragraphs, as Markdown."""
     paragraphs = __doc__.split("\n\n")[2:]
     text = "\n\n".join(" ".join(p.split()).replace("``", "`") for p in paragraphs)
-    return text + (" CPU time (`time.process_time`) is shown beside wall time: on a shared "
-                   "machine it is the steadier of the two.")  # fmt: skip
+    return text + (
+        " CPU time (`time.process_time`) is shown beside wall time: on a shared "
+        "machine it is the steadier of the two."
+    )
 
 
-COLUMNS = ("task", "steps", "pairs", "bare wall s", "lrpilot wall s", "wall ratio (range)",
-           "bare CPU s", "lrpilot CPU s", "CPU ratio (range)")  # fmt: skip
+COLUMNS = (
+    "task",
+    "steps",
+    "pairs",
+    "bare wall s",
+    "lrpilot wall s",
+    "wall ratio (range)",
+    "bare CPU s",
+    "lrpilot CPU s",
+    "CPU ratio (range)",
+)
 
 
 def _cells(r: dict) -> tuple[str, ...]:
     clip = f" (clip {r['grad_clip']:g})" if r["side"] == "train" and r["grad_clip"] else ""
-    return (f"`{r['task']}`{clip}", str(r["steps"]), str(r["reps"]),
-            f"{r['bare_wall_s']:.3f}", f"{r['lrpilot_wall_s']:.3f}", _ratio(r, "wall"),
-            f"{r['bare_cpu_s']:.3f}", f"{r['lrpilot_cpu_s']:.3f}", _ratio(r, "cpu"))  # fmt: skip
+    return (
+        f"`{r['task']}`{clip}",
+        str(r["steps"]),
+        str(r["reps"]),
+        f"{r['bare_wall_s']:.3f}",
+        f"{r['lrpilot_wall_s']:.3f}",
+        _ratio(r, "wall"),
+        f"{r['bare_cpu_s']:.3f}",
+        f"{r['lrpilot_cpu_s']:.3f}",
+        _ratio(r, "cpu"),
+    )
 
 
 def _ratio(r: dict, clock: str) -> str:
@@ -238,8 +289,12 @@ def _table(rows: list[dict], side: str, target: float) -> list[str]:
     table = Table(title=f"{side} time / bare loop of the same steps (median of pairs)")
     for col in COLUMNS:
         table.add_column(col, justify="right")
-    md = [f"### {title} against a bare loop", "", "| " + " | ".join(COLUMNS) + " |",
-          "| --- |" + " ---: |" * (len(COLUMNS) - 1)]  # fmt: skip
+    md = [
+        f"### {title} against a bare loop",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "| --- |" + " ---: |" * (len(COLUMNS) - 1),
+    ]
     for r in mine:
         table.add_row(*_cells(r))
         md.append("| " + " | ".join(_cells(r)) + " |")
@@ -252,23 +307,36 @@ def _table(rows: list[dict], side: str, target: float) -> list[str]:
 
 def report(rows: list[dict], command: str) -> None:
     """Print the tables, save JSON and write RESULTS.md's overhead section."""
-    md = ["## Overhead of the run layer and the range test", "",
-          f"Command: `{command}`, run on {dt.date.today()} on {platform.platform()} "
-          f"(torch {torch.__version__}, 1 thread).", "", _method(), "",
-          *_table(rows, "train", TRAIN_TARGET),
-          *_table(rows, "find_lr", FIND_LR_TARGET)]  # fmt: skip
+    md = [
+        "## Overhead of the run layer and the range test",
+        "",
+        f"Command: `{command}`, run on {dt.date.today()} on {platform.platform()} "
+        f"(torch {torch.__version__}, 1 thread).",
+        "",
+        _method(),
+        "",
+        *_table(rows, "train", TRAIN_TARGET),
+        *_table(rows, "find_lr", FIND_LR_TARGET),
+    ]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "overhead.json").write_text(json.dumps(rows, indent=1))
     write_section("overhead", "\n".join(md))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--steps", type=int, default=200, help="train: steps on each side")
-    parser.add_argument("--sweep-steps", type=int, default=100,
-                        help="find_lr: steps on each side (0: skip find_lr)")
+    parser.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=100,
+        help="find_lr: steps on each side (0: skip find_lr)",
+    )
     parser.add_argument("--reps", type=int, default=9, help="timed pairs of each comparison")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)

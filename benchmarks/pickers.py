@@ -61,11 +61,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from benchmarks.sources import pick_version, run_version
-from benchmarks.tasks import BenchTask, Params, WarmupCosineFor, lattice_lr
+from benchmarks.tasks import BenchTask, Params, lattice_lr
 from lrpilot._rng import generators_of, seed_everything
 
-PICKERS = ("lrpilot", "torch-lr-finder", "lightning", "fastai-valley", "fastai-minimum",
-           "prodigy", "schedulefree", "optuna-tpe", "default")  # fmt: skip
+PICKERS = (
+    "lrpilot",
+    "torch-lr-finder",
+    "lightning",
+    "fastai-valley",
+    "fastai-minimum",
+    "prodigy",
+    "schedulefree",
+    "optuna-tpe",
+    "default",
+)
 LR_FREE = frozenset({"prodigy", "schedulefree"})  # replace the optimizer; no LR to pick
 SEARCHES = frozenset({"optuna-tpe"})  # searches of full runs: one per pick seed (0-2), not 5
 SELF_TRAINING = SEARCHES  # the search itself trains the final model: no extra run to count
@@ -123,8 +132,10 @@ def version_key(picker: str) -> str:
     if picker == "schedulefree":
         return "schedulefree-" + metadata.version("schedulefree")
     if picker == "optuna-tpe":
-        return (f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
-                f"-lattice{OPTUNA_PER_DECADE}-train-seed{OPTUNA_TRAIN_SEED}-{run_version()}")
+        return (
+            f"optuna-{metadata.version('optuna')}-tpe{OPTUNA_TRIALS}"
+            f"-lattice{OPTUNA_PER_DECADE}-train-seed{OPTUNA_TRAIN_SEED}-{run_version()}"
+        )
     return "default"
 
 
@@ -151,13 +162,18 @@ def _prodigy_task(task: BenchTask) -> BenchTask:
     from prodigyopt import Prodigy
 
     wd = recipe_weight_decay(task)
-    warmup = isinstance(task.schedule, WarmupCosineFor) and task.schedule(task.steps).warmup > 0
+    import lrpilot
+
+    resolved = lrpilot.parse_schedule(task.schedule, task.steps) if task.schedule else None
+    warmup = isinstance(resolved, lrpilot.schedules.Warmup)
 
     def prodigy(params: Params, lr: float) -> torch.optim.Optimizer:
         return Prodigy(params, lr=lr, weight_decay=wd, safeguard_warmup=warmup)
 
-    desc = (f"Prodigy(lr=1, weight_decay={wd:g}, safeguard_warmup={warmup}) [replaces "
-            f"{task.optimizer_desc}]")  # fmt: skip
+    desc = (
+        f"Prodigy(lr=1, weight_decay={wd:g}, safeguard_warmup={warmup}) [replaces "
+        f"{task.optimizer_desc}]"
+    )
     return replace(task, optimizer_fn=prodigy, optimizer_desc=desc, default_lr=PRODIGY_LR)
 
 
@@ -172,18 +188,26 @@ def _schedulefree_task(task: BenchTask) -> BenchTask:
     def schedulefree(params: Params, lr: float) -> torch.optim.Optimizer:
         return AdamWScheduleFree(params, lr=lr, warmup_steps=warmup_steps, weight_decay=wd)
 
-    desc = (f"AdamWScheduleFree(lr={SCHEDULEFREE_LR}, warmup_steps={warmup_steps}, "
-            f"weight_decay={wd:g}) [replaces {task.optimizer_desc}]")  # fmt: skip
-    return replace(task, optimizer_fn=schedulefree, optimizer_desc=desc, schedule=None,
-                   default_lr=SCHEDULEFREE_LR)  # fmt: skip
+    desc = (
+        f"AdamWScheduleFree(lr={SCHEDULEFREE_LR}, warmup_steps={warmup_steps}, "
+        f"weight_decay={wd:g}) [replaces {task.optimizer_desc}]"
+    )
+    return replace(
+        task,
+        optimizer_fn=schedulefree,
+        optimizer_desc=desc,
+        schedule=None,
+        default_lr=SCHEDULEFREE_LR,
+    )
 
 
-def _floats(values) -> list[float]:  # noqa: ANN001 - any sequence of numbers or tensors
+def _floats(values) -> list[float]:
     return [float(v) for v in values]
 
 
-def start(task: BenchTask, seed: int) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader,
-                                               DataLoader]:  # fmt: skip
+def start(
+    task: BenchTask, seed: int
+) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader, DataLoader]:
     """What ``lrpilot.train(task.lrpilot_task(), lr, seed=seed)`` starts from, for a peer's
     sweep: the RNGs and the loaders' generators seeded the way ``train`` seeds them, then a
     fresh model, the recipe's optimizer at the default LR, and the training and validation
@@ -199,8 +223,17 @@ def _lrpilot(task: BenchTask, seed: int) -> Pick:
 
     res = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=seed, progress=False)
     extra = {k: v for k, v in res.to_dict().items() if k not in ("lrs", "losses")}
-    return Pick("lrpilot", task.name, seed, float(res.lr), int(res.num_steps_run), 0.0,
-                _floats(res.lrs), _floats(res.losses), extra=extra)  # fmt: skip
+    return Pick(
+        "lrpilot",
+        task.name,
+        seed,
+        float(res.lr),
+        int(res.num_steps_run),
+        0.0,
+        _floats(res.lrs),
+        _floats(res.losses),
+        extra=extra,
+    )
 
 
 def _torch_lr_finder(task: BenchTask, seed: int) -> Pick:
@@ -222,8 +255,9 @@ def _torch_lr_finder(task: BenchTask, seed: int) -> Pick:
         lr, failed = task.default_lr, str(err)
     plt.close(fig)
     finder.reset()
-    return Pick("torch-lr-finder", task.name, seed, float(lr), len(lrs), 0.0, lrs, losses,
-                failed=failed)  # fmt: skip
+    return Pick(
+        "torch-lr-finder", task.name, seed, float(lr), len(lrs), 0.0, lrs, losses, failed=failed
+    )
 
 
 def _lightning(task: BenchTask, seed: int) -> Pick:
@@ -236,11 +270,11 @@ def _lightning(task: BenchTask, seed: int) -> Pick:
             self.model = model
             self.lr = task.default_lr
 
-        def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+        def training_step(self, batch, batch_idx):
             x, y = batch
             return task.loss_fn(self.model(x), y)
 
-        def configure_optimizers(self):  # noqa: ANN201
+        def configure_optimizers(self):
             return task.optimizer_fn(self.parameters(), self.lr)
 
     model, _, loader, _ = start(task, seed)
@@ -248,16 +282,30 @@ def _lightning(task: BenchTask, seed: int) -> Pick:
         logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="lrpilot-bench-pl-") as root:
         trainer = pl.Trainer(
-            accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root,
             gradient_clip_val=task.grad_clip,
-        )  # fmt: skip
+        )
         finder = Tuner(trainer).lr_find(Module(), train_dataloaders=loader)
     lrs, losses = _floats(finder.results["lr"]), _floats(finder.results["loss"])
     lr = finder.suggestion()
     failed = "" if lr is not None else "suggestion() returned None"
-    return Pick("lightning", task.name, seed, float(lr if lr is not None else task.default_lr),
-                len(lrs), 0.0, lrs, losses, failed=failed)  # fmt: skip
+    return Pick(
+        "lightning",
+        task.name,
+        seed,
+        float(lr if lr is not None else task.default_lr),
+        len(lrs),
+        0.0,
+        lrs,
+        losses,
+        failed=failed,
+    )
 
 
 def _fastai_sweep(task: BenchTask, seed: int) -> tuple[list[float], list[float], dict]:
@@ -273,13 +321,22 @@ def _fastai_sweep(task: BenchTask, seed: int) -> tuple[list[float], list[float],
     dls = DataLoaders(loader, val_loader, device="cpu")
     cbs = [GradientClip(task.grad_clip)] if task.grad_clip is not None else []
     with tempfile.TemporaryDirectory(prefix="lrpilot-bench-fastai-") as root:
-        learn = Learner(dls, model, loss_func=task.loss_fn, path=root, cbs=cbs,
-                        opt_func=partial(OptimWrapper, opt=task.optimizer_fn))  # fmt: skip
+        learn = Learner(
+            dls,
+            model,
+            loss_func=task.loss_fn,
+            path=root,
+            cbs=cbs,
+            opt_func=partial(OptimWrapper, opt=task.optimizer_fn),
+        )
         with learn.no_bar(), learn.no_logging():
             found = learn.lr_find(show_plot=False, suggest_funcs=(valley, minimum))
     rec = learn.recorder
-    return _floats(rec.lrs), _floats(rec.losses), {"valley": found.valley,
-                                                    "minimum": found.minimum}
+    return (
+        _floats(rec.lrs),
+        _floats(rec.losses),
+        {"valley": found.valley, "minimum": found.minimum},
+    )
 
 
 def _fastai(task: BenchTask, seed: int) -> list[Pick]:
@@ -290,9 +347,20 @@ def _fastai(task: BenchTask, seed: int) -> list[Pick]:
         lr, failed = found[rule], ""
         if lr is None or not lr > 0:
             lr, failed = task.default_lr, f"{rule} returned {lr}"
-        picks.append(Pick(f"fastai-{rule}", task.name, seed, float(lr), len(lrs), 0.0, lrs,
-                          losses, failed=failed,
-                          extra={k: float(v) for k, v in found.items()}))  # fmt: skip
+        picks.append(
+            Pick(
+                f"fastai-{rule}",
+                task.name,
+                seed,
+                float(lr),
+                len(lrs),
+                0.0,
+                lrs,
+                losses,
+                failed=failed,
+                extra={k: float(v) for k, v in found.items()},
+            )
+        )
     return picks
 
 
@@ -333,15 +401,22 @@ def _optuna_tpe(task: BenchTask, seed: int) -> Pick:
         return run["metric"]
 
     direction = "maximize" if task.higher_is_better else "minimize"
-    study = optuna.create_study(direction=direction,
-                                sampler=optuna.samplers.TPESampler(seed=seed))  # fmt: skip
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=OPTUNA_TRIALS)
     lrs = [lattice_lr(t.params["lr_index"], OPTUNA_PER_DECADE) for t in study.trials]
     values = [float(t.value) for t in study.trials]
     best = lattice_lr(study.best_params["lr_index"], OPTUNA_PER_DECADE)
-    return Pick("optuna-tpe", task.name, seed, best, OPTUNA_TRIALS * task.steps, sum(walls),
-                lrs, values, extra={"best_value": float(study.best_value),
-                                    "trial_metrics": True})  # fmt: skip
+    return Pick(
+        "optuna-tpe",
+        task.name,
+        seed,
+        best,
+        OPTUNA_TRIALS * task.steps,
+        sum(walls),
+        lrs,
+        values,
+        extra={"best_value": float(study.best_value), "trial_metrics": True},
+    )
 
 
 def _default(task: BenchTask, seed: int) -> Pick:

@@ -86,14 +86,22 @@ def replay_task(task: BenchTask, rule: Callable, curves: str, cache: RunCache) -
     best = points[task.best_index([metric for _, metric in points])]
     est = [interpolate(points, lr) for lr in picks[: len(PICK_SEEDS)]]
     mean = statistics.fmean(est)
-    return {"task": task.name, "picks": picks, "spread": max(picks) / min(picks),
-            "oracle_lr": 10 ** best[0], "est_regret": task.regret(best[1], mean),
-            "est_gap_pct": 100 * task.gap_fraction(best[1], mean)}
+    return {
+        "task": task.name,
+        "picks": picks,
+        "spread": max(picks) / min(picks),
+        "oracle_lr": 10 ** best[0],
+        "est_regret": task.regret(best[1], mean),
+        "est_gap_pct": 100 * task.gap_fraction(best[1], mean),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.replay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rule", default="lrpilot.suggest:pilot", help="module:function")
     parser.add_argument("--curves", default="lrpilot", help="whose saved sweeps to read")
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -112,15 +120,21 @@ def main(argv: list[str] | None = None) -> None:
         regrets.append(r["est_regret"])
         if TASKS[name].counted:
             gaps.append(r["est_gap_pct"])
-        table.add_row(name, f"{r['oracle_lr']:.3g}", ", ".join(f"{p:.2g}" for p in r["picks"]),
-                      f"{r['spread']:.2f}×", f"{r['est_regret']:.2f}",
-                      f"{r['est_gap_pct']:.1f}")  # fmt: skip
+        table.add_row(
+            name,
+            f"{r['oracle_lr']:.3g}",
+            ", ".join(f"{p:.2g}" for p in r["picks"]),
+            f"{r['spread']:.2f}×",
+            f"{r['est_regret']:.2f}",
+            f"{r['est_gap_pct']:.1f}",
+        )
     console.print(table)
     if regrets:
         console.print(f"regret: median {statistics.median(regrets):.2f}, max {max(regrets):.2f}")
     if gaps:
-        console.print(f"% of gap, counted tasks: median {statistics.median(gaps):.1f}, "
-                      f"max {max(gaps):.1f}")
+        console.print(
+            f"% of gap, counted tasks: median {statistics.median(gaps):.1f}, max {max(gaps):.1f}"
+        )
 
 
 if __name__ == "__main__":

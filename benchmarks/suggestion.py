@@ -96,8 +96,9 @@ def _pick_job(sweep: str, name: str, quick: bool, seed: int) -> list[dict]:
         console.print(f"[red]{sweep} crashed on {name} seed {seed}[/]: {failed}")
         traceback.print_exc()
         names = [p for p in PICKERS if sweep_name(p) == sweep]
-        return [Pick(p, name, seed, task.default_lr, 0, 0.0, failed=failed).to_dict()
-                for p in names]  # fmt: skip
+        return [
+            Pick(p, name, seed, task.default_lr, 0, 0.0, failed=failed).to_dict() for p in names
+        ]
 
 
 # --------------------------------------------------------------------------- caches
@@ -119,8 +120,12 @@ def load_pick(task: BenchTask, picker: str, seed: int, quick: bool, version: str
 def save_pick(task: BenchTask, result: dict, quick: bool, version: str) -> None:
     path = curve_path(task, result["picker"], result["seed"], quick)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**result, "version": version, "signature": task.signature(),
-                                "run_steps": task.steps}, indent=1))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {**result, "version": version, "signature": task.signature(), "run_steps": task.steps},
+            indent=1,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- running jobs
@@ -134,8 +139,13 @@ def run_jobs(
     finishes, and show a progress bar."""
     if not jobs:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     start = time.perf_counter()
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(label, total=len(jobs))
@@ -145,8 +155,11 @@ def run_jobs(
             on_done(args, result)
             progress.advance(bar)
             if not console.is_terminal:  # a log file gets one line per job instead of a bar
-                console.print(f"[{count}/{len(jobs)} {time.perf_counter() - start:.0f}s] "
-                              f"{label}: {_describe(args, result)}", highlight=False)
+                console.print(
+                    f"[{count}/{len(jobs)} {time.perf_counter() - start:.0f}s] "
+                    f"{label}: {_describe(args, result)}",
+                    highlight=False,
+                )
 
 
 def _describe(args: tuple, result: dict | list[dict]) -> str:
@@ -154,12 +167,16 @@ def _describe(args: tuple, result: dict | list[dict]) -> str:
     if isinstance(result, list):
         return "; ".join(_describe(args, r) for r in result)
     if "metric" in result:
-        return (f"{args[0]} lr={result['lr']:.3g} seed={result['seed']} "
-                f"metric={result['metric']:.4f} diverged={result['diverged']} "
-                f"{result['wall_s']:.1f}s")
+        return (
+            f"{args[0]} lr={result['lr']:.3g} seed={result['seed']} "
+            f"metric={result['metric']:.4f} diverged={result['diverged']} "
+            f"{result['wall_s']:.1f}s"
+        )
     failed = f" FAILED {result['failed']}" if result.get("failed") else ""
-    return (f"{result['task']} {result['picker']} seed={result['seed']} lr={result['lr']:.3g} "
-            f"steps={result['sweep_steps']} {result['wall_s']:.1f}s{failed}")
+    return (
+        f"{result['task']} {result['picker']} seed={result['seed']} lr={result['lr']:.3g} "
+        f"steps={result['sweep_steps']} {result['wall_s']:.1f}s{failed}"
+    )
 
 
 def sweep_all(
@@ -191,8 +208,7 @@ def sweep_all(
                 save_pick(get_task(name, quick), result, quick, versions[result["picker"]])
 
     jobs.sort(key=lambda job: job[1][0] not in SEARCHES)  # the long searches first
-    run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds; Optuna: 3 studies of 20 runs)",
-             done)  # fmt: skip
+    run_jobs(pool, jobs, "sweeps (pickers x tasks x 5 seeds; Optuna: 3 studies of 20 runs)", done)
     return picks
 
 
@@ -231,30 +247,39 @@ def train_all(
 
 
 # --------------------------------------------------------------------------- summary
-def summarize_task(
-    task: BenchTask, cache: RunCache, picks: dict, pickers: Iterable[str]
-) -> dict:
+def summarize_task(task: BenchTask, cache: RunCache, picks: dict, pickers: Iterable[str]) -> dict:
     """Oracle grid, each picker's picks, metrics and regret for one task."""
     grid = []
     for lr in task.grid:
         runs = [cache.get(task, lr, s) for s in GRID_SEEDS]
         metrics = [r["metric"] for r in runs if r is not None]
-        grid.append({
-            "lr": lr,
-            "metrics": metrics,
-            "mean": statistics.fmean(metrics) if metrics else None,
-            "std": statistics.pstdev(metrics) if len(metrics) > 1 else 0.0,
-            "diverged": sum(bool(r and r["diverged"]) for r in runs),
-        })  # fmt: skip
+        grid.append(
+            {
+                "lr": lr,
+                "metrics": metrics,
+                "mean": statistics.fmean(metrics) if metrics else None,
+                "std": statistics.pstdev(metrics) if len(metrics) > 1 else 0.0,
+                "diverged": sum(bool(r and r["diverged"]) for r in runs),
+            }
+        )
     done = [g for g in grid if g["mean"] is not None and len(g["metrics"]) == len(GRID_SEEDS)]
     oracle = done[task.best_index([g["mean"] for g in done])] if done else None
     run_s = reference_run_seconds(task, cache)
-    out = {"task": task.name, "title": task.title, "steps": task.steps, "grid": grid,
-           "family": task.family.name, "recipe": task.recipe, "length": task.length,
-           "counted": task.counted,
-           "oracle": oracle, "ms_per_step": 1000 * run_s / task.steps, "run_s": run_s,
-           "pickers": {},
-           "compute_s": _compute_seconds(task, cache, picks, pickers)}  # fmt: skip
+    out = {
+        "task": task.name,
+        "title": task.title,
+        "steps": task.steps,
+        "grid": grid,
+        "family": task.family.name,
+        "recipe": task.recipe,
+        "length": task.length,
+        "counted": task.counted,
+        "oracle": oracle,
+        "ms_per_step": 1000 * run_s / task.steps,
+        "run_s": run_s,
+        "pickers": {},
+        "compute_s": _compute_seconds(task, cache, picks, pickers),
+    }
     for picker in pickers:
         out["pickers"][picker] = _summarize_picker(task, cache, picks, picker, oracle, run_s)
     return out
@@ -264,8 +289,11 @@ def reference_run_seconds(task: BenchTask, cache: RunCache) -> float:
     """Wall time of one training run of the recipe: the median over its cached full-length
     runs (the unit of every picker's wall-time cost)."""
     prefix = f"{recipe_key(task)}|"
-    walls = [r["wall_s"] for k, r in cache.runs.items()
-             if k.startswith(prefix) and r["steps_done"] == task.steps]  # fmt: skip
+    walls = [
+        r["wall_s"]
+        for k, r in cache.runs.items()
+        if k.startswith(prefix) and r["steps_done"] == task.steps
+    ]
     return statistics.median(walls) if walls else 0.0
 
 
@@ -292,21 +320,32 @@ def _compute_seconds(
 
 
 def _summarize_picker(
-    task: BenchTask, cache: RunCache, picks: dict, picker: str, oracle: dict | None,
+    task: BenchTask,
+    cache: RunCache,
+    picks: dict,
+    picker: str,
+    oracle: dict | None,
     run_s: float,
 ) -> dict:
     seeds = [s for s in SPREAD_SEEDS if (task.name, picker, s) in picks]
     lrs = [picks[task.name, picker, s]["lr"] for s in seeds]
     trained = training_task(picker, task)
-    runs = [cache.get(trained, picks[task.name, picker, s]["lr"], s)
-            for s in PICK_SEEDS if (task.name, picker, s) in picks]  # fmt: skip
+    runs = [
+        cache.get(trained, picks[task.name, picker, s]["lr"], s)
+        for s in PICK_SEEDS
+        if (task.name, picker, s) in picks
+    ]
     metrics = [r["metric"] for r in runs if r is not None]
     mean = statistics.fmean(metrics) if metrics else None
     ok = oracle is not None and mean is not None and len(metrics) == len(PICK_SEEDS)
-    sweep_steps = statistics.fmean(picks[task.name, picker, s]["sweep_steps"] for s in seeds) \
-        if seeds else None
-    sweep_s = statistics.fmean(picks[task.name, picker, s]["wall_s"] for s in seeds) \
-        if seeds else None
+    sweep_steps = (
+        statistics.fmean(picks[task.name, picker, s]["sweep_steps"] for s in seeds)
+        if seeds
+        else None
+    )
+    sweep_s = (
+        statistics.fmean(picks[task.name, picker, s]["wall_s"] for s in seeds) if seeds else None
+    )
     return {
         "picks": lrs,
         "pick_median": statistics.median(lrs) if lrs else None,
@@ -317,12 +356,16 @@ def _summarize_picker(
         "gap_pct": _percent(task.gap_fraction(oracle["mean"], mean)) if ok else None,
         "sweep_steps": sweep_steps,
         "sweep_wall_s": sweep_s,
-        **_cost(task, picker, sweep_steps, sweep_s, _unit_seconds(task, cache, picks, picker,
-                                                                  run_s)),
-        "failed": [picks[task.name, picker, s]["failed"] for s in seeds
-                   if picks[task.name, picker, s].get("failed")],
+        **_cost(
+            task, picker, sweep_steps, sweep_s, _unit_seconds(task, cache, picks, picker, run_s)
+        ),
+        "failed": [
+            picks[task.name, picker, s]["failed"]
+            for s in seeds
+            if picks[task.name, picker, s].get("failed")
+        ],
         "diverged": sum(bool(r and r["diverged"]) for r in runs),
-    }  # fmt: skip
+    }
 
 
 def _percent(fraction: float | None) -> float | None:
@@ -371,11 +414,14 @@ def aggregate(summaries: list[dict], pickers: Iterable[str]) -> dict[str, dict]:
             "median_gap_pct": statistics.median(gaps) if complete and gaps else None,
             "max_gap_pct": max(gaps) if complete and gaps else None,
             "max_spread": max(x for x in spreads if x is not None)
-            if any(x is not None for x in spreads) else None,
+            if any(x is not None for x in spreads)
+            else None,
             "median_spread": statistics.median(x for x in spreads if x is not None)
-            if any(x is not None for x in spreads) else None,
-            "max_sweep_steps": max(((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries),
-                                   default=0),
+            if any(x is not None for x in spreads)
+            else None,
+            "max_sweep_steps": max(
+                ((s["pickers"][picker]["sweep_steps"] or 0) for s in summaries), default=0
+            ),
             **_median_cost(summaries, picker),
         }
     return agg
@@ -405,24 +451,35 @@ def print_summary(summaries: list[dict], agg: dict, pickers: list[str]) -> None:
     for s in summaries:
         mark = "*" if s["counted"] else ""
         table.add_row(s["task"] + mark, *(fmt(s["pickers"][p]["regret"]) for p in pickers))
-    for label, key, spec in (("median % gap*", "median_gap_pct", ".1f"),
-                             ("max % gap*", "max_gap_pct", ".1f"),
-                             ("max spread", "max_spread", ".2f"),
-                             ("cost × run", "median_cost_runs", ".2f")):  # fmt: skip
+    for label, key, spec in (
+        ("median % gap*", "median_gap_pct", ".1f"),
+        ("max % gap*", "max_gap_pct", ".1f"),
+        ("max spread", "max_spread", ".2f"),
+        ("cost × run", "median_cost_runs", ".2f"),
+    ):
         table.add_row(label, *(fmt(agg[p][key], spec) for p in pickers), style="bold")
     console.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.suggestion", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.suggestion",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: short runs, small grid")
-    parser.add_argument("--tasks", default=None,
-                        help="comma-separated task names (default: all; with --quick: "
-                        f"{','.join(QUICK_TASKS)})")
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help=f"comma-separated task names (default: all; with --quick: {','.join(QUICK_TASKS)})",
+    )
     parser.add_argument("--pickers", default=",".join(PICKERS), help="comma-separated pickers")
-    parser.add_argument("--stage", choices=("grid", "all"), default="all",
-                        help="grid: only the oracle grid (no picker needed); all: everything")
+    parser.add_argument(
+        "--stage",
+        choices=("grid", "all"),
+        default="all",
+        help="grid: only the oracle grid (no picker needed); all: everything",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -444,8 +501,14 @@ def main(argv: list[str] | None = None) -> None:
             for (name, picker, seed), p in picks.items():
                 if seed in PICK_SEEDS:
                     wanted[name].add((p["lr"], seed, picker if picker in LR_FREE else ""))
-        train_all(pool, tasks, wanted, cache, args.quick,
-                  "oracle grid (seeds 1-2 near the best) + runs at the picks")  # fmt: skip
+        train_all(
+            pool,
+            tasks,
+            wanted,
+            cache,
+            args.quick,
+            "oracle grid (seeds 1-2 near the best) + runs at the picks",
+        )
     wall = time.perf_counter() - start
     if args.stage != "all":
         console.print(f"grid done in {wall:.0f} s")

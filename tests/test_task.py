@@ -37,7 +37,7 @@ TASK_FILE = textwrap.dedent(
 )
 
 
-def _task(**overrides) -> lrpilot.Task:  # noqa: ANN003
+def _task(**overrides) -> lrpilot.Task:
     x = torch.randn(32, 4)
     batches = [(x[i : i + 8], (x[i : i + 8].sum(1) > 0).long()) for i in range(0, 32, 8)]
     options = dict(
@@ -92,7 +92,7 @@ def test_schedule_for_resolves_every_kind_for_any_length():
 
 
 def test_optimizer_fn_taking_the_model_builds_named_groups():
-    def optimizer_fn(model, lr):  # noqa: ANN001, ANN202
+    def optimizer_fn(model, lr):
         return torch.optim.SGD(
             [{"params": model[0].parameters(), "lr": lr / 10}, {"params": model[2].parameters()}],
             lr=lr,
@@ -111,7 +111,7 @@ def test_optimizer_fn_taking_the_model_builds_named_groups():
 def test_metric_fn_runs_in_eval_mode_and_puts_the_flags_back():
     modes = []
 
-    def metric_fn(model, loader):  # noqa: ANN001, ANN202
+    def metric_fn(model, loader):
         modes.append((model.training, torch.is_grad_enabled()))
         return 1.0
 

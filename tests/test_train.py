@@ -28,11 +28,11 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Dropout(0.1), nn.Linear(16, 3))
 
 
-def _sgd(params, lr):  # noqa: ANN001, ANN202
+def _sgd(params, lr):
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
-def _task(**overrides) -> lrpilot.Task:  # noqa: ANN003
+def _task(**overrides) -> lrpilot.Task:
     x, y = _data()
     loader = DataLoader(
         TensorDataset(x, y),
@@ -86,10 +86,10 @@ def test_train_matches_a_hand_written_loop_bitwise():
     captured = {}
 
     class Keep(Callback):
-        def on_run_end(self, result):  # noqa: ANN001, ANN202
+        def on_run_end(self, result):
             captured["done"] = True
 
-        def on_step(self, info):  # noqa: ANN001, ANN202
+        def on_step(self, info):
             captured["model"] = info.model
 
     run = lrpilot.train(task, 0.2, seed=7, callbacks=[Keep()], progress=False)
@@ -142,7 +142,7 @@ def test_callback_sees_every_step_and_can_stop():
     seen = []
 
     class Stop(Callback):
-        def on_step(self, info):  # noqa: ANN001, ANN202
+        def on_step(self, info):
             seen.append((info.step, info.lr, info.loss))
             return Action(stop=True, reason="enough") if info.step == 12 else None
 
@@ -155,7 +155,7 @@ def test_callback_sees_every_step_and_can_stop():
 
 def test_callback_changes_the_lr():
     class Halve(Callback):
-        def on_step(self, info):  # noqa: ANN001, ANN202
+        def on_step(self, info):
             return Action(lr_factor=0.5, reason="cut") if info.step == 5 else None
 
     run = lrpilot.train(_task(), 0.1, callbacks=[Halve()], progress=False)
@@ -169,7 +169,7 @@ class _Counting:
     def __init__(self, batches: list) -> None:
         self.batches, self.drawn = batches, 0
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         for batch in self.batches:
             self.drawn += 1
             yield batch
@@ -179,7 +179,7 @@ def test_rollback_restores_the_snapshot_and_does_not_rewind_the_data():
     states = {}
 
     class Back(Callback):
-        def on_step(self, info):  # noqa: ANN001, ANN202
+        def on_step(self, info):
             states[info.step] = [p.detach().clone() for p in info.model.parameters()]
             states["model"] = info.model
             if info.step == 5:
@@ -202,7 +202,7 @@ def test_rollback_then_go_on_at_a_lower_lr_with_batches_skipped():
         def __init__(self) -> None:
             self.done = False
 
-        def on_step(self, info):  # noqa: ANN001, ANN202
+        def on_step(self, info):
             if info.step == 5:
                 return Action(snapshot=True)
             if info.step == 8 and not self.done:
@@ -225,7 +225,7 @@ def test_evaluation_every_n_steps_and_at_the_end():
     metrics = []
 
     class Watch(Callback):
-        def on_eval(self, info):  # noqa: ANN001, ANN202
+        def on_eval(self, info):
             metrics.append((info.step, info.metric))
 
     run = lrpilot.train(_task(eval_every=10), 0.1, callbacks=[Watch()], progress=False)
@@ -236,7 +236,7 @@ def test_evaluation_every_n_steps_and_at_the_end():
 def test_a_nan_batch_is_skipped_not_taken_as_divergence():
     calls = iter(range(10**6))
 
-    def loss_fn(out, y):  # noqa: ANN001, ANN202
+    def loss_fn(out, y):
         loss = nn.functional.cross_entropy(out, y)
         return loss * float("nan") if next(calls) == 6 else loss
 
@@ -256,7 +256,7 @@ def test_loss_step_only_task_and_dict_batches():
     x, y = _data()
     batches = [{"x": x[i : i + 16], "y": y[i : i + 16]} for i in range(0, 96, 16)]
 
-    def loss_step(model, batch):  # noqa: ANN001, ANN202
+    def loss_step(model, batch):
         return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
 
     task = lrpilot.Task(
