@@ -316,3 +316,20 @@ def test_no_length_and_closure_optimizers_are_refused():
     lbfgs = _task(optimizer_fn=lambda p, lr: torch.optim.LBFGS(p, lr=lr))
     with pytest.raises(lrpilot.ModelError, match="closure"):
         lrpilot.train(lbfgs, 0.1, progress=False)
+
+
+def test_a_persistent_worker_loader_gives_every_run_the_same_data():
+    x, y = _data()
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=16,
+        shuffle=True,
+        num_workers=2,
+        persistent_workers=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    task = _task(train_loader=loader, val_loader=None, steps=9)
+    first = lrpilot.train(task, 0.1, progress=False)
+    second = lrpilot.train(task, 0.1, progress=False)
+    assert first.losses == second.losses  # a worker pool left mid-epoch would shift the data
+    assert loader._iterator is None  # the run's own workers were shut down
