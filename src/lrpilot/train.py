@@ -239,6 +239,7 @@ class _Run:
         _check_optimizer(self.model, self.optimizer)
         self.device = model_device(self.model)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]  # once a run
+        self.norm = _norm_function(self.trainable)
         self.loss_step = task.loss_step or default_loss_step(task.loss_fn)
         self.scheduler = ScheduleLR(self.optimizer, task.schedule_for(steps))
         self.scaler = self._scaler()
@@ -286,15 +287,17 @@ class _Run:
         every = self.task.eval_every
         while self.step < self.steps and not self.result.stopped:
             info = self._train_step(batches)
-            advance(self.step, info.lr, info.loss)
+            advance(self.step, self.result.lrs[-1], self.result.losses[-1])
             if self.result.diverged:
                 return
-            self._apply(self._dispatch("on_step", info), batches)
+            if info is not None:
+                self._apply(self._dispatch("on_step", info), batches)
             due = every is not None and self.step % every == 0 and self.step < self.steps
             if due and not self.result.stopped:
                 self._evaluate()
 
-    def _train_step(self, batches: Iterator[Any]) -> StepInfo:
+    def _train_step(self, batches: Iterator[Any]) -> StepInfo | None:
+        """One step, recorded and judged; what the callbacks see (``None`` without any)."""
         lr = float(self.optimizer.param_groups[0]["lr"])
         loss, norm, skipped = self._optimizer_step(batches)
         self.scheduler.step()
@@ -308,6 +311,8 @@ class _Run:
         r.losses.append(loss if math.isfinite(loss) else math.nan)
         r.grad_norms.append(norm if math.isfinite(norm) else math.nan)
         smoothed = self._judge(loss if math.isfinite(norm) else math.nan)
+        if not self.hooks:
+            return None
         return StepInfo(
             self.step,
             self.steps,
@@ -351,7 +356,7 @@ class _Run:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for p in self.trainable if p.grad is not None]
-        norm_t = _total_norm([p.grad for p in params])  # type: ignore[misc]
+        norm_t = self.norm([p.grad for p in params])  # type: ignore[misc]
         norm = float(norm_t)
         if self.scaler is None and not (math.isfinite(mean) and math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)  # NaN must never reach the weights
@@ -470,24 +475,36 @@ def _set_optimizer_mode(optimizer: torch.optim.Optimizer, *, train: bool) -> Non
         switch()
 
 
-def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    """The global 2-norm of ``grads``, as ``clip_grad_norm_`` computes it (so clipping with it
-    is bitwise ``clip_grad_norm_``): one fused per-tensor norm, then the norm of those.
+def _norm_function(params: Sequence[torch.Tensor]) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+    """How to compute the global 2-norm of these parameters' gradients, chosen once a run, as
+    ``clip_grad_norm_`` computes it (so clipping with it is bitwise ``clip_grad_norm_``).
 
-    Gradients on several devices or of several dtypes go through torch's own grouping
-    (``get_total_norm``, torch >= 2.6), which costs twice as much on a small model.
+    Gradients on one device in one dtype (the usual case): one fused per-tensor norm, then
+    the norm of those, half the cost of ``get_total_norm``'s grouping on a small model.
+    Otherwise torch's own grouping.
     """
-    if not grads:
-        return torch.tensor(0.0)
-    first = grads[0]
-    uniform = all(g.device == first.device and g.dtype == first.dtype for g in grads)
+    first = params[0] if params else None
+    uniform = first is not None and all(
+        p.device == first.device and p.dtype == first.dtype for p in params
+    )
     foreach_norm: Any = getattr(torch, "_foreach_norm", None)
-    if uniform and foreach_norm is not None and not any(g.is_sparse for g in grads):
-        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
     get_total_norm: Any = getattr(torch.nn.utils, "get_total_norm", None)
-    if get_total_norm is not None:
-        return get_total_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+    def fused(grads: list[torch.Tensor]) -> torch.Tensor:
+        if not grads:
+            return torch.tensor(0.0)
+        if any(g.is_sparse for g in grads):
+            return grouped(grads)
+        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
+
+    def grouped(grads: list[torch.Tensor]) -> torch.Tensor:
+        if not grads:
+            return torch.tensor(0.0)
+        if get_total_norm is not None:  # torch >= 2.6
+            return get_total_norm(grads)
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+    return fused if uniform and foreach_norm is not None else grouped
 
 
 def _clip(params: Sequence[torch.Tensor], max_norm: float, norm: torch.Tensor) -> None:
