@@ -20,16 +20,9 @@ def optimizer_family(optimizer: Any) -> str:
     Wrappers (Accelerate's ``AcceleratedOptimizer``, Lightning's ``LightningOptimizer``, HF's
     wrappers) are looked through: their ``.optimizer`` attribute is the real one.
     """
-    seen = 0
-    while (
-        hasattr(optimizer, "optimizer")
-        and seen < 5
-        and type(optimizer).__name__ not in ADAM_FAMILY
-    ):
-        inner = optimizer.optimizer
-        if inner is optimizer:
-            break
-        optimizer, seen = inner, seen + 1
+    from ._state import inner_optimizer
+
+    optimizer = inner_optimizer(optimizer)
     name = type(optimizer).__name__
     return "adam" if name in ADAM_FAMILY else name.lower()
 
