@@ -328,8 +328,17 @@ def test_a_persistent_worker_loader_gives_every_run_the_same_data():
         persistent_workers=True,
         generator=torch.Generator().manual_seed(0),
     )
-    task = _task(train_loader=loader, val_loader=None, steps=9)
-    first = lrpilot.train(task, 0.1, progress=False)
-    second = lrpilot.train(task, 0.1, progress=False)
-    assert first.losses == second.losses  # a worker pool left mid-epoch would shift the data
-    assert loader._iterator is None  # the run's own workers were shut down
+
+    class Wrapper:  # a framework's loader holds the DataLoader one level down
+        def __init__(self, inner: DataLoader) -> None:
+            self.inner = inner
+
+        def __iter__(self):
+            return iter(self.inner)
+
+    for given in (loader, Wrapper(loader)):
+        task = _task(train_loader=given, val_loader=None, steps=9)
+        first = lrpilot.train(task, 0.1, progress=False)
+        second = lrpilot.train(task, 0.1, progress=False)
+        assert first.losses == second.losses  # a worker pool left mid-epoch shifts the data
+        assert loader._iterator is None  # the run's own workers were shut down

@@ -35,7 +35,7 @@ from torch import nn
 from . import _validate as check
 from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
-from ._state import TrainingSnapshot
+from ._state import TrainingSnapshot, loader_parts
 from ._step import (
     check_optimizer_holds,
     check_scalar_loss,
@@ -198,7 +198,10 @@ def train(
     generators = generators_of([task.train_loader, task.val_loader])
     with isolated_rng(generators):
         seed_everything(seed, generators)
-        with own_iterators([task.train_loader, task.val_loader]):
+        loaders = [
+            part for each in (task.train_loader, task.val_loader) for part in _dataloaders(each)
+        ]
+        with own_iterators(loaders):
             run = _Run(task, lr, length, seed, hooks, divergence)
             with progress_bar("train", length, progress) as advance:
                 result = run.execute(advance)
@@ -456,6 +459,11 @@ class _Run:
 
     def _event(self, kind: str, message: str) -> None:
         self.result.events.append({"step": self.step, "kind": kind, "message": message})
+
+
+def _dataloaders(loader: Any) -> list[Any]:
+    """The DataLoaders inside ``loader`` (itself, or what a wrapper holds)."""
+    return loader_parts(loader)[0]
 
 
 def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
