@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from . import _validate as check
+from ._step import set_group_lr
 from .errors import ConfigError
 
-__all__ = ["LRFinderResult", "RESULT_VERSION", "set_group_lr"]
+__all__ = ["LRFinderResult", "RESULT_VERSION"]
 
 
 RESULT_VERSION = 1
@@ -201,14 +202,6 @@ def _typed(annotation: str, value: Any) -> Any:
     if annotation.startswith("tuple") and isinstance(value, list):
         return tuple(value)
     return value
-
-
-def set_group_lr(group: dict[str, Any], lr: float) -> None:
-    """Set a param group's LR; a tensor LR is filled in place, never replaced."""
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)  # a tensor LR stays the same object (captured graphs read it)
-    else:
-        group["lr"] = lr
 
 
 def _retarget(

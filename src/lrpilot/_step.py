@@ -25,6 +25,7 @@ __all__ = [
     "check_optimizer_holds",
     "own_iterators",
     "needs_closure",
+    "set_group_lr",
 ]
 
 LossStep = Callable[[nn.Module, Any], torch.Tensor]
@@ -190,3 +191,11 @@ def needs_closure(optimizer: Any) -> bool:
         return False
     closure = params.get("closure")
     return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def set_group_lr(group: dict[str, Any], lr: float) -> None:
+    """Set a param group's LR; a tensor LR is filled in place, never replaced."""
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(lr)  # a tensor LR stays the same object (captured graphs read it)
+    else:
+        group["lr"] = lr

@@ -30,8 +30,8 @@ from torch import nn
 from . import _validate as check
 from . import suggest
 from ._progress import progress_bar
-from ._result import LRFinderResult, set_group_lr
-from ._rng import seed_everything
+from ._result import LRFinderResult
+from ._rng import generators_of, isolated_rng, seed_everything
 from ._state import TrainingSnapshot, inner_optimizer, loader_parts
 from ._step import (
     LossStep,
@@ -44,6 +44,7 @@ from ._step import (
     move_to_device,
     needs_closure,
     own_iterators,
+    set_group_lr,
 )
 from .advice import ADAM_FAMILY, prior_lr_for
 from .control.divergence import DivergenceDetector, DivergenceState
@@ -247,8 +248,6 @@ def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRF
     ``seed`` the model is initialised from it and the sweep runs under it (the caller's RNGs
     are put back afterwards), so the same task and seed give the same curve.
     """
-    from ._rng import generators_of, isolated_rng
-
     options.setdefault("steps", task.steps)
     options.setdefault("loss_step", task.loss_step)
     options.setdefault("grad_clip", task.grad_clip)

@@ -16,6 +16,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lrpilot._step import set_group_lr
 from lrpilot._validate import ArgError, is_real, real, whole
 from lrpilot.errors import ConfigError
 
@@ -72,13 +73,6 @@ def _peaks(optimizer: Optimizer, peak_lr: PeakLR | None, start_step: int) -> lis
     if start_step > 0:
         return _resumed_peaks(optimizer, start_step)
     return _current_peaks(optimizer)
-
-
-def _set_lr(group: dict[str, Any], lr: float) -> None:
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(lr)
-    else:
-        group["lr"] = lr
 
 
 class ScheduleLR(LRScheduler):
@@ -171,7 +165,7 @@ class ScheduleLR(LRScheduler):
     def _apply(self) -> None:
         lrs = self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
-            _set_lr(group, float(lr))
+            set_group_lr(group, float(lr))
         self._last_lr = lrs
 
     def state_dict(self) -> dict[str, Any]:
