@@ -65,3 +65,55 @@ class RunCache:
             tmp = self.path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(self.runs, indent=0, sort_keys=True))
             tmp.replace(self.path)
+
+
+# --------------------------------------------------------------------------- migration
+def migrate(old_version: str, verify: int = 3) -> int:
+    """Re-key the runs cached under run-layer version ``old_version`` to the current one,
+    once ``verify`` of them (from the cheapest tasks) retrain under the current code to the
+    same final loss and metric, bit for bit: a refactor of the run layer moves the key without
+    changing a result. Returns the number of runs re-keyed; raises if any check differs."""
+    import torch
+
+    from benchmarks.train import train_run
+
+    torch.set_num_threads(1)  # as the benchmark's workers: reductions in the same order
+    cache = RunCache(cache_path(quick=False))
+    new_version = run_version()
+    old = {
+        k: r for k, r in cache.runs.items() if k.split("|")[2] == old_version and k.count("|") == 4
+    }
+    recipes = [
+        (k, r)
+        for k, r in old.items()
+        if k.split("|")[0] in TASKS and k.split("|")[1] == TASKS[k.split("|")[0]].signature()
+    ]
+    by_cost = sorted(recipes, key=lambda kv: kv[1]["wall_s"])[: max(verify * 20, 1)]
+    for key, saved in by_cost[:: max(1, len(by_cost) // max(verify, 1))][:verify]:
+        name, _, _, _, seed = key.split("|")
+        fresh = train_run(TASKS[name], saved["lr"], int(seed)).to_dict()
+        for field in ("final_train_loss", "raw_metric", "steps_done", "diverged"):
+            if fresh[field] != saved[field]:
+                raise RuntimeError(f"{key}: {field} differs under {new_version}; not migrating")
+        print(f"verified {key}: identical under {new_version}")
+    with open(cache.path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs = cache._read()
+        for key, result in old.items():
+            name, signature, _, lr, seed = key.split("|")
+            runs.setdefault(f"{name}|{signature}|{new_version}|{lr}|{seed}", result)
+        tmp = cache.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(runs, indent=0, sort_keys=True))
+        tmp.replace(cache.path)
+    return len(old)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cache")
+    parser.add_argument("command", choices=("migrate",))
+    parser.add_argument("--from", dest="old", required=True, help="the old run-layer version")
+    parser.add_argument("--verify", type=int, default=3, help="runs retrained to check")
+    args = parser.parse_args()
+    print(f"re-keyed {migrate(args.old, args.verify)} runs")

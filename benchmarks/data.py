@@ -178,6 +178,60 @@ def stdlib_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindo
     return ByteWindows(raw["train"], seq_len), val, info
 
 
+# --------------------------------------------------------------------------- text corpora
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+
+
+def _held_out(key: str) -> bool:
+    """1 text in 10 goes to validation, chosen by a hash of its key: the same everywhere."""
+    return hashlib.sha256(key.encode()).digest()[0] % 10 == 0
+
+
+def _split_bytes(texts: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """``(key, text)`` pairs as two byte streams (UTF-8, one text a line), split by key."""
+    train, val = bytearray(), bytearray()
+    for key, text in texts:
+        (val if _held_out(key) else train).extend(text.encode("utf-8") + b"\n")
+    return {
+        "train": torch.frombuffer(train, dtype=torch.uint8).clone(),
+        "val": torch.frombuffer(val, dtype=torch.uint8).clone(),
+    }
+
+
+def _build_fortunes_text() -> dict[str, torch.Tensor]:
+    from benchmarks.finetune import _read_fortunes
+
+    if not FORTUNES_DIR.exists():
+        raise FileNotFoundError(f"{FORTUNES_DIR} is missing: `apt-get install fortunes`")
+    files = sorted(
+        p
+        for p in FORTUNES_DIR.iterdir()
+        if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+    )
+    texts = [(f"{p.name}:{i}", t) for p in files for i, t in enumerate(_read_fortunes(p))]
+    return _split_bytes(texts)
+
+
+@functools.cache
+def fortunes_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindows]:
+    """Byte-level LM data from Debian's ``fortunes`` texts (every category, one text a line;
+    1 text in 10 held out): ``val_windows`` windows spread over the held-out texts."""
+    raw = _cached("fortunes_bytes.pt", _build_fortunes_text)
+    return ByteWindows(raw["train"], seq_len), ByteWindows(raw["val"], seq_len, val_windows)
+
+
+def _build_wordnet_glosses() -> dict[str, torch.Tensor]:
+    return _split_bytes([(key, text) for key, text, _ in _wordnet_records()])
+
+
+@functools.cache
+def wordnet_bytes(seq_len: int, val_windows: int) -> tuple[ByteWindows, ByteWindows]:
+    """Byte-level LM data from WordNet 3.0's synsets (lemmas, then the gloss, one synset a
+    line; 1 in 10 held out): ``val_windows`` windows spread over the held-out synsets."""
+    raw = _cached("wordnet_bytes.pt", _build_wordnet_glosses)
+    return ByteWindows(raw["train"], seq_len), ByteWindows(raw["val"], seq_len, val_windows)
+
+
 # --------------------------------------------------------------------------- WordNet
 WORDNET_POS = ("noun", "verb", "adj", "adv")
 WORD_RE = re.compile(r"[a-z0-9]+")

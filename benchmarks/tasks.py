@@ -121,6 +121,19 @@ class ByteLSTM(nn.Module):
         return self.head(self.rnn(self.embed(x))[0])
 
 
+class ByteGRU(nn.Module):
+    """Byte-level GRU language model: embedding 32, one GRU layer of 96, linear head to 256."""
+
+    def __init__(self, hidden: int = 96, embed: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(256, embed)
+        self.rnn = nn.GRU(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(self.embed(x))[0])
+
+
 class ByteGPT(nn.Module):
     """A small pre-norm causal transformer over bytes: learnt positions, ``layers`` blocks of
     width ``width`` with 4 heads and a 4x MLP, no dropout, a final LayerNorm and a linear head."""
@@ -144,6 +157,11 @@ class ByteGPT(nn.Module):
         h = self.embed(x) + self.position[:t]
         h = self.blocks(h, mask=self.mask[:t, :t], is_causal=True)
         return self.head(self.norm(h))
+
+
+def small_gpt() -> nn.Module:
+    """:class:`ByteGPT` at width 48 (2 blocks, context 32): cheap enough for 2,000-step runs."""
+    return ByteGPT(width=48)
 
 
 class WordLSTM(nn.Module):
@@ -268,6 +286,10 @@ def sgd_momentum(params: Params, lr: float) -> torch.optim.Optimizer:
 
 def adamw(params: Params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, weight_decay=ADAMW_WEIGHT_DECAY)
+
+
+def adam(params: Params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr)
 
 
 def scaled_groups(params: Iterable, lr: float) -> list[dict]:
@@ -477,6 +499,14 @@ RECIPES = {
         default_lr=1e-3,
         grid=log_grid(-5, 0, GRID_PER_DECADE),
     ),
+    "adam": Recipe(
+        "adam",
+        adam,
+        "Adam, constant LR",
+        cosine=False,
+        default_lr=1e-3,
+        grid=log_grid(-5, 0, GRID_PER_DECADE),
+    ),
     "adamw-disc": Recipe(
         "adamw-disc",
         adamw_discriminative,
@@ -525,6 +555,14 @@ def _mnist1d_data() -> tuple[Dataset, Dataset]:
     return data.mnist1d(10_000)
 
 
+def _fortunes_lm_data() -> tuple[Dataset, Dataset]:
+    return data.fortunes_bytes(LM_SEQ, LM_VAL_WINDOWS)
+
+
+def _wordnet_lm_data() -> tuple[Dataset, Dataset]:
+    return data.wordnet_bytes(LM_SEQ, LM_VAL_WINDOWS)
+
+
 def _wordnet_data() -> tuple[Dataset, Dataset]:
     return data.wordnet_supersenses(WN_SEQ, WN_VOCAB)
 
@@ -548,6 +586,7 @@ def _families() -> tuple[Family, ...]:
             True,
             0.10,
             steps=300,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=64,
             notes="train 60,000 images, validation = the 10,000 test images",
         ),
@@ -562,6 +601,7 @@ def _families() -> tuple[Family, ...]:
             True,
             0.143,
             steps=400,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=64,
             grad_clip=1.0,
             notes=f"105,714 train synsets, validation = 4,000 held-out synsets; {WN_SEQ} "
@@ -578,6 +618,7 @@ def _families() -> tuple[Family, ...]:
             DIAMONDS_TRIVIAL,
             steps=150,
             long_steps=1500,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=128,
             loss_fn=mse,
             eval_batch=2000,
@@ -628,6 +669,7 @@ def _families() -> tuple[Family, ...]:
             0.10,
             steps=200,
             long_steps=2000,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=128,
             notes="make_dataset(num_samples=10,000): 8,000 train, 2,000 validation",
         ),
@@ -642,6 +684,7 @@ def _families() -> tuple[Family, ...]:
             MOVIELENS_TRIVIAL,
             steps=200,
             long_steps=2000,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=256,
             loss_fn=mse,
             eval_batch=5000,
@@ -657,9 +700,46 @@ def _families() -> tuple[Family, ...]:
             False,
             8.0,
             steps=200,
+            recipes=("sgd", "adamw", "adam"),
             batch_size=32,
             eval_batch=64,
             notes=lm_notes,
+        ),
+        Family(
+            "fortunes_gru",
+            "byte LM on Debian's fortunes texts, GRU 96, gradient clipping",
+            _fortunes_lm_data,
+            ByteGRU,
+            bits_per_byte,
+            "val bits/byte",
+            False,
+            8.0,
+            steps=200,
+            long_steps=2000,
+            recipes=("adam", "adamw"),
+            batch_size=32,
+            eval_batch=64,
+            grad_clip=1.0,
+            notes=f"windows of {LM_SEQ} bytes of every fortunes category, one text a line; "
+            f"validation = {LM_VAL_WINDOWS} windows of the held-out texts (1 in 10); "
+            "clip_grad_norm 1.0",
+        ),
+        Family(
+            "wordnet_gpt",
+            "byte LM on WordNet 3.0's lemmas and glosses, causal transformer (2 blocks, width 48)",
+            _wordnet_lm_data,
+            small_gpt,
+            bits_per_byte,
+            "val bits/byte",
+            False,
+            8.0,
+            steps=200,
+            long_steps=2000,
+            recipes=("adam", "adamw"),
+            batch_size=16,
+            eval_batch=64,
+            notes=f"windows of {LM_SEQ} bytes, one synset a line; validation = "
+            f"{LM_VAL_WINDOWS} windows of the held-out synsets (1 in 10)",
         ),
     )
 

@@ -27,11 +27,11 @@ def test_every_family_has_two_recipes_and_long_versions_are_ten_times_longer() -
     by_family: dict[str, list[bt.BenchTask]] = {}
     for task in bt.TASKS.values():
         by_family.setdefault(task.family.name, []).append(task)
-    assert len(by_family) >= 8
+    assert len(by_family) >= 10
     longs = 0
     for family, members in by_family.items():
         recipes = {t.recipe for t in members}
-        assert len(recipes) == 2, family
+        assert len(recipes) >= 2, family
         lengths = {t.length for t in members}
         if "long" in lengths:
             longs += 1
@@ -42,7 +42,24 @@ def test_every_family_has_two_recipes_and_long_versions_are_ten_times_longer() -
         else:
             assert lengths == {"only"}
             assert all(t.counted for t in members)
-    assert longs >= 3
+    assert longs >= 5
+
+
+def test_the_scoreboard_covers_constant_lr_adam_long_lms_and_clipping() -> None:
+    """What issue 9 asked for: constant-LR Adam across the families, long (>= 2,000-step)
+    recurrent and transformer LMs at a constant LR and with warmup-cosine, clipped recipes."""
+    tasks = bt.TASKS.values()
+    constant_adam = {t.family.name for t in tasks if t.recipe == "adam" and t.schedule is None}
+    assert len(constant_adam) >= 8
+    long_lms = {
+        (t.family.name, t.schedule is None)
+        for t in tasks
+        if t.length == "long" and t.steps >= 2000 and t.metric_name == "val bits/byte"
+    }
+    assert {("fortunes_gru", True), ("fortunes_gru", False)} <= long_lms
+    assert {("wordnet_gpt", True), ("wordnet_gpt", False)} <= long_lms
+    clipped = {t.name for t in tasks if t.grad_clip is not None}
+    assert "fortunes_gru-long:adam" in clipped and "wordnet_lstm:adam" in clipped
 
 
 def test_task_names_are_unique_and_signatures_differ_between_recipes() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -119,7 +120,8 @@ def test_landmarks_without_a_cliff_has_no_edge():
 
 
 def test_horizon_factor_closed_form():
-    ref, beta = suggest.HORIZON_REFERENCE_STEPS, suggest.HORIZON_EXPONENT
+    ref = suggest.DEFAULT_CONSTANTS.reference_steps
+    beta = suggest.DEFAULT_CONSTANTS.horizon_exponent
     assert suggest.horizon_factor(None) == 1.0
     for steps in [1, 100, ref]:
         assert suggest.horizon_factor(steps) == 1.0
@@ -197,10 +199,62 @@ def test_pilot_without_an_edge_stays_below_the_last_lr_swept():
 
 def test_pilot_decreases_with_run_length():
     curve = piecewise_curve()
-    picks = [suggest.pilot(LRS, curve, steps=t) for t in [None, 300, 1_200, 3_000, 10**6]]
+    short = suggest.DEFAULT_CONSTANTS.reference_steps
+    picks = [suggest.pilot(LRS, curve, steps=t) for t in [None, short, 1_200, 3_000, 10**6]]
     assert all(a >= b for a, b in itertools.pairwise(picks)), picks
-    assert picks[0] == picks[1]  # a run no longer than the sweep's reference is "short"
+    assert picks[0] == picks[1]  # a run no longer than the reference is "short"
     assert picks[-1] < picks[0]
+
+
+FREE = suggest.PilotConstants(
+    reference_steps=100, horizon_exponent=0.5, schedule_exponent=1.0, adam_factor=0.3,
+    onset_margin=0.0,
+)  # fmt: skip
+
+
+def test_pilot_corrections_multiply_in_closed_form():
+    """Away from the caps, each fact multiplies the pick by its closed-form factor: the
+    horizon (100 / steps) ** 0.5, the schedule mean ** -1, the Adam factor 0.3."""
+    curve = sigmoid_curve(-3)
+    base = suggest.pilot(LRS, curve, constants=FREE)
+    assert suggest.pilot(LRS, curve, steps=100, constants=FREE) == base
+    assert suggest.pilot(LRS, curve, steps=400, constants=FREE) == pytest.approx(base * 0.5)
+    assert suggest.pilot(LRS, curve, family="adam", constants=FREE) == pytest.approx(base * 0.3)
+    assert suggest.pilot(LRS, curve, family="sgd", constants=FREE) == base
+    assert suggest.pilot(
+        LRS, curve, steps=400, schedule_mean=0.8, family="adam", constants=FREE
+    ) == pytest.approx(base * 0.5 * 0.3 / 0.8)
+    assert suggest.pilot(LRS, curve, schedule_mean=1.0, constants=FREE) == base
+
+
+def test_a_decaying_schedule_never_lifts_the_pick_past_the_edge_cap():
+    curve = cliff_curve()
+    m = suggest.landmarks(LRS, curve)
+    cap = m.edge / suggest.overshoot(10**0.05)
+    lifted = suggest.pilot(LRS, curve, schedule_mean=0.01, constants=FREE)
+    assert lifted == pytest.approx(cap, rel=1e-9)
+
+
+def test_the_onset_margin_bounds_how_far_below_the_onset_a_pick_may_fall():
+    curve = sigmoid_curve(-3)
+    onset = suggest.landmarks(LRS, curve).onset
+    free = suggest.pilot(LRS, curve, steps=10**9, constants=FREE)
+    assert free < onset / 10
+    held = dataclasses.replace(FREE, onset_margin=0.3)
+    assert suggest.pilot(LRS, curve, steps=10**9, constants=held) == pytest.approx(0.3 * onset)
+
+
+def test_pilot_band_holds_the_pick_at_its_factors_and_widens_on_a_flat_curve():
+    curve = sigmoid_curve(-3)
+    pick = suggest.pilot(LRS, curve)
+    low, high = suggest.DEFAULT_CONSTANTS.band
+    band = suggest.pilot_band(pick, LRS, curve, suggest.DEFAULT_CONSTANTS)
+    assert band[0] == pytest.approx(pick * low, rel=1e-6)
+    assert band[1] == pytest.approx(pick * high, rel=1e-6)
+    noise = 2.0 + np.random.default_rng(0).normal(0, 0.5, X.size)
+    flat = suggest.pilot(LRS, noise)
+    wide = suggest.pilot_band(flat, LRS, noise, suggest.DEFAULT_CONSTANTS)
+    assert wide[0] < flat * low and wide[1] > flat * high
 
 
 def test_pilot_falls_back_on_the_prior_when_the_curve_is_noise():

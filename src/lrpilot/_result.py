@@ -42,9 +42,10 @@ class LRFinderResult:
         smooth_losses: the lag-free smooth of ``losses`` that the rules read
             (:func:`lrpilot.suggest.smooth`); what plots draw.
         candidates: every rule's pick, by rule name.
-        band: ``(low, high)``, the range the suggestion moves in under resampled noise of
-            *this* sweep. It does not cover seed-to-seed variation (another data order or
-            initialisation moves the pick further); sweep with several ``seed`` values for that.
+        band: ``(low, high)``, where the best LR for the run is expected to lie: the pick
+            times the spread of the default rule's errors on benchmark families it was not
+            fitted on (``benchmarks/crossval.py``), widened where the curve says little.
+            About four in five held-out tasks had their best LRs inside it.
         bounds: Leslie Smith's ``(base_lr, max_lr)`` for cyclical and one-cycle schedules:
             where the loss starts to fall and where it stops falling.
         rule: the name of the rule that gave ``lr``.
@@ -58,6 +59,9 @@ class LRFinderResult:
         effective_batch_size: samples per optimizer step over all ranks and micro-batches.
         warnings: what makes this curve hard to trust, each with what to do about it.
         skipped_lrs: the LRs at which a non-finite loss or gradient norm skipped the step.
+        grad_norms: the global gradient norm (before clipping) at each recorded step.
+        assumed: what the suggestion assumed about the run where it was not told, by name
+            (``"steps"``, ``"schedule"``), in words.
     """
 
     lr: float
@@ -77,6 +81,8 @@ class LRFinderResult:
     effective_batch_size: int | None = None
     warnings: list[str] = field(default_factory=list)
     skipped_lrs: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    assumed: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         lo, hi = self.band

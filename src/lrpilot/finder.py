@@ -29,6 +29,7 @@ from torch import nn
 
 from . import _validate as check
 from . import suggest
+from ._facts import RunFacts, run_facts
 from ._progress import progress_bar
 from ._result import LRFinderResult
 from ._rng import generators_of, isolated_rng, seed_everything
@@ -234,7 +235,8 @@ def find_lr(
         finally:
             batches.close()  # lets a loader's iterator (and its workers) go now
             snapshot.restore(model, optimizer)
-    result = _result(sweep, rule, opts.steps, optimizer, ratios, notes)
+    facts = run_facts(optimizer, opts.steps, schedule, opts.grad_clip)
+    result = _result(sweep, rule, facts, ratios, notes)
     result.schedule = run_schedule
     _emit(result.warnings)
     return result
@@ -438,8 +440,9 @@ def _grad_scaler(amp: bool, device: torch.device, notes: list[str]) -> Any:
     return torch.amp.GradScaler("cuda")
 
 
-_Step = tuple[float, str]
-"""One sweep step's mean loss and why it was skipped ("" when the optimizer stepped)."""
+_Step = tuple[float, str, float]
+"""One sweep step's mean loss, why it was skipped ("" when the optimizer stepped) and the
+global gradient norm before clipping (NaN where it was not measured)."""
 
 
 class _Sweep:
@@ -471,6 +474,7 @@ class _Sweep:
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
+        self.grad_norms: list[float] = []
         self.skipped: list[tuple[float, str, float]] = []  # (lr, what, value)
         self._streak: list[tuple[float, str, float]] = []
         self.diverged = False
@@ -494,12 +498,12 @@ class _Sweep:
                     f"lr {lr:.3g}"
                 )
                 break
-            loss, skipped = step
+            loss, skipped, norm = step
             if not skipped and val is not None:
                 loss = self._reduce(evaluate_loss(self.model, val, self.loss_step))[0]
                 skipped = "" if math.isfinite(loss) else "validation loss"
             advance(done, lr, loss)
-            if self._record(lr, loss, skipped):
+            if self._record(lr, loss, skipped, norm):
                 break
         self.skipped.extend(self._streak)  # non-finite at the very end: skipped, not divergence
         self._streak = []
@@ -544,14 +548,14 @@ class _Sweep:
         if bad_ranks > 0:
             return self._skip(mean, "gradient norm")
         self.optimizer.step()
-        return mean, ""
+        return mean, "", norm
 
     def _scaled_step(self, local: float) -> _Step | None:
         mean = self._reduce(local)[0]
         if not math.isfinite(mean):  # before unscale_: the scaler must not see this step
             return self._skip(mean, "loss")
         self.scaler.unscale_(self.optimizer)
-        self._clip_and_norm()
+        norm = self._clip_and_norm()
         scale = self.scaler.get_scale()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -561,12 +565,12 @@ class _Sweep:
             # skipped the step and lowered its scale. That is the scale still settling (it
             # starts at 2**16), not the model diverging: retry at the same LR, record nothing.
             return None
-        return mean, ""
+        return mean, "", norm
 
     def _skip(self, loss: float, what: str) -> _Step:
         """Drop this step's gradients without stepping: the weights stay as they were."""
         self.optimizer.zero_grad(set_to_none=True)
-        return loss, what
+        return loss, what, math.nan
 
     def _clip_and_norm(self) -> float:
         """Clip the gradients to ``grad_clip`` (if set); the global norm before clipping."""
@@ -603,7 +607,7 @@ class _Sweep:
         if self.batch_size is None:
             self.batch_size = _batch_size(batch)
 
-    def _record(self, lr: float, loss: float, skipped: str) -> bool:
+    def _record(self, lr: float, loss: float, skipped: str, norm: float) -> bool:
         """Record one point; ``True`` when the sweep must stop (identical on every rank,
         since every rank sees the same all-reduced values)."""
         value = math.nan if skipped == "gradient norm" else loss
@@ -630,6 +634,7 @@ class _Sweep:
         self.lrs.append(lr)
         self.losses.append(loss)
         self.smoothed.append(verdict.smoothed)
+        self.grad_norms.append(norm)
         if verdict.diverged:
             self.diverged, self.stop_reason = True, verdict.reason
         return verdict.diverged
@@ -660,7 +665,7 @@ def _batch_size(batch: Any) -> int | None:
 def _emit(notes: list[str]) -> None:
     """Each note once, as a Python warning pointing at the first frame outside lrpilot."""
     for note in notes:
-        category = UserWarning if note.startswith("steps=") else RuntimeWarning
+        category = UserWarning if note.startswith("Assumed ") else RuntimeWarning
         warnings.warn(note, category, stacklevel=_caller_level())
 
 
@@ -678,8 +683,7 @@ def _caller_level() -> int:
 def _result(
     sweep: _Sweep,
     rule: str | suggest.Rule,
-    steps: int | None,
-    optimizer: Any,
+    facts: RunFacts,
     ratios: list[float],
     notes: list[str],
 ) -> LRFinderResult:
@@ -697,12 +701,9 @@ def _result(
         )
     if sweep.skipped:
         notes.append(_skipped_note(sweep.skipped))
-    prior = prior_lr_for(optimizer)
-    rules = _bind_rules(steps, prior)
+    rules = _bind_rules(facts)
     candidates = {n: float(fn(lrs, losses)) for n, fn in rules.items()}
-    built = functools.partial(
-        _assemble, sweep, steps=steps, prior=prior, ratios=ratios, notes=notes
-    )
+    built = functools.partial(_assemble, sweep, facts=facts, ratios=ratios, notes=notes)
     if isinstance(rule, str):
         return built(rule, rules[rule], candidates)
     name = getattr(rule, "__name__", "custom")
@@ -739,8 +740,7 @@ def _assemble(
     rule: suggest.Rule,
     candidates: dict[str, float],
     *,
-    steps: int | None,
-    prior: float | None,
+    facts: RunFacts,
     ratios: list[float],
     notes: list[str],
 ) -> LRFinderResult:
@@ -749,21 +749,10 @@ def _assemble(
     notes = list(notes)
     marks = suggest.landmarks(lrs, losses)
     pick = candidates[name]
-    try:
-        band = suggest.bootstrap_band(lrs, losses, rule)
-    except Exception as exc:  # a custom rule that fails on a resampled curve
-        band = (pick, pick)
-        notes.append(
-            f"The band could not be measured: rule {name!r} failed on a resampled curve ({exc})."
-        )
-    pick, band = _off_the_start(name, pick, band, lrs, marks, prior, notes)
-    notes.extend(diagnose(marks, lrs, sweep.diverged, prior_lr=prior))
-    if steps is None:
-        notes.append(
-            f"steps= (the real run's length) was not given: the suggestion is for a run of at "
-            f"most {suggest.HORIZON_REFERENCE_STEPS} steps. Longer runs want lower LRs; pass "
-            "steps=N."
-        )
+    band = _band(name, rule, pick, lrs, losses, notes)
+    pick, band = _off_the_start(name, pick, band, lrs, marks, facts.prior_lr, notes)
+    notes.extend(diagnose(marks, lrs, sweep.diverged, prior_lr=facts.prior_lr))
+    notes.extend(f"Assumed {what}: {why}." for what, why in facts.assumed.items())
     samples = (
         sweep.batch_size * sweep.accumulation_steps * sweep.world_size
         if sweep.batch_size
@@ -781,12 +770,35 @@ def _assemble(
         rule=name,
         diverged=sweep.diverged,
         num_steps_run=len(lrs),
-        steps=steps,
+        steps=facts.steps,
         group_ratios=ratios,
         effective_batch_size=samples,
         warnings=notes,
         skipped_lrs=[lr for lr, _, _ in sweep.skipped],
+        grad_norms=list(sweep.grad_norms),
+        assumed=dict(facts.assumed),
     )
+
+
+def _band(
+    name: str,
+    rule: suggest.Rule,
+    pick: float,
+    lrs: list[float],
+    losses: list[float],
+    notes: list[str],
+) -> tuple[float, float]:
+    """The default rule's band is calibrated on held-out tasks (:func:`suggest.pilot_band`);
+    any other rule's is how far its pick moves under resampled noise of this sweep."""
+    if name == "pilot":
+        return suggest.pilot_band(pick, lrs, losses, suggest.DEFAULT_CONSTANTS)
+    try:
+        return suggest.bootstrap_band(lrs, losses, rule)
+    except Exception as exc:  # a custom rule that fails on a resampled curve
+        notes.append(
+            f"The band could not be measured: rule {name!r} failed on a resampled curve ({exc})."
+        )
+        return pick, pick
 
 
 def _skipped_note(skipped: list[tuple[float, str, float]]) -> str:
@@ -879,8 +891,14 @@ def diagnose(
     return notes
 
 
-def _bind_rules(steps: int | None, prior_lr: float | None) -> dict[str, suggest.Rule]:
+def _bind_rules(facts: RunFacts) -> dict[str, suggest.Rule]:
     """The built-in rules with what the finder knows about the run bound in."""
     rules = dict(suggest.RULES)
-    rules["pilot"] = functools.partial(suggest.pilot, steps=steps, prior_lr=prior_lr)
+    rules["pilot"] = functools.partial(
+        suggest.pilot,
+        steps=facts.steps,
+        prior_lr=facts.prior_lr,
+        schedule_mean=facts.schedule_mean,
+        family=facts.family,
+    )
     return rules

@@ -33,6 +33,10 @@ __all__ = [
     "valley",
     "minimum",
     "pilot",
+    "PilotConstants",
+    "DEFAULT_CONSTANTS",
+    "pilot_band",
+    "pilot_from_landmarks",
     "horizon_factor",
     "overshoot",
     "bootstrap_band",
@@ -92,8 +96,20 @@ def _fit(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> tuple[
     """The smoothed curve and its standard error.
 
     The standard error is the raw noise (robust sd of the residuals) over the square root of
-    the kernel's effective number of points.
+    the kernel's effective number of points. Memoised on the curve's bytes: the finder asks
+    every rule, the landmarks, the band and the plot's smooth about the same curve, and the
+    fit (a running median, five kernel widths scored) is most of what each costs.
     """
+    smoothed, stderr = _fit_bytes(x.tobytes(), y.tobytes(), bandwidth)
+    return smoothed.copy(), stderr
+
+
+@functools.lru_cache(maxsize=8)
+def _fit_bytes(
+    x_bytes: bytes, y_bytes: bytes, bandwidth: float | None
+) -> tuple[np.ndarray, float]:
+    x = np.frombuffer(x_bytes, dtype=float)
+    y = np.frombuffer(y_bytes, dtype=float)
     filtered = _running_median(y, 5)
     h = bandwidth if bandwidth is not None else _choose_bandwidth(x, filtered)
     smoothed = _smoother_matrix(x.tobytes(), h) @ filtered
@@ -275,23 +291,54 @@ def minimum(lrs: Sequence[float], losses: Sequence[float], *, divisor: float = 1
     return float(10 ** x[int(np.argmin(_smooth_xy(x, y)))] / divisor)
 
 
-HORIZON_REFERENCE_STEPS = 500
-"""Runs up to this many steps are "short": their best LR sits at the sweep's valley floor."""
+@dataclass(frozen=True)
+class PilotConstants:
+    """The constants of the default rule, :func:`pilot`.
 
-HORIZON_EXPONENT = 0.75
-"""``lr* ~ steps^-HORIZON_EXPONENT`` past the reference length. Noisy-SGD theory gives 1/2 and
-LR-vs-token-horizon studies of large AdamW language models about 0.3, but small models fall
-faster: a byte-level GRU's best LR fell 6x from 250 to 3,000 steps (0.72, see
-``benchmarks/horizon.py``) and a small GPT's 10x from 250 to 2,000 (about 1.1). Too high is
-the costly side of the error (a long run falls off a cliff the sweep cannot see), so the
-exponent sits in the measured small-scale range rather than at the theory's 1/2."""
+    Each was chosen by leave-one-family-out cross-validation over the benchmark's stored
+    sweeps (``python -m benchmarks.crossval``): the value that did best on the families it was
+    *not* looking at. Pass other values to :func:`pilot` to try them (``benchmarks/replay.py``).
+
+    Attributes:
+        reference_steps: runs up to this many steps are "short": their best LR is read straight
+            off the sweep's valley floor.
+        horizon_exponent: past ``reference_steps``, the best LR falls as
+            ``steps ** -horizon_exponent``. Noisy-SGD theory gives 1/2; LR-vs-horizon studies of
+            large AdamW language models about 0.3; small models fall faster.
+        schedule_exponent: a schedule that spends the run below its peak (mean multiplier
+            ``m < 1``: about 0.5 for warmup + cosine) may peak ``m ** -schedule_exponent``
+            times higher than a constant LR: what matters is how far the run travels, and a
+            decaying schedule anneals away the noise a constant LR leaves in the final weights.
+        adam_factor: Adam-family optimizers take this multiple of what the curve says: their
+            sweep makes fast early progress at LRs that a long run cannot sustain (the
+            preconditioned sharpness keeps rising to the optimizer's stability limit).
+        onset_margin: the pick never falls below the sweep's onset times this margin (where the
+            loss had made a tenth of its drop: below it, the sweep saw no training at all).
+        anchor: the short-run estimate read off the curve: ``"floor"``, the centre of the
+            valley's floor, or ``"minimum"``, the LR at the smoothed minimum.
+        band: ``(low, high)`` factors around the pick that held ~80% of the held-out tasks'
+            near-best LRs.
+    """
+
+    reference_steps: int = 500
+    horizon_exponent: float = 0.75
+    schedule_exponent: float = 0.0
+    adam_factor: float = 1.0
+    onset_margin: float = 1.0
+    anchor: str = "floor"
+    band: tuple[float, float] = (0.5, 2.0)
+
+
+DEFAULT_CONSTANTS = PilotConstants()
+HORIZON_REFERENCE_STEPS = DEFAULT_CONSTANTS.reference_steps
+"""Runs up to this many steps are "short" (see :class:`PilotConstants`)."""
 
 
 def horizon_factor(
     steps: int | None,
     *,
-    reference_steps: int = HORIZON_REFERENCE_STEPS,
-    exponent: float = HORIZON_EXPONENT,
+    reference_steps: int = DEFAULT_CONSTANTS.reference_steps,
+    exponent: float = DEFAULT_CONSTANTS.horizon_exponent,
 ) -> float:
     """How much lower than a short run's best LR a run of ``steps`` steps wants.
 
@@ -313,6 +360,9 @@ def pilot(
     *,
     steps: int | None = None,
     prior_lr: float | None = None,
+    schedule_mean: float | None = None,
+    family: str | None = None,
+    constants: PilotConstants = DEFAULT_CONSTANTS,
 ) -> float:
     """lrpilot's default rule: a peak LR for the whole run, not for the sweep.
 
@@ -321,26 +371,94 @@ def pilot(
     2. The short-run estimate is the centre of the valley's floor: the LR at which the sweep
        made the most progress, read off an interval whose ends lie on the two slopes, so it
        does not jump across a flat floor from seed to seed as the argmin does.
-    3. Scale it by :func:`horizon_factor` for the length of the real run.
+    3. Correct it for the run (:class:`PilotConstants`): lower for a long run
+       (:func:`horizon_factor`), higher for a schedule that spends the run below its peak
+       (``schedule_mean``), by the optimizer family's factor (``family``).
     4. Never above the edge over the sweep's :func:`overshoot` (the sweep sees an
        instability only some steps after it began, when its LR has grown well past it; where
-       the sweep never reached the edge, its last LR stands in for it), never below the onset.
+       the sweep never reached the edge, its last LR stands in for it), never below the
+       onset times ``onset_margin``.
     5. With a ``prior_lr`` (what is known before any step, e.g. 1e-3 for Adam), move
        towards it as far as the curve is uninformative: a drop small against the noise.
 
     Args:
-        steps: the number of optimizer steps the real run will take.
+        steps: the number of optimizer steps the real run will take (``None``: short).
         prior_lr: an LR believed good before the sweep, used only as a tie-breaker.
+        schedule_mean: the run's mean LR multiplier over its steps (1 for a constant LR,
+            about 0.5 for warmup + cosine; ``None``: taken as constant, the safe side).
+        family: the optimizer family (:func:`lrpilot.advice.optimizer_family`), e.g.
+            ``"adam"`` or ``"sgd"``.
+        constants: the rule's constants; the defaults were chosen by cross-validation.
     """
     x, y = _as_curve(lrs, losses)
     marks = _landmarks_xy(x, *_fit(x, y))
-    log_lr = math.log10(marks.floor_centre * horizon_factor(steps))
-    log_lr = min(log_lr, math.log10(_edge_cap(x, marks.edge)))
-    log_lr = max(log_lr, math.log10(marks.onset))
+    return pilot_from_landmarks(
+        marks,
+        x[-1],
+        _edge_step(x, marks.edge),
+        steps=steps,
+        prior_lr=prior_lr,
+        schedule_mean=schedule_mean,
+        family=family,
+        constants=constants,
+    )
+
+
+def pilot_from_landmarks(
+    marks: Landmarks,
+    log_last_lr: float,
+    edge_step: float,
+    *,
+    steps: int | None = None,
+    prior_lr: float | None = None,
+    schedule_mean: float | None = None,
+    family: str | None = None,
+    constants: PilotConstants = DEFAULT_CONSTANTS,
+) -> float:
+    """Steps 3-5 of :func:`pilot` from a curve's landmarks: the arithmetic that the constants
+    enter, without smoothing the curve again (cross-validation replays it thousands of times).
+
+    Args:
+        marks: the curve's :func:`landmarks`.
+        log_last_lr: log10 of the sweep's last LR.
+        edge_step: the sweep's LR growth (log10 per step) just before its edge.
+    """
+    anchor = marks.minimum if constants.anchor == "minimum" else marks.floor_centre
+    log_lr = math.log10(anchor) + _run_correction(
+        steps, schedule_mean, family, constants
+    )
+    log_lr = min(log_lr, math.log10(_edge_cap(log_last_lr, marks.edge, edge_step)))
+    if constants.onset_margin > 0:
+        log_lr = max(log_lr, math.log10(marks.onset * constants.onset_margin))
     if prior_lr is not None:
         weight = _evidence_weight(marks)
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
+
+
+def _run_correction(
+    steps: int | None, schedule_mean: float | None, family: str | None, c: PilotConstants
+) -> float:
+    """log10 of the factor from the sweep's short-run estimate to the run's peak LR."""
+    horizon = horizon_factor(steps, reference_steps=c.reference_steps, exponent=c.horizon_exponent)
+    log_factor = math.log10(horizon)
+    if schedule_mean is not None and 0 < schedule_mean < 1:
+        log_factor -= c.schedule_exponent * math.log10(schedule_mean)
+    if family == "adam":
+        log_factor += math.log10(c.adam_factor)
+    return log_factor
+
+
+def pilot_band(
+    lr: float, lrs: Sequence[float], losses: Sequence[float], constants: PilotConstants
+) -> tuple[float, float]:
+    """Where the run's best LR is expected to lie around :func:`pilot`'s pick ``lr``: the
+    constants' ``band`` factors (the spread of the rule's held-out errors), widened towards
+    the prior's side as the curve's evidence weakens. Costs nothing beyond the landmarks."""
+    low, high = constants.band
+    marks = landmarks(lrs, losses)
+    widen = 1.0 + 3.0 * (1.0 - _evidence_weight(marks))  # up to 4x wider on a flat curve
+    return float(lr * low**widen), float(lr * high**widen)
 
 
 EDGE_VISIBLE_GROWTH = 1e3
@@ -370,20 +488,22 @@ def overshoot(growth: float) -> float:
         total += gain
 
 
-def _edge_cap(log_lrs: np.ndarray, edge: float | None) -> float:
-    """The highest LR a pick may take: the sweep's edge over its :func:`overshoot` at the LR
-    growth per step there, and never above half the edge. A sweep that never reached the edge
-    (the loss still falling at its end) knows nothing safe beyond its last LR, which then
-    stands in for the edge.
-
-    Args:
-        log_lrs: the sweep's LRs, log10, increasing.
-        edge: :attr:`Landmarks.edge`, or ``None`` where the sweep did not reach it.
-    """
+def _edge_step(log_lrs: np.ndarray, edge: float | None) -> float:
+    """The sweep's LR growth per step (log10) over the ten steps before its edge (its last
+    LR where it never reached one)."""
     log_edge = float(log_lrs[-1]) if edge is None else math.log10(edge)
     before = log_lrs[log_lrs <= log_edge][-11:]
-    step = float(np.median(np.diff(before))) if before.size > 1 else 0.0
-    return 10**log_edge / max(2.0, overshoot(10**step))
+    return float(np.median(np.diff(before))) if before.size > 1 else 0.0
+
+
+def _edge_cap(log_last_lr: float, edge: float | None, edge_step: float) -> float:
+    """The highest LR a pick may take: the sweep's edge over its :func:`overshoot` at the LR
+    growth per step there (``edge_step``, log10), and never above half the edge. A sweep that
+    never reached the edge (the loss still falling at its end) knows nothing safe beyond its
+    last LR (``log_last_lr``, log10), which then stands in for the edge.
+    """
+    log_edge = log_last_lr if edge is None else math.log10(edge)
+    return 10**log_edge / max(2.0, overshoot(10**edge_step))
 
 
 EVIDENCE_HALF_WEIGHT_Z = 12.0

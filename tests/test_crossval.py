@@ -1,0 +1,104 @@
+"""The cross-validation that chooses the default rule's constants: a held-out family never
+informs its own constants, and the band's fit has its closed form."""
+
+from __future__ import annotations
+
+import copy
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import crossval
+from benchmarks.tasks import TASKS
+from lrpilot import suggest
+from lrpilot._facts import RunFacts
+
+LRS = np.logspace(-7, 1, 100)
+X = np.log10(LRS)
+
+
+def _curve(inflection: float) -> crossval.Curve:
+    """A sigmoid fall at ``inflection`` (decades) and a cliff two decades above it."""
+    loss = 2.0 - 1.5 / (1 + np.exp(-(X - inflection) / 0.3))
+    loss += np.where(X > inflection + 2, 5 * (X - inflection - 2) ** 2, 0.0)
+    marks = suggest.landmarks(LRS, loss)
+    return crossval.Curve(marks, float(X[-1]), suggest._edge_step(X, marks.edge))
+
+
+def _case(name: str, inflection: float, best: float, steps: int) -> crossval.Case:
+    """A task whose grid metric peaks (at 0.9, accuracy) at log10 LR ``best``."""
+    task = TASKS[name]
+    grid = [(x, 0.9 - 0.2 * (x - best) ** 2) for x in np.arange(-5.0, 0.01, 1 / 3)]
+    facts = RunFacts(steps=steps, schedule_mean=1.0, family="adam", prior_lr=1e-3)
+    case = crossval.Case(task, [_curve(inflection)] * 5, facts, grid, 0.9, (0.0, 0.0))
+    case.near_best = crossval._near_best(case)
+    return case
+
+
+CASES = [
+    _case("mnist1d_conv-long:adam", -3.0, -2.5, 2000),
+    _case("mnist1d_conv:adam", -3.0, -2.0, 200),
+    _case("fmnist_resnet:adam", -2.5, -1.8, 300),
+    _case("fortunes_gru-long:adam", -3.2, -2.9, 2000),
+    _case("wordnet_gpt-long:adam", -3.1, -2.6, 2000),
+]
+
+
+@pytest.fixture(autouse=True)
+def small_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        crossval,
+        "SPACE",
+        {
+            "reference_steps": (100, 500),
+            "horizon_exponent": (0.25, 0.75),
+            "schedule_exponent": (0.0,),
+            "adam_factor": (1.0, 0.3, 0.1),
+            "onset_margin": (0.0,),
+            "anchor": ("floor",),
+        },
+    )
+
+
+def test_a_held_out_family_never_informs_its_own_constants() -> None:
+    before = crossval.crossvalidate(CASES)
+    moved = copy.deepcopy(CASES)
+    for case in moved:  # move the oracle of one family far away
+        if case.task.family.name == "mnist1d_conv":
+            case.grid = [(x, 0.9 - 0.2 * (x + 4.5) ** 2) for x, _ in case.grid]
+            case.near_best = crossval._near_best(case)
+    after = crossval.crossvalidate(moved)
+    assert after["folds"]["mnist1d_conv"] == before["folds"]["mnist1d_conv"]
+    # ... while its held-out score, and the in-sample fit that sees it, do move
+    assert (
+        after["tasks"]["mnist1d_conv-long:adam"]["held_out_gap"]
+        != before["tasks"]["mnist1d_conv-long:adam"]["held_out_gap"]
+    )
+
+
+def test_in_sample_constants_are_the_best_over_every_task() -> None:
+    result = crossval.crossvalidate(CASES)
+    options = crossval.candidates()
+    gaps = crossval.score_matrix(CASES, options)
+    scores = crossval.objective(gaps, CASES, list(range(len(CASES))))
+    chosen = suggest.PilotConstants(**result["in_sample"]["constants"])
+    assert scores[options.index(chosen)] == pytest.approx(scores.min())
+
+
+def test_the_objective_weighs_counted_tasks_double_and_caps_each_gap_at_one() -> None:
+    gaps = np.array([[0.1, 3.0, 0.2, 0.0, 0.0]])  # counted: long ones, fmnist (no long one)
+    assert [c.task.counted for c in CASES[:3]] == [True, False, True]
+    value = crossval.objective(gaps, CASES, [0, 1, 2])
+    assert value[0] == pytest.approx((2 * 0.1 + 1 * 1.0 + 2 * 0.2) / 5)
+
+
+def test_band_fit_is_the_narrowest_that_reaches_the_required_share() -> None:
+    # 20 tasks, one seed each, whose near-best LR lies k/10 decades above the pick
+    cases = [SimpleNamespace(near_best=(k / 10, k / 10)) for k in range(20)]
+    low, high = crossval.fit_band(cases, [[1.0]] * 20)  # type: ignore[arg-type]
+    assert low == 1.0
+    assert math.log10(high) == pytest.approx(1.6)  # reaches k = 0..16: 17 of 20 = 85 %
+    assert crossval.band_covers(cases[16], [1.0], (low, high)) == 1.0  # type: ignore[arg-type]
+    assert crossval.band_covers(cases[17], [1.0], (low, high)) == 0.0  # type: ignore[arg-type]
