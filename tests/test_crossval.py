@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from benchmarks import crossval
 from benchmarks.tasks import TASKS
+
 from lrpilot import suggest
 from lrpilot._facts import RunFacts
 
