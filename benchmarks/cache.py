@@ -12,6 +12,9 @@ from benchmarks.sources import run_version
 from benchmarks.tasks import TASKS, BenchTask
 
 CACHE_DIR = OUT / "cache"
+STORE = Path(__file__).parent / "store"
+"""The full benchmark's training results, kept in git: the oracle grids cost hours of CPU, a
+fresh checkout must not lose them (the quick smoke test's stay in ``out/``)."""
 
 
 def lr_key(lr: float) -> str:
@@ -19,8 +22,8 @@ def lr_key(lr: float) -> str:
 
 
 def cache_path(quick: bool) -> Path:
-    """``runs.json``, or ``runs-quick.json`` for the smoke test."""
-    return CACHE_DIR / ("runs-quick.json" if quick else "runs.json")
+    """``store/runs.json`` (tracked), or ``out/cache/runs-quick.json`` for the smoke test."""
+    return CACHE_DIR / "runs-quick.json" if quick else STORE / "runs.json"
 
 
 def is_quick(task: BenchTask) -> bool:

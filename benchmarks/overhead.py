@@ -172,6 +172,7 @@ def sweep(
             loader,
             loss_fn,
             steps=run_steps,
+            schedule="constant",
             num_steps=steps,
             end_lr=end_lr,
             progress=False,
@@ -200,6 +201,82 @@ def measure_find_lr(task: BenchTask, steps: int, reps: int) -> dict:
         "find_lr": lambda: sweep(*fresh(), run_steps=task.steps),
     }
     return _summary(task, steps, reps, "find_lr", _interleave(sides, reps))
+
+
+FIXED_COST_STEPS = (20, 100)
+FIXED_COST_TARGET_S = 0.010
+
+
+def measure_fixed_cost(reps: int) -> dict:
+    """``find_lr``'s fixed cost (snapshot, restore, rules, band, progress bookkeeping) and its
+    cost per step, on a model whose step takes about a millisecond: the time ``find_lr`` adds
+    over a bare loop of the same steps, measured at two sweep lengths ``k``; the line through
+    the two medians, ``extra(k) = fixed + per_step * k``, gives both."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loader = [(torch.randn(64, 64), torch.randint(0, 10, (64,))) for _ in range(16)]
+    loss_fn = nn.functional.cross_entropy
+    model_state = copy.deepcopy(model.state_dict())
+    opt_state = copy.deepcopy(optimizer.state_dict())
+
+    def fresh(steps: int) -> tuple:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(opt_state)
+        return loss_fn, model, optimizer, loader, steps
+
+    out: dict[str, Any] = {"side": "fixed", "reps": reps, "by_steps": {}}
+    for k in FIXED_COST_STEPS:
+        times = _interleave(
+            {
+                "bare": lambda k=k: bare_sweep_loop(*fresh(k)),
+                "find_lr": lambda k=k: sweep(*fresh(k), run_steps=10 * k),
+            },
+            reps,
+        )
+        extra = [f[0] - b[0] for f, b in zip(times["find_lr"], times["bare"], strict=True)]
+        ratio = [f[0] / b[0] for f, b in zip(times["find_lr"], times["bare"], strict=True)]
+        out["by_steps"][k] = {
+            "extra_s": statistics.median(extra),
+            "bare_s": statistics.median(b[0] for b in times["bare"]),
+            "ratio": statistics.median(ratio),
+        }
+    (k1, a), (k2, b) = ((k, out["by_steps"][k]["extra_s"]) for k in FIXED_COST_STEPS)
+    out["per_step_s"] = (b - a) / (k2 - k1)
+    out["fixed_s"] = a - out["per_step_s"] * k1
+    out["step_s"] = out["by_steps"][k2]["bare_s"] / k2
+    return out
+
+
+def _fixed_cost_lines(row: dict | None) -> list[str]:
+    if row is None:
+        return []
+    k = FIXED_COST_STEPS[-1]
+    at = row["by_steps"][k]
+    met = (
+        "met"
+        if row["fixed_s"] <= FIXED_COST_TARGET_S and at["ratio"] <= FIND_LR_TARGET
+        else ("**not met**")
+    )
+    return [
+        "### `lrpilot.find_lr`'s fixed cost",
+        "",
+        f"An MLP 64-256-256-10 with SGD, batch 64, {1e3 * row['step_s']:.2f} ms a step; "
+        f"`find_lr` against a bare loop of {FIXED_COST_STEPS[0]} and {k} steps "
+        f"({row['reps']} interleaved pairs each, wall time); the line through the two median "
+        "differences splits what `find_lr` adds into a fixed part and a part per step.",
+        "",
+        "| fixed cost | added per step | ratio at 100 steps (median of pairs) |",
+        "| ---: | ---: | ---: |",
+        f"| {1e3 * row['fixed_s']:.1f} ms | {1e6 * row['per_step_s']:.0f} µs | "
+        f"{at['ratio']:.3f}× |",
+        "",
+        f"Targets, fixed cost < {1e3 * FIXED_COST_TARGET_S:.0f} ms and ≤ {FIND_LR_TARGET:.2f}× "
+        f"at 100 steps: {met}.",
+        "",
+    ]
 
 
 # --------------------------------------------------------------------------- timing
@@ -326,6 +403,7 @@ def report(rows: list[dict], command: str) -> None:
         "",
         *_table(rows, "train", TRAIN_TARGET),
         *_table(rows, "find_lr", FIND_LR_TARGET),
+        *_fixed_cost_lines(next((r for r in rows if r["side"] == "fixed"), None)),
     ]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "overhead.json").write_text(json.dumps(rows, indent=1))
@@ -356,6 +434,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure_train(task, args.steps, args.reps))
         if args.sweep_steps:
             rows.append(measure_find_lr(task, args.sweep_steps, args.reps))
+    if args.sweep_steps:
+        rows.append(measure_fixed_cost(max(args.reps, 15)))
     command = "MPLCONFIGDIR=/tmp/mplcfg .venv/bin/python -m benchmarks.overhead"
     if argv:
         command += " " + " ".join(argv)

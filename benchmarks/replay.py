@@ -9,7 +9,7 @@ The rule is called as ``rule(lrs, losses)``, plus ``steps=`` (the task's step bu
 gives one) when its signature accepts them. Curves are lrpilot's saved sweeps (raw losses,
 1e-7 to 10) from ``benchmarks/out/curves/``; torch-lr-finder's and Lightning's saved losses are
 their own EMA-smoothed values, not raw. The metric at each pick is *estimated* by linear
-interpolation of the oracle grid's mean metric in log-LR (cached in ``out/cache/runs.json``);
+interpolation of the oracle grid's mean metric in log-LR (cached in ``store/runs.json``);
 ``python -m benchmarks.suggestion`` trains at the picks for the real numbers.
 """
 

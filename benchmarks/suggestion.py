@@ -14,10 +14,11 @@ instead of the recipe's; Optuna runs 3 studies (sampler seeds 0-2, 20 runs each,
 with seed 0) and the recipe is trained at each study's pick with that study's seed. Each row
 also gets its regret as a fraction of the oracle-trivial gap and its cost (steps, and runs of
 wall time).
-Every training result is cached in ``benchmarks/out/cache/runs.json`` keyed by (task recipe, LR,
-seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only does what changed
-(lrpilot's sweeps are keyed by a hash of the code of the modules that decide them, training
-runs by the code of its run layer: ``benchmarks/sources.py``). Every run is ``lrpilot.train``.
+Every training result is cached in ``benchmarks/store/runs.json`` (kept in git) keyed by (task
+recipe, LR, seed), every sweep curve is saved to ``benchmarks/out/curves/``: a re-run only
+does what changed (lrpilot's sweeps are keyed by a hash of the code of the modules that decide
+them, training runs by the code of its run layer: ``benchmarks/sources.py``). Every run is
+``lrpilot.train``.
 """
 
 from __future__ import annotations
@@ -476,9 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pickers", default=",".join(PICKERS), help="comma-separated pickers")
     parser.add_argument(
         "--stage",
-        choices=("grid", "all"),
+        choices=("grid", "sweeps", "all"),
         default="all",
-        help="grid: only the oracle grid (no picker needed); all: everything",
+        help="grid: only the oracle grid (no picker needed); sweeps: only the pickers' sweeps "
+        "(what benchmarks.crossval replays); all: everything",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args(argv)
@@ -491,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
     cache = RunCache(cache_path(args.quick))
     picks: dict = {}
     with ProcessPoolExecutor(args.workers, initializer=_init_worker) as pool:
+        if args.stage == "sweeps":
+            sweep_all(pool, tasks, pickers, args.quick)
+            console.print(f"sweeps done in {time.perf_counter() - start:.0f} s")
+            return
         # Seed 0 of the grid first: Optuna's trials reuse those runs.
         first = {t.name: {(lr, GRID_SEEDS[0], "") for lr in t.grid} for t in tasks}
         train_all(pool, tasks, first, cache, args.quick, "oracle grid, seed 0")

@@ -87,11 +87,16 @@ def test_in_sample_constants_are_the_best_over_every_task() -> None:
     assert scores[options.index(chosen)] == pytest.approx(scores.min())
 
 
-def test_the_objective_weighs_counted_tasks_double_and_caps_each_gap_at_one() -> None:
+def test_the_objective_weighs_counted_double_caps_gaps_and_charges_excess_over_default() -> None:
     gaps = np.array([[0.1, 3.0, 0.2, 0.0, 0.0]])  # counted: long ones, fmnist (no long one)
     assert [c.task.counted for c in CASES[:3]] == [True, False, True]
+    default = [min(c.gap(c.task.default_lr), 1.0) for c in CASES[:3]]
+    capped = [0.1, 1.0, 0.2]
+    excess = [max(g - d - 0.01, 0.0) for g, d in zip(capped, default, strict=True)]
+    assert excess[1] > 0  # the capped 1.0 is far worse than the default
+    total = [g + e for g, e in zip(capped, excess, strict=True)]
     value = crossval.objective(gaps, CASES, [0, 1, 2])
-    assert value[0] == pytest.approx((2 * 0.1 + 1 * 1.0 + 2 * 0.2) / 5)
+    assert value[0] == pytest.approx((2 * total[0] + 1 * total[1] + 2 * total[2]) / 5)
 
 
 def test_band_fit_is_the_narrowest_that_reaches_the_required_share() -> None:

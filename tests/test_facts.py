@@ -85,7 +85,7 @@ def test_run_facts_say_what_was_assumed_and_only_that() -> None:
     assert told.schedule_mean == pytest.approx(0.5, abs=0.03)
     untold = run_facts(_sgd(), None, None, None)
     assert set(untold.assumed) == {"steps", "schedule"}
-    assert untold.family == "sgd" and untold.prior_lr is None
+    assert untold.family == "sgd" and untold.prior_lr == 1e-2
     assert untold.schedule_mean is None and "constant" in untold.assumed["schedule"]
 
 

@@ -379,7 +379,7 @@ def test_no_pick_is_the_sweeps_first_lr(loader, wrap):
     res = lrpilot.find_lr(
         model, _sgd(model), loader, _flat_loss(), rule=lambda lrs, losses: lrs[0], **_quiet()
     )
-    assert res.lr > res.lrs[0]  # SGD has no prior: the floor's centre
+    assert res.lr == pytest.approx(1e-2)  # SGD's prior
     assert any("picked the sweep's first LR" in n for n in res.warnings)
 
 
@@ -392,7 +392,7 @@ def test_diagnostics_agree_with_each_other():
     marks = lrpilot.suggest.landmarks(lrs, noise)
     sgd = lrpilot.finder.diagnose(marks, list(lrs), diverged=True)
     assert any("barely fell" in n for n in sgd)
-    assert not any("prior" in n and "leans" in n for n in sgd)  # SGD has no prior
+    assert not any("prior" in n and "leans" in n for n in sgd)  # no prior given
     assert not any("end_lr" in n for n in sgd)  # it diverged: end_lr was high enough
     adam = lrpilot.finder.diagnose(marks, list(lrs), diverged=False, prior_lr=1e-3)
     assert any("leans on the prior" in n and "Raise end_lr" in n for n in adam)

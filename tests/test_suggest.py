@@ -268,10 +268,18 @@ def test_pilot_falls_back_on_the_prior_when_the_curve_is_noise():
 
 
 def test_pilot_keeps_the_curve_when_the_evidence_is_clear():
+    """A clear curve keeps all but the least prior weight: in log-LR the pick moves exactly
+    ``prior_weight`` of the way to the prior."""
     curve = piecewise_curve()
-    assert suggest.pilot(LRS, curve, prior_lr=1e-6) == pytest.approx(
-        suggest.pilot(LRS, curve), rel=0.05
+    free = dataclasses.replace(suggest.DEFAULT_CONSTANTS, prior_weight=0.0)
+    assert suggest.pilot(LRS, curve, prior_lr=1e-6, constants=free) == pytest.approx(
+        suggest.pilot(LRS, curve, constants=free), rel=0.05
     )
+    w = suggest.DEFAULT_CONSTANTS.prior_weight
+    alone = suggest.pilot(LRS, curve)
+    blended = suggest.pilot(LRS, curve, prior_lr=1e-6)
+    expected = (1 - w) * math.log10(alone) + w * -6.0
+    assert math.log10(blended) == pytest.approx(expected, abs=0.02)
 
 
 def test_pilot_is_robust_to_noise():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ADAM_FAMILY", "optimizer_family", "prior_lr_for"]
+__all__ = ["ADAM_FAMILY", "PRIOR_LRS", "optimizer_family", "prior_lr_for"]
 
 ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafactor", "Lamb")
 """Class names of Adam-family optimizers (adaptive per-parameter step sizes)."""
@@ -27,10 +27,13 @@ def optimizer_family(optimizer: Any) -> str:
     return "adam" if name in ADAM_FAMILY else name.lower()
 
 
-def prior_lr_for(optimizer: Any) -> float | None:
-    """The LR known to be a safe start before any measurement, for the optimizer's family.
+PRIOR_LRS = {"adam": 1e-3, "sgd": 1e-2}
+"""The plain default LR of each optimizer family that has one: 1e-3 for the Adam family (Kingma
+& Ba, 2015, and every framework's default), 1e-2 for SGD (Keras' default, and the usual
+starting point of the guides)."""
 
-    Adam-family optimizers: 1e-3 (Kingma & Ba, 2015; the most robust single default in the
-    tasks DESIGN.md describes). Other families have no default safe across tasks: ``None``.
-    """
-    return 1e-3 if optimizer_family(optimizer) == "adam" else None
+
+def prior_lr_for(optimizer: Any) -> float | None:
+    """The LR known to be a reasonable start before any measurement, for the optimizer's
+    family (:data:`PRIOR_LRS`); ``None`` for families without one (RMSprop, Adagrad, ...)."""
+    return PRIOR_LRS.get(optimizer_family(optimizer))

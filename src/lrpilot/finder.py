@@ -461,6 +461,8 @@ class _Sweep:
         detector: DivergenceDetector,
     ) -> None:
         self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self._fused_norm: bool | None = None
         self.optimizer = optimizer
         self.loss_step = loss_step
         self.ratios = ratios
@@ -574,10 +576,18 @@ class _Sweep:
 
     def _clip_and_norm(self) -> float:
         """Clip the gradients to ``grad_clip`` (if set); the global norm before clipping."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return 0.0
         if self.grad_clip is not None:
-            return float(torch.nn.utils.clip_grad_norm_(params, self.grad_clip))
-        return float(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+            return float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip))
+        if self._fused_norm is None:  # decided once: the gradients' layout does not change
+            kinds = {(g.device, g.dtype) for g in grads}
+            self._fused_norm = len(kinds) == 1 and not any(g.is_sparse for g in grads)
+        if self._fused_norm:
+            # One fused pass, without get_total_norm's grouping (a tenth of a small step).
+            return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+        return float(torch.nn.utils.get_total_norm(grads))
 
     def _sync_context(self, last: bool) -> Any:
         """Skip DDP's gradient all-reduce on all but the last micro-batch."""

@@ -316,17 +316,20 @@ class PilotConstants:
             loss had made a tenth of its drop: below it, the sweep saw no training at all).
         anchor: the short-run estimate read off the curve: ``"floor"``, the centre of the
             valley's floor, or ``"minimum"``, the LR at the smoothed minimum.
+        prior_weight: the least weight the optimizer family's prior LR keeps however clear
+            the curve (in log-LR; it gets more as the curve's evidence weakens).
         band: ``(low, high)`` factors around the pick that held ~80% of the held-out tasks'
             near-best LRs.
     """
 
-    reference_steps: int = 500
-    horizon_exponent: float = 0.75
-    schedule_exponent: float = 0.0
-    adam_factor: float = 1.0
+    reference_steps: int = 250
+    horizon_exponent: float = 0.25
+    schedule_exponent: float = 1.5
+    adam_factor: float = 0.5
     onset_margin: float = 1.0
     anchor: str = "floor"
-    band: tuple[float, float] = (0.5, 2.0)
+    prior_weight: float = 0.15
+    band: tuple[float, float] = (0.50, 3.98)
 
 
 DEFAULT_CONSTANTS = PilotConstants()
@@ -424,14 +427,12 @@ def pilot_from_landmarks(
         edge_step: the sweep's LR growth (log10 per step) just before its edge.
     """
     anchor = marks.minimum if constants.anchor == "minimum" else marks.floor_centre
-    log_lr = math.log10(anchor) + _run_correction(
-        steps, schedule_mean, family, constants
-    )
+    log_lr = math.log10(anchor) + _run_correction(steps, schedule_mean, family, constants)
     log_lr = min(log_lr, math.log10(_edge_cap(log_last_lr, marks.edge, edge_step)))
     if constants.onset_margin > 0:
         log_lr = max(log_lr, math.log10(marks.onset * constants.onset_margin))
     if prior_lr is not None:
-        weight = _evidence_weight(marks)
+        weight = _evidence_weight(marks) * (1.0 - constants.prior_weight)
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
 
