@@ -107,3 +107,23 @@ def test_band_fit_is_the_narrowest_that_reaches_the_required_share() -> None:
     assert math.log10(high) == pytest.approx(1.6)  # reaches k = 0..16: 17 of 20 = 85 %
     assert crossval.band_covers(cases[16], [1.0], (low, high)) == 1.0  # type: ignore[arg-type]
     assert crossval.band_covers(cases[17], [1.0], (low, high)) == 0.0  # type: ignore[arg-type]
+
+
+def test_ablation_of_every_piece_matches_the_held_out_scores_and_a_fixed_piece_is_fixed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = crossval.crossvalidate(CASES)
+    counted = [r["held_out_gap"] for r in result["tasks"].values() if r["counted"]]
+    free = result["ablations"]["every piece"]
+    assert free["median_gap_pct"] == pytest.approx(100 * float(np.median(counted)))
+    assert free["max_gap_pct"] == pytest.approx(100 * max(counted))
+    # with the Adam factor held at 1, every fold's choice has it at 1: the same held-out
+    # scores as a search space that only ever offered 1
+    options = crossval.candidates()
+    gaps = crossval.score_matrix(CASES, options)
+    rows = [i for i, o in enumerate(options) if o.adam_factor == 1.0]
+    held = crossval.held_out_gaps(CASES, options, gaps, rows)
+    monkeypatch.setitem(crossval.SPACE, "adam_factor", (1.0,))
+    only_one = crossval.crossvalidate(CASES)
+    assert held == pytest.approx([only_one["tasks"][c.task.name]["held_out_gap"] for c in CASES])
+    assert "no run-length correction" not in result["ablations"]  # 0 is not in the space here
