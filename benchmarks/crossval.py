@@ -221,6 +221,12 @@ ABLATIONS: dict[str, dict[str, object]] = {
 while the others are still fitted, to measure what the piece buys held out."""
 
 
+def fold_choice(cases: list[Case], gaps: np.ndarray, rows: Sequence[int], family: str) -> int:
+    """The row of ``gaps``, among ``rows``, that does best on every family but ``family``."""
+    train = [j for j, c in enumerate(cases) if c.task.family.name != family]
+    return rows[int(np.argmin(objective(gaps[list(rows)], cases, train)))]
+
+
 def held_out_gaps(
     cases: list[Case], options: list[suggest.PilotConstants], gaps: np.ndarray, rows: list[int]
 ) -> list[float]:
@@ -228,8 +234,7 @@ def held_out_gaps(
     the other families' tasks."""
     out = [0.0] * len(cases)
     for family in {c.task.family.name for c in cases}:
-        train = [j for j, c in enumerate(cases) if c.task.family.name != family]
-        best = rows[int(np.argmin(objective(gaps[rows], cases, train)))]
+        best = fold_choice(cases, gaps, rows, family)
         for j, c in enumerate(cases):
             if c.task.family.name == family:
                 out[j] = float(gaps[best, j])
@@ -271,7 +276,7 @@ def crossvalidate(cases: list[Case]) -> dict:
     for family in sorted({c.task.family.name for c in cases}):
         train = [j for j, c in enumerate(cases) if c.task.family.name != family]
         held = [j for j, c in enumerate(cases) if c.task.family.name == family]
-        chosen = options[int(np.argmin(objective(gaps, cases, train)))]
+        chosen = options[fold_choice(cases, gaps, range(len(options)), family)]
         band = fit_band([cases[j] for j in train], [picks(cases[j], chosen) for j in train])
         folds[family] = {"constants": dataclasses.asdict(chosen), "band": band}
         for j in held:

@@ -51,6 +51,7 @@ from .advice import ADAM_FAMILY, prior_lr_for
 from .control.divergence import DivergenceDetector, DivergenceState
 from .errors import ConfigError, DataError, LossError, ModelError
 from .task import Task
+from .train import _norm_function
 
 __all__ = [
     "find_lr",
@@ -462,7 +463,7 @@ class _Sweep:
     ) -> None:
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self._fused_norm: bool | None = None
+        self.norm = _norm_function(self.params)
         self.optimizer = optimizer
         self.loss_step = loss_step
         self.ratios = ratios
@@ -581,13 +582,7 @@ class _Sweep:
             return 0.0
         if self.grad_clip is not None:
             return float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip))
-        if self._fused_norm is None:  # decided once: the gradients' layout does not change
-            kinds = {(g.device, g.dtype) for g in grads}
-            self._fused_norm = len(kinds) == 1 and not any(g.is_sparse for g in grads)
-        if self._fused_norm:
-            # One fused pass, without get_total_norm's grouping (a tenth of a small step).
-            return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
-        return float(torch.nn.utils.get_total_norm(grads))
+        return float(self.norm(grads))  # the run loop's fused norm, chosen once a sweep
 
     def _sync_context(self, last: bool) -> Any:
         """Skip DDP's gradient all-reduce on all but the last micro-batch."""
