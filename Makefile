@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests exercise the optional parts for real (Optuna and PostgreSQL, TensorBoard, Lightning, HF).
+TEST_EXTRAS := dev,demo,search,tensorboard,lightning,transformers
 
 .PHONY: setup demo test lint bench bench-quick bench-overhead bench-horizon bench-data clean
 
@@ -13,13 +15,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	$(BIN)/python -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $(STAMP)
 
 # fastai is a peer but requires torchvision, whose wheel pulls a CUDA torch and breaks
 # pytorch_lightning: install it against the CPU torch, then drop torchvision (lr_find needs none).
 $(VENV)/.bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,bench]' -c benchmarks/constraints.txt
+	$(BIN)/python -m pip install --quiet -e '.[$(TEST_EXTRAS),bench]' -c benchmarks/constraints.txt
 	$(BIN)/python -m pip install --quiet fastai==2.8.12 -c benchmarks/constraints.txt
 	$(BIN)/python -m pip uninstall --quiet -y torchvision
 	touch $(VENV)/.bench

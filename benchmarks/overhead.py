@@ -28,6 +28,7 @@ import argparse
 import copy
 import datetime as dt
 import json
+import math
 import platform
 import statistics
 import sys
@@ -207,15 +208,40 @@ FIXED_COST_STEPS = (20, 100)
 FIXED_COST_TARGET_S = 0.010
 
 
+FIXED_COST_WIDTHS = (128, 256, 384, 512, 768, 1024)
+
+
+def _mlp(width: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+    )
+
+
+def _width_for_a_millisecond() -> int:
+    """The hidden width whose bare SGD step (batch 64) takes closest to 1 ms of CPU on this
+    machine: the issue's target is stated for a model of that speed, and machines differ."""
+    loader = [(torch.randn(64, 64), torch.randint(0, 10, (64,))) for _ in range(4)]
+
+    def step_time(width: int) -> float:
+        model = _mlp(width)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        times = [
+            bare_sweep_loop(nn.functional.cross_entropy, model, optimizer, loader, 40)[1]
+            for _ in range(4)
+        ]
+        return min(times[1:]) / 40  # the first is a warm-up
+
+    return min(FIXED_COST_WIDTHS, key=lambda w: abs(math.log(step_time(w) / 1e-3)))
+
+
 def measure_fixed_cost(reps: int) -> dict:
     """``find_lr``'s fixed cost (snapshot, restore, rules, band, progress bookkeeping) and its
     cost per step, on a model whose step takes about a millisecond: the time ``find_lr`` adds
     over a bare loop of the same steps, measured at two sweep lengths ``k``; the line through
     the two medians, ``extra(k) = fixed + per_step * k``, gives both."""
+    width = _width_for_a_millisecond()
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
-    )
+    model = _mlp(width)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     loader = [(torch.randn(64, 64), torch.randint(0, 10, (64,))) for _ in range(16)]
     loss_fn = nn.functional.cross_entropy
@@ -227,7 +253,7 @@ def measure_fixed_cost(reps: int) -> dict:
         optimizer.load_state_dict(opt_state)
         return loss_fn, model, optimizer, loader, steps
 
-    out: dict[str, Any] = {"side": "fixed", "reps": reps, "by_steps": {}}
+    out: dict[str, Any] = {"side": "fixed", "reps": reps, "width": width, "by_steps": {}}
     for k in FIXED_COST_STEPS:
         times = _interleave(
             {
@@ -236,17 +262,23 @@ def measure_fixed_cost(reps: int) -> dict:
             },
             reps,
         )
-        extra = [f[0] - b[0] for f, b in zip(times["find_lr"], times["bare"], strict=True)]
-        ratio = [f[0] / b[0] for f, b in zip(times["find_lr"], times["bare"], strict=True)]
-        out["by_steps"][k] = {
-            "extra_s": statistics.median(extra),
-            "bare_s": statistics.median(b[0] for b in times["bare"]),
-            "ratio": statistics.median(ratio),
-        }
-    (k1, a), (k2, b) = ((k, out["by_steps"][k]["extra_s"]) for k in FIXED_COST_STEPS)
-    out["per_step_s"] = (b - a) / (k2 - k1)
-    out["fixed_s"] = a - out["per_step_s"] * k1
-    out["step_s"] = out["by_steps"][k2]["bare_s"] / k2
+        out["by_steps"][k] = _pair_medians(times["find_lr"], times["bare"])
+    for clock in ("wall", "cpu"):
+        (k1, a), (k2, b) = ((k, out["by_steps"][k][f"{clock}_extra_s"]) for k in FIXED_COST_STEPS)
+        out[f"{clock}_per_step_s"] = (b - a) / (k2 - k1)
+        out[f"{clock}_fixed_s"] = a - out[f"{clock}_per_step_s"] * k1
+    out["step_s"] = out["by_steps"][FIXED_COST_STEPS[-1]]["cpu_bare_s"] / FIXED_COST_STEPS[-1]
+    return out
+
+
+def _pair_medians(timed: list[Clock], bare: list[Clock]) -> dict[str, float]:
+    """Per clock, the medians over the pairs of the added time, the bare time and the ratio."""
+    out = {}
+    for i, clock in enumerate(("wall", "cpu")):
+        pairs = [(t[i], b[i]) for t, b in zip(timed, bare, strict=True)]
+        out[f"{clock}_extra_s"] = statistics.median(t - b for t, b in pairs)
+        out[f"{clock}_bare_s"] = statistics.median(b for _, b in pairs)
+        out[f"{clock}_ratio"] = statistics.median(t / b for t, b in pairs)
     return out
 
 
@@ -257,24 +289,31 @@ def _fixed_cost_lines(row: dict | None) -> list[str]:
     at = row["by_steps"][k]
     met = (
         "met"
-        if row["fixed_s"] <= FIXED_COST_TARGET_S and at["ratio"] <= FIND_LR_TARGET
-        else ("**not met**")
+        if row["cpu_fixed_s"] <= FIXED_COST_TARGET_S and at["cpu_ratio"] <= FIND_LR_TARGET
+        else "**not met**"
     )
+    rows = [
+        f"| {label} | {1e3 * row[f'{clock}_fixed_s']:.1f} ms | "
+        f"{1e6 * row[f'{clock}_per_step_s']:.0f} µs | {at[f'{clock}_ratio']:.3f}× |"
+        for label, clock in (("CPU", "cpu"), ("wall", "wall"))
+    ]
     return [
         "### `lrpilot.find_lr`'s fixed cost",
         "",
-        f"An MLP 64-256-256-10 with SGD, batch 64, {1e3 * row['step_s']:.2f} ms a step; "
+        f"An MLP 64-{row['width']}-{row['width']}-10 (the width whose step takes closest to "
+        f"1 ms here) with SGD, batch 64, {1e3 * row['step_s']:.2f} ms of CPU a step; "
         f"`find_lr` against a bare loop of {FIXED_COST_STEPS[0]} and {k} steps "
-        f"({row['reps']} interleaved pairs each, wall time); the line through the two median "
-        "differences splits what `find_lr` adds into a fixed part and a part per step.",
+        f"({row['reps']} interleaved pairs each); the line through the two median "
+        "differences splits what `find_lr` adds into a fixed part and a part per step (most "
+        "of it the gradient norm the sweep records). Judged on CPU time, the steadier clock on "
+        "a shared machine; wall time beside it.",
         "",
-        "| fixed cost | added per step | ratio at 100 steps (median of pairs) |",
-        "| ---: | ---: | ---: |",
-        f"| {1e3 * row['fixed_s']:.1f} ms | {1e6 * row['per_step_s']:.0f} µs | "
-        f"{at['ratio']:.3f}× |",
+        f"| clock | fixed cost | added per step | ratio at {k} steps (median of pairs) |",
+        "| --- | ---: | ---: | ---: |",
+        *rows,
         "",
         f"Targets, fixed cost < {1e3 * FIXED_COST_TARGET_S:.0f} ms and ≤ {FIND_LR_TARGET:.2f}× "
-        f"at 100 steps: {met}.",
+        f"at {k} steps, on CPU time: {met}.",
         "",
     ]
 

@@ -475,3 +475,66 @@ def test_the_report_prose_reads_the_constants(monkeypatch: pytest.MonkeyPatch) -
     assert "20" not in text
     with pytest.raises(ValueError, match="differ in shape"):
         report._method([tasks[0], quick[0]])
+
+
+def _summary(task: str, me: float | None, default: float | None) -> dict:
+    return {"task": task, "pickers": {"lrpilot": {"gap_pct": me}, "default": {"gap_pct": default}}}
+
+
+def test_the_safety_target_names_each_task_where_the_pick_loses_to_the_default() -> None:
+    line = report._safety_target([_summary("a", 2.0, 1.5), _summary("b", 0.5, 9.0)])
+    assert line.endswith(": yes")  # 0.5 points worse is within the 1 % allowance
+    line = report._safety_target(
+        [_summary("a", 3.1, 2.0), _summary("b", 0.5, 9.0), _summary("c", None, 0.0)]
+    )
+    assert "**no** (`a`)" in line
+    assert "default not run" in report._safety_target([{"task": "a", "pickers": {}}])
+
+
+def test_the_reported_command_reruns_the_same_subset() -> None:
+    from argparse import Namespace
+
+    every = ",".join(report.PICKERS)
+    args = Namespace(quick=False, tasks=None, pickers=every)
+    assert report._command(args).endswith("-m benchmarks.suggestion")
+    args = Namespace(quick=True, tasks="a:sgd,b:adam", pickers="lrpilot,default")
+    assert report._command(args).endswith(
+        "-m benchmarks.suggestion --quick --tasks a:sgd,b:adam --pickers lrpilot,default"
+    )
+
+
+def test_the_fixed_cost_splits_added_time_into_a_fixed_part_and_a_part_per_step() -> None:
+    # find_lr adds 5 ms plus 40 µs a step over a bare loop of 1 ms a step (CPU); wall doubles it.
+    by_steps = {}
+    for k in overhead.FIXED_COST_STEPS:
+        bare = [(2e-3 * k, 1e-3 * k)] * 3
+        timed = [(b[0] + 2 * (5e-3 + 40e-6 * k), b[1] + 5e-3 + 40e-6 * k) for b in bare]
+        by_steps[k] = overhead._pair_medians(timed, bare)
+    (k1, a), (k2, b) = ((k, by_steps[k]["cpu_extra_s"]) for k in overhead.FIXED_COST_STEPS)
+    assert (b - a) / (k2 - k1) == pytest.approx(40e-6)
+    assert by_steps[k2]["cpu_ratio"] == pytest.approx(1 + (5e-3 + 40e-6 * k2) / (1e-3 * k2))
+    row = {"reps": 3, "width": 256, "by_steps": by_steps, "step_s": 1e-3}
+    for clock, scale in (("cpu", 1), ("wall", 2)):
+        row[f"{clock}_per_step_s"], row[f"{clock}_fixed_s"] = scale * 40e-6, scale * 5e-3
+    text = "\n".join(overhead._fixed_cost_lines(row))
+    assert "| CPU | 5.0 ms | 40 µs |" in text and "| wall | 10.0 ms | 80 µs |" in text
+    assert text.rstrip().endswith("met.") and "not met" not in text
+    row["cpu_fixed_s"] = 12e-3
+    assert "**not met**" in "\n".join(overhead._fixed_cost_lines(row))
+
+
+def test_the_race_bound_carries_the_short_runs_best_lr_to_the_long_run() -> None:
+    from benchmarks import race_bound
+
+    long, short = bt.TASKS["fortunes_gru-long:adam"], bt.TASKS["fortunes_gru:adam"]
+    assert long.steps == 10 * short.steps and not long.higher_is_better
+    # bits/byte, lower is better: short runs are best at 1e-2, long ones at 1e-3 (trivial 8).
+    short_grid = [(-4.0, 3.0), (-3.0, 2.5), (-2.0, 2.0), (-1.0, 8.0)]
+    long_grid = [(-4.0, 2.0), (-3.0, 1.0), (-2.0, 3.0), (-1.0, 8.0)]
+    b = race_bound.race_bound(long, short, long_grid, short_grid, exponents=(0.0, 0.5, 1.0))
+    assert b.short_best == pytest.approx(1e-2) and b.long_best == pytest.approx(1e-3)
+    assert b.gaps[1.0] == pytest.approx(0.0)  # 1e-2 / 10 lands on the long run's best
+    assert b.gaps[0.0] == pytest.approx(100 * (3.0 - 1.0) / (8.0 - 1.0))
+    assert b.gaps[0.5] == pytest.approx(100 * (2.0 - 1.0) / (8.0 - 1.0))  # halfway in log-LR
+    text = race_bound.markdown([b])
+    assert "| `fortunes_gru-long:adam` | 0.01 | 0.001 | 28.6 | 14.3 | 0.0 | 0.0 | – |" in text
