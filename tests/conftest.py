@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "lrpilot-mplcfg"))
+# The history store goes to a folder of this session, never the user's ~/.lrpilot; nothing
+# reaches the Hugging Face hub.
+os.environ["LRPILOT_HOME"] = tempfile.mkdtemp(prefix="lrpilot-home-")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import matplotlib
 
@@ -23,6 +27,8 @@ import torch
 from torch import nn
 
 torch.set_num_threads(1)
+
+from _postgres import postgres_url  # noqa: E402, F401  (a fixture: PostgreSQL for real)
 
 
 def make_classification(

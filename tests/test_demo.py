@@ -1,4 +1,5 @@
-"""The demo: its task trains for real, and ``lrpilot demo`` leaves a plot and a JSON result."""
+"""The demo: its task trains for real, and ``lrpilot demo`` runs ``tune`` and leaves the report,
+a plot and JSON results."""
 
 from __future__ import annotations
 
@@ -57,12 +58,16 @@ def test_demo_writes_plot_and_json(tmp_path):
     assert (out / "range_test.png").stat().st_size > 0
     saved = json.loads((out / "range_test.json").read_text())
     assert saved["lr"] > 0 and saved["steps"] == 1500
-    assert f"{saved['lr']:.3g}" in result.output
+    tuned = json.loads((out / "tune.json").read_text())
+    assert tuned["range_test"]["lr"] == saved["lr"] and tuned["run"] is None
+    assert f"lr {tuned['lr']:.3g}" in result.output
+    assert (out / "report.html").read_text().count("<section") == 9
+    assert f"report: {out / 'report.html'}" in result.output.replace("\n", "")
     warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warned) == len(set(warned))  # each warning once
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "again"), "--no-train"])
     assert again.exit_code == 0, again.output
-    assert json.loads((tmp_path / "again" / "range_test.json").read_text())["lr"] == saved["lr"]
+    assert json.loads((tmp_path / "again" / "tune.json").read_text())["lr"] == tuned["lr"]
 
 
 def test_demo_trains_and_saves_both_runs(tmp_path, monkeypatch):

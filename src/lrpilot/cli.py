@@ -24,6 +24,7 @@ import typer
 
 from . import __version__
 from . import _validate as check
+from ._cli_tune import tune_command
 from .errors import LRPilotError
 from .finder import find_lr, find_lr_for_task
 from .suggest import RULES
@@ -368,15 +369,20 @@ def _read_result(name: str) -> dict[str, Any]:
 
 @app.command()
 def demo(
-    out: str = typer.Option("lrpilot-demo", help="Folder for the plot and the JSON results."),
-    train: bool = typer.Option(True, help="Train once at the suggestion and at 1e-3 to compare."),
-    seed: int = typer.Option(_SEED_DEFAULT, help="Seed of the sweep and of both runs."),
+    out: str = typer.Option("lrpilot-demo", help="Folder for the report, plot and JSON results."),
+    train: bool = typer.Option(True, help="Train at the choice, and at 1e-3 to compare."),
+    seed: int = typer.Option(_SEED_DEFAULT, help="Seed of every stage and of both runs."),
     show_traceback: bool = _traceback_option(),
 ) -> None:
-    """The range test on MNIST-1D (built locally, no download), then a run at the suggestion."""
+    """``lrpilot tune`` on MNIST-1D (built locally, no download): advice, range test, race,
+    the run under the monitor and the HTML report; then the usual 1e-3 for comparison."""
     from rich.console import Console
 
+    from ._cli_tune import print_summary
+    from .autopilot import tune
     from .demo import DEMO_STEPS, mnist1d_task
+    from .finder import LRFinderResult
+    from .train import RunResult
     from .train import train as train_run
 
     console = Console()
@@ -385,33 +391,45 @@ def demo(
     with _reported(show_traceback):
         check.whole("seed", seed, 0)
     console.print(
-        f"[bold]lrpilot demo[/]: MNIST-1D, Conv1d net, Adam, cosine schedule, {DEMO_STEPS} steps"
+        f"[bold]lrpilot demo[/]: lrpilot tune on MNIST-1D, Conv1d net, Adam, cosine schedule, "
+        f"{DEMO_STEPS} steps"
     )
     try:
         with warnings.catch_warnings(record=True) as caught, _reported(show_traceback):
+            warnings.simplefilter("always")
             task = mnist1d_task(seed)
-            result = find_lr_for_task(task, seed=seed)
-        plot_path = folder / "range_test.png"
-        _save_range_plot(result, str(plot_path), show_traceback)
+            chosen = tune(
+                task,
+                train=train,
+                report=folder / "report.html",
+                seed=seed,
+                command=f"lrpilot demo --out {out}" + ("" if train else " --no-train"),
+            )
+        data = chosen.to_dict()
+        result = LRFinderResult.from_dict(data["range_test"])
+        _save_range_plot(result, str(folder / "range_test.png"), show_traceback)
         result.save(folder / "range_test.json")
-        _print_result(result, str(plot_path), _notes(result, caught))
-        if train:
-            with _reported(show_traceback):
-                ours = train_run(task, result.lr, seed=seed)
-                default = train_run(task, 1e-3, seed=seed)
+        (folder / "tune.json").write_text(json.dumps(data, default=str))
+        print_summary(data, list(dict.fromkeys(str(w.message) for w in caught)))
+        if train and chosen.run is not None:
+            ours = RunResult.from_dict(chosen.run)
             ours.save(folder / "run_suggested.json")
+            with _reported(show_traceback):
+                default = train_run(task, 1e-3, seed=seed)
             default.save(folder / "run_default.json")
             console.print(
-                f"test accuracy after {DEMO_STEPS} steps: lrpilot {result.lr:.3g} -> "
+                f"test accuracy after {DEMO_STEPS} steps: lrpilot {chosen.lr:.3g} -> "
                 f"{ours.metric:.1%} ({ours.seconds:.0f} s); the usual 1e-3 -> "
                 f"{default.metric:.1%}"
             )
     except KeyboardInterrupt:
         typer.echo("interrupted: the demo was stopped", err=True)
         raise typer.Exit(code=130) from None
+    console.print(f"report: {folder / 'report.html'}", highlight=False)
     console.print(
-        "next: in your own loop, [bold]lrpilot.find_lr(model, optimizer, loader, loss_fn, "
-        "steps=N)[/]; or write a task file (see examples/) and run [bold]lrpilot find TASK.py[/]."
+        "next: write a task file (see examples/) and run [bold]lrpilot tune TASK.py "
+        "--report report.html[/]; or, in your own loop, [bold]lrpilot.find_lr(model, optimizer, "
+        "loader, loss_fn, steps=N)[/]."
     )
 
 
@@ -472,3 +490,310 @@ def _print_schedule(sched: object, lrs: list[float], plot: str | None) -> None:
     console.print(f"max {lrs[top]:.4g} at step {top}; min {min(lrs):.4g}; last {lrs[-1]:.4g}")
     if plot:
         console.print(f"plot: {plot}")
+
+
+# --------------------------------------------------------------------------------------------
+# lrpilot advise, lrpilot history
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("advise")
+def advise_cmd(
+    task_file: str = typer.Argument(..., help="A Python file defining task() -> lrpilot.Task."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """Advice before the first step (LR, range, schedule, clipping), each with its source,
+    and what lint finds in the recipe."""
+    from .advisor import advise
+    from .task import load_task_file
+
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    with warnings.catch_warnings(record=True) as caught, quiet:
+        try:
+            with _reported(show_traceback, task_file):
+                advice = advise(load_task_file(task_file))
+        except KeyboardInterrupt:
+            typer.echo("interrupted: stopped while reading the task file", err=True)
+            raise typer.Exit(code=130) from None
+    if json_out:
+        _echo_json(advice.to_dict())
+    else:
+        _print_advice(advice)
+    for note in dict.fromkeys(str(w.message) for w in caught):
+        typer.echo(f"warning: {note}", err=True)
+
+
+def _print_advice(advice: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    lo, hi = advice.range
+    console.print(f"[bold green]lr {advice.lr:.3g}[/]  (range {lo:.2g}–{hi:.2g})")
+    console.print(f"schedule {escape(advice.schedule)}  (warmup {advice.warmup_steps} steps)")
+    console.print(f"clip {advice.clip if advice.clip else 'no'}")
+    for group in advice.param_groups:
+        console.print(
+            f"  group {escape(group.name)}: lr {group.lr:.3g}, {len(group.params)} tensors"
+        )
+    console.print("[bold]reasons[/]")
+    for item in advice.reasons:
+        console.print(f"  - {escape(item.text)}\n    [dim]source: {escape(item.source)}[/]")
+    for what, why in advice.assumed.items():
+        console.print(f"  assumed {escape(what)}: {escape(why)}")
+    if advice.findings:
+        console.print("[bold]findings[/]")
+    for finding in advice.findings:
+        colour = "yellow" if finding.severity == "warning" else "cyan"
+        console.print(
+            f"  [{colour}]{finding.severity}[/] {escape(finding.message)}\n"
+            f"    {escape(finding.advice)}"
+        )
+
+
+history_app = typer.Typer(
+    help="The history store of range tests, runs and trials (under $LRPILOT_HOME).",
+    no_args_is_help=False,
+)
+app.add_typer(history_app, name="history")
+
+
+def _url_option() -> Any:
+    return typer.Option(
+        None, "--url", help="The store's URL (default $LRPILOT_HISTORY_URL or $LRPILOT_HOME)."
+    )
+
+
+def _history_store(url: str | None, show_traceback: bool) -> Any:
+    from .history import History
+
+    with _reported(show_traceback):
+        return History(url)
+
+
+@history_app.callback(invoke_without_command=True)
+def _history_main(
+    ctx: typer.Context,
+    url: str | None = _url_option(),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """List the history (as `lrpilot history list`) when no subcommand is given."""
+    if ctx.invoked_subcommand is None:
+        history_list(
+            url=url, kind=None, limit=None, json_out=json_out, show_traceback=show_traceback
+        )
+
+
+@history_app.command("list")
+def history_list(
+    url: str | None = _url_option(),
+    kind: str | None = typer.Option(None, "--kind", help="range_test, run or trial."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the last N records."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """List the stored records, oldest first."""
+    store = _history_store(url, show_traceback)
+    with _reported(show_traceback):
+        found = store.records(kind=kind, limit=limit)
+    if json_out:
+        _echo_json({"url": store.shown_url, "records": [r.to_dict() for r in found]})
+        return
+    _print_records(store.shown_url, found)
+
+
+def _print_records(shown_url: str, found: list[Any]) -> None:
+    import time as _time
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not found:
+        console.print(f"no records in the history {escape(shown_url)}")
+        return
+    table = Table(title=f"history {escape(shown_url)}")
+    for name in ("id", "kind", "when", "task", "family", "lr", "metric", "diverged"):
+        table.add_column(name, justify="right" if name in ("id", "lr", "metric") else "left")
+    for rec in found:
+        when = _time.strftime("%m-%d %H:%M", _time.localtime(rec.created))
+        table.add_row(
+            str(rec.id),
+            rec.kind,
+            when,
+            escape(rec.task_name or rec.task_id or "-"),
+            rec.family or "-",
+            "-" if rec.lr is None else f"{rec.lr:.3g}",
+            "-" if rec.metric is None else f"{rec.metric:.4g}",
+            {True: "yes", False: "no", None: "-"}[rec.diverged],
+        )
+    console.print(table)
+
+
+@history_app.command("show")
+def history_show(
+    record_id: int = typer.Argument(..., help="The record's id (see `lrpilot history list`)."),
+    url: str | None = _url_option(),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """Show one record in full."""
+    store = _history_store(url, show_traceback)
+    with _reported(show_traceback):
+        rec = store.get(record_id)
+    if json_out:
+        _echo_json(rec.to_dict())
+    else:
+        typer.echo(json.dumps(rec.to_dict(), indent=2, sort_keys=True))
+
+
+@history_app.command("export")
+def history_export(
+    csv_out: bool = typer.Option(False, "--csv", help="CSV, one row per record (default)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object holding every record."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+    url: str | None = _url_option(),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """Export every record as CSV or JSON."""
+    if csv_out and json_out:
+        _fail("give --csv or --json, not both.")
+    store = _history_store(url, show_traceback)
+    with _reported(show_traceback):
+        if json_out:
+            text = json.dumps({"url": store.shown_url, "records": store.to_json()}) + "\n"
+        else:
+            text = store.to_csv()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {out!r}: {exc.strerror or exc}.")
+    typer.echo(f"exported to {out}", err=True)
+
+
+# --------------------------------------------------------------------------------------------
+# lrpilot search, lrpilot impact
+# --------------------------------------------------------------------------------------------
+
+_INTERRUPTED_SEARCH = (
+    "interrupted: the search was stopped; its finished trials are kept in the study: rerun the "
+    "same command to continue it"
+)
+
+
+@app.command("search")
+def search_cmd(
+    task_file: str = typer.Argument(..., help="A Python file defining task() -> lrpilot.Task."),
+    method: str = typer.Option("bayes", "--method", help="grid, random or bayes (TPE)."),
+    trials: int = typer.Option(20, "--trials", help="Finished trials the study should hold."),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="A SQLAlchemy URL (postgresql://user:pw@host/db) or a .journal file; default: "
+        "$LRPILOT_HOME/search.journal.",
+    ),
+    study: str | None = typer.Option(
+        None, "--study", help="Study name (default: from the task and the method)."
+    ),
+    lr_min: float | None = typer.Option(None, "--lr-min", help="Lowest LR (default: range test)."),
+    lr_max: float | None = typer.Option(
+        None, "--lr-max", help="Highest LR (default: range test)."
+    ),
+    prune: str = typer.Option("fair", "--prune", help="fair (lrpilot's), median or none."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every trial's run and the samplers."),
+    heartbeat: int = typer.Option(
+        10, "--heartbeat", help="Seconds between heartbeats; silent 2x this = dead, retried."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    plot: str | None = typer.Option(None, "--plot", help="Save the metric-vs-LR plot here."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """Search the peak LR of a task file on Optuna (resumable; many workers share a study)."""
+    from . import _search
+    from ._search._show import print_search
+    from .task import load_task_file
+
+    _checked_plot_path(plot)
+    space = None
+    if (lr_min is None) != (lr_max is None):
+        _fail("give both --lr-min and --lr-max, or neither (then a range test sets them).")
+    if lr_min is not None:
+        space = (lr_min, lr_max)
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    try:
+        with quiet, _reported(show_traceback, task_file):
+            task = load_task_file(task_file)
+            result = _search.search(
+                task,
+                method,
+                trials,
+                storage,
+                study,
+                space=space,
+                prune=prune,
+                seed=seed,
+                heartbeat=heartbeat,
+                progress=not json_out,
+            )
+    except KeyboardInterrupt:
+        typer.echo(_INTERRUPTED_SEARCH, err=True)
+        raise typer.Exit(code=130) from None
+    plot_error = ""
+    if plot:
+        try:
+            result.plot(plot)
+        except (LRPilotError, OSError, ValueError) as exc:
+            if show_traceback:
+                raise
+            plot_error = f"could not save the plot to {plot!r}: {exc}"
+    if json_out:
+        _echo_json(result.to_dict())
+    else:
+        print_search(result, None if plot_error else plot)
+    if plot_error:
+        _fail(plot_error)
+
+
+@app.command("impact")
+def impact_cmd(
+    task_file: str = typer.Argument(..., help="A Python file defining task() -> lrpilot.Task."),
+    lrs: str = typer.Option(..., "--lrs", help="Comma-separated peak LRs: 1e-4,1e-3,1e-2."),
+    steps: int | None = typer.Option(None, "--steps", help="Each run's length (default: task's)."),
+    seed: int = typer.Option(0, "--seed", help="Every run's seed."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    show_traceback: bool = _traceback_option(),
+) -> None:
+    """Train a task file at each LR and tabulate time, losses, metric, gap and divergence."""
+    from ._search import impact
+    from ._search._show import print_impact
+    from .task import load_task_file
+
+    try:
+        values = [float(x) for x in lrs.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--lrs {lrs!r}: give comma-separated numbers, e.g. 1e-4,1e-3,1e-2.")
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    try:
+        with quiet, _reported(show_traceback, task_file):
+            task = load_task_file(task_file)
+            result = impact(task, values, steps=steps, seed=seed, progress=not json_out)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the impact table was stopped", err=True)
+        raise typer.Exit(code=130) from None
+    if json_out:
+        _echo_json(result.to_dict())
+    else:
+        print_impact(result)
+
+
+# --------------------------------------------------------------------------------------------
+# lrpilot tune (its body lives in _cli_tune)
+# --------------------------------------------------------------------------------------------
+
+app.command("tune")(tune_command)

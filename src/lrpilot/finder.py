@@ -14,11 +14,13 @@ left off the curve and reported in ``result.warnings``. Only a streak of them, a
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -204,6 +206,7 @@ def find_lr(
     sweep_lrs = _sweep_lrs(opts.start_lr, opts.end_lr, opts.num_steps, opts.mode)
     notes: list[str] = []
     ratios = _group_ratios(optimizer, notes)
+    _lint_once(model, train_loader, opts, schedule)
 
     train_loaders, train_generators = loader_parts(train_loader)
     val_loaders, val_generators = loader_parts(val_loader)
@@ -240,7 +243,52 @@ def find_lr(
     result = _result(sweep, rule, facts, ratios, notes)
     result.schedule = run_schedule
     _emit(result.warnings)
+    _record(result, model, optimizer, train_loader, opts.steps)
     return result
+
+
+_FINGERPRINT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "lrpilot_fingerprint", default=None
+)
+"""The task's fingerprint while :func:`find_lr_for_task` sweeps it: the history then files the
+range test under the same recipe as the task's runs."""
+_LINTED: weakref.WeakValueDictionary[int, nn.Module] = weakref.WeakValueDictionary()
+"""Models already linted in this process (a notebook sweeps the same model again and again)."""
+
+
+def _lint_once(model: nn.Module, train_loader: Any, opts: _Options, schedule: Any) -> None:
+    """Warn (:class:`lrpilot.lint.LintWarning`) on the serious findings about this model's
+    recipe, the first time it is swept. The optimizer is left
+    out: its LR is what the sweep varies; so is the loader: the sweep reads exactly its own
+    batches, and the inputs' statistics are :func:`lrpilot.advise`'s to check."""
+    if _LINTED.get(id(model)) is model:
+        return
+    _LINTED[id(model)] = model
+    from . import lint
+
+    findings = lint.lint(
+        model=model,
+        train_loader=train_loader,
+        steps=opts.steps,
+        schedule=schedule,
+        grad_clip=opts.grad_clip,
+        accumulation_steps=opts.accumulation_steps,
+        batches=0,
+    )
+    lint.warn_serious(findings, stacklevel=_caller_level())
+
+
+def _record(
+    result: LRFinderResult, model: nn.Module, optimizer: Any, loader: Any, steps: int | None
+) -> None:
+    """Add the range test to the history (``LRPILOT_HISTORY=0`` switches it off)."""
+    from . import history
+
+    if history.enabled():
+        fingerprint = _FINGERPRINT.get() or history.fingerprint_of(
+            model, optimizer, loader, steps=steps
+        )
+        history.record_range_test(result, fingerprint=fingerprint)
 
 
 def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRFinderResult:
@@ -262,7 +310,11 @@ def find_lr_for_task(task: Task, *, seed: int | None = 0, **options: Any) -> LRF
         if seed is not None:
             torch.manual_seed(check.whole("seed", seed, 0))
         model, optimizer = task.build()
-    return find_lr(model, optimizer, task.train_loader, task.loss_fn, seed=seed, **options)
+    token = _FINGERPRINT.set(task.fingerprint(model, optimizer))
+    try:
+        return find_lr(model, optimizer, task.train_loader, task.loss_fn, seed=seed, **options)
+    finally:
+        _FINGERPRINT.reset(token)
 
 
 @dataclass(frozen=True)

@@ -161,18 +161,22 @@ class Task:
             for module, flag in zip(model.modules(), flags, strict=True):
                 module.training = flag
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(
+        self, model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None
+    ) -> dict[str, Any]:
         """What identifies this recipe, as plain data, the same in every process.
 
         Model kind and size (class, parameter count, trainable count), optimizer family and
         hyperparameters, batch size and dataset size when known, steps, schedule, clipping,
         accumulation and AMP; ``"id"`` is a hash of the rest. Builds one model with the RNGs
-        put back afterwards, so calling it changes nothing.
+        put back afterwards, so calling it changes nothing; a run that has built its model and
+        optimizer already passes them instead.
         """
-        with isolated_rng(generators_of([self.train_loader])):
-            torch.manual_seed(0)
-            model = self.model_fn()
-            optimizer = self.make_optimizer(model, 1.0)
+        if model is None or optimizer is None:
+            with isolated_rng(generators_of([self.train_loader])):
+                torch.manual_seed(0)
+                model = self.model_fn()
+                optimizer = self.make_optimizer(model, 1.0)
         data = {
             "model": type(model).__name__,
             "parameters": sum(p.numel() for p in model.parameters()),

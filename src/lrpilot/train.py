@@ -22,8 +22,10 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -203,12 +205,53 @@ def train(
         ]
         with own_iterators(loaders):
             run = _Run(task, lr, length, seed, hooks, divergence)
+            _lint_once(task, lr, length, run.model)
             with progress_bar("train", length, progress) as advance:
                 result = run.execute(advance)
     for hook in hooks:
         if hasattr(hook, "on_run_end"):
             hook.on_run_end(result)
+    _record(result, task, run)
     return result
+
+
+_LINTED: weakref.WeakValueDictionary[int, Task] = weakref.WeakValueDictionary()
+"""The tasks already linted in this process: a search or a race trains one task many times."""
+
+
+def _lint_once(task: Task, lr: float, steps: int, model: nn.Module) -> None:
+    """Warn (:class:`lrpilot.lint.LintWarning`) on the serious findings about the task's
+    recipe (an RNN without clipping, an LR far outside its family's range, a large batch
+    without warmup), the first time this task object is trained. No batch is read: the
+    inputs' statistics are :func:`lrpilot.advise`'s and :func:`lrpilot.lint.lint`'s to check."""
+    if _LINTED.get(id(task)) is task:
+        return
+    _LINTED[id(task)] = task
+    from . import lint
+
+    findings = lint.lint(task, model=model, lr=lr, steps=steps, batches=0)
+    lint.warn_serious(findings, stacklevel=_user_level())
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` (for a function called from here) of the first frame outside lrpilot."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _record(result: RunResult, task: Task, run: _Run) -> None:
+    """Add the run to the history (``LRPILOT_HISTORY=0`` switches it off; a store that cannot
+    be written warns and leaves the run alone)."""
+    from . import history
+
+    if history.enabled():
+        fingerprint = task.fingerprint(run.model, run.optimizer)
+        history.record_run(result, fingerprint=fingerprint)
 
 
 @dataclass
@@ -251,6 +294,7 @@ class _Run:
         self.result = RunResult(lr=lr, steps=steps, seed=seed, metric=math.nan, task=task.name)
         self.snapshot: _Snapshot | None = None
         self.step = 0
+        self.diverged_why = ""  # the detector's reason, until the loop stops or a rollback
 
     def _scaler(self) -> Any:
         if not self.task.amp:
@@ -291,10 +335,12 @@ class _Run:
         while self.step < self.steps and not self.result.stopped:
             info = self._train_step(batches)
             advance(self.step, self.result.lrs[-1], self.result.losses[-1])
-            if self.result.diverged:
-                return
-            if info is not None:
+            if info is not None:  # before the divergence stop: a rollback may rescue the run
                 self._apply(self._dispatch("on_step", info), batches)
+            if self.result.diverged:
+                self._event("diverged", self.diverged_why + "; the run was stopped")
+                self.result.stopped = "diverged"
+                return
             due = every is not None and self.step % every == 0 and self.step < self.steps
             if due and not self.result.stopped:
                 self._evaluate()
@@ -334,10 +380,8 @@ class _Run:
         if self.detector is None:
             return math.nan
         self.detector_state, verdict = self.detector.update(self.detector_state, loss)
-        if verdict.diverged:
-            self.result.diverged = True
-            self.result.stopped = "diverged"
-            self._event("diverged", verdict.reason + "; the run was stopped")
+        if verdict.diverged:  # the loop stops the run unless a callback rolls it back
+            self.result.diverged, self.diverged_why = True, verdict.reason
         elif not verdict.finite:
             self._event("skipped", verdict.reason)
         return verdict.smoothed
@@ -453,6 +497,9 @@ class _Run:
         dropped = self.step - snap.step
         self.step, self.detector_state = snap.step, snap.detector
         r = self.result
+        if r.diverged:  # rescued: the divergence is undone with the steps that led to it
+            self._event("diverged", self.diverged_why + "; rolled back instead of stopping")
+            r.diverged = False
         del r.lrs[snap.kept :], r.losses[snap.kept :], r.grad_norms[snap.kept :]
         r.evals[:] = [e for e in r.evals if e[0] <= snap.step]
         return f"rolled back to step {snap.step} ({dropped} steps discarded)"

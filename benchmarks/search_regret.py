@@ -1,0 +1,244 @@
+"""Regret against optimizer steps for lrpilot's search: grid, random and bayes at several trial
+counts, with no pruning, Optuna's ``MedianPruner`` and lrpilot's ``ScheduleFairPruner``, next
+to the range test.
+
+Every search runs ``lrpilot.search`` for real (each trial a ``lrpilot.train`` run) over the
+task's oracle-grid LR range, with search seed ``s`` (the samplers' seed and the trials'
+training seed). Its pick, the best trial's LR, is then trained again with seed ``s + 1``, so
+the selection on the search's own validation metric does not flatter it. Regret is the
+retrained metric's share of the oracle-trivial gap (``BenchTask.gap_fraction``), against the
+oracle (the best mean over seeds 0-2 of the stored grid: ``benchmarks/store/runs.json``),
+exactly as the scoreboard (``benchmarks/report.py``) computes it. Cost is the optimizer steps
+the search trained (pruned and diverged trials count what they ran).
+
+The issue's target: lrpilot's search (``bayes`` with its pruner) at N trials matches the regret
+of a random search of 2N trials, while spending at most half the steps of an unpruned TPE search
+of N trials.
+
+    python -m benchmarks.search_regret --quick   # 2 tasks, 2 seeds: ~5 min on 2 cores
+    python -m benchmarks.search_regret           # 4 tasks, 3 seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import lrpilot
+from benchmarks.cache import RunCache, cache_path
+from benchmarks.results_md import write_section
+from benchmarks.suggestion import GRID_SEEDS
+from benchmarks.tasks import BenchTask, get_task
+from benchmarks.train import clamp
+
+QUICK_TASKS = ("diamonds_mlp:adamw", "movielens_mf:sgd")
+FULL_TASKS = (*QUICK_TASKS, "diamonds_mlp:sgd", "mnist1d_conv:adamw")
+COUNTS = (8, 16)
+CONFIGS = (
+    ("grid", "none"),
+    ("random", "none"),
+    ("bayes", "none"),
+    ("bayes", "median"),
+    ("bayes", "fair"),
+)
+
+
+@dataclass
+class Outcome:
+    task: str
+    method: str
+    prune: str
+    trials: int
+    seed: int
+    lr: float
+    gap: float  # regret, share of the oracle-trivial gap
+    steps: int
+    seconds: float
+
+
+def oracle(task: BenchTask, cache: RunCache) -> float:
+    """The oracle grid's best mean metric over the grid seeds (task units)."""
+    means = []
+    for lr in task.grid:
+        runs = [cache.get(task, lr, s) for s in GRID_SEEDS]
+        if all(r is not None for r in runs):
+            means.append(statistics.fmean(r["metric"] for r in runs if r is not None))
+    if not means:
+        raise SystemExit(
+            f"no stored oracle grid for {task.name}: run python -m benchmarks.suggestion"
+        )
+    return means[task.best_index(means)]
+
+
+def retrained_gap(task: BenchTask, best: float, lr: float, seed: int) -> float:
+    run = lrpilot.train(task.lrpilot_task(), lr, seed=seed, progress=False)
+    value = task.trivial if run.diverged else clamp(task, task.in_units(run.metric))
+    gap = task.gap_fraction(best, value)
+    return float("nan") if gap is None else gap
+
+
+def one_search(
+    task: BenchTask, best: float, method: str, prune: str, trials: int, seed: int, folder: Path
+) -> Outcome:
+    start = time.perf_counter()
+    result = lrpilot.search(
+        task.lrpilot_task(),
+        method,
+        trials,
+        str(folder / f"{task.name}-{method}-{prune}-{trials}-{seed}.journal".replace(":", "_")),
+        "bench",
+        space=(task.grid[0], task.grid[-1]),
+        prune=prune,
+        seed=seed,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    gap = retrained_gap(task, best, result.lr, seed + 1)
+    return Outcome(task.name, method, prune, trials, seed, result.lr, gap, result.steps, seconds)
+
+
+def range_test(task: BenchTask, best: float, seed: int) -> Outcome:
+    start = time.perf_counter()
+    pick = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=seed, progress=False)
+    gap = retrained_gap(task, best, pick.lr, seed + 1)
+    steps = pick.num_steps_run + task.steps
+    return Outcome(
+        task.name, "range test", "-", 1, seed, pick.lr, gap, steps, time.perf_counter() - start
+    )
+
+
+def run_all(tasks: tuple[str, ...], seeds: int) -> list[Outcome]:
+    cache = RunCache(cache_path(False))
+    out: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="lrpilot-search-bench-") as tmp:
+        for name in tasks:
+            task = get_task(name)
+            best = oracle(task, cache)
+            for seed in range(seeds):
+                out.append(range_test(task, best, seed))
+                for method, prune in CONFIGS:
+                    counts = (*COUNTS, 2 * COUNTS[-1]) if method == "random" else COUNTS
+                    for trials in counts:
+                        if method == "grid" and seed > 0:
+                            continue  # the grid does not depend on the seed
+                        o = one_search(task, best, method, prune, trials, seed, Path(tmp))
+                        out.append(o)
+                        print(
+                            f"{name:20s} {method:6s} {prune:6s} n={trials:2d} seed={seed} "
+                            f"lr={o.lr:.3g} gap={100 * o.gap:5.1f}% steps={o.steps} "
+                            f"({o.seconds:.0f} s)",
+                            flush=True,
+                        )
+    return out
+
+
+def summarize(outcomes: list[Outcome]) -> dict[tuple[str, str, int], tuple[float, float, float]]:
+    """(method, prune, trials) -> (mean % of gap, mean steps as a share of bayes-none at the
+    same count, median % of gap), over tasks and seeds."""
+    plain = {
+        (o.task, o.seed, o.trials): o.steps
+        for o in outcomes
+        if o.method == "bayes" and o.prune == "none"
+    }
+    groups: dict[tuple[str, str, int], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.method, o.prune, o.trials), []).append(o)
+    table = {}
+    for key, items in groups.items():
+        gaps = [100 * o.gap for o in items]
+        ratios = [
+            o.steps / plain[(o.task, o.seed, o.trials)]
+            for o in items
+            if (o.task, o.seed, o.trials) in plain
+        ]
+        table[key] = (
+            statistics.fmean(gaps),
+            statistics.fmean(ratios) if ratios else float("nan"),
+            statistics.median(gaps),
+        )
+    return table
+
+
+def report(outcomes: list[Outcome], tasks: tuple[str, ...], seeds: int, command: str) -> str:
+    table = summarize(outcomes)
+    steps = {
+        k: statistics.fmean(o.steps for o in outcomes if (o.method, o.prune, o.trials) == k)
+        for k in table
+    }
+    lines = [
+        "## LR search: regret against optimizer steps",
+        "",
+        f"`{command}`: tasks {', '.join(tasks)}; search seeds 0–{seeds - 1} (the grid once). "
+        "Every search is `lrpilot.search` over the oracle grid's LR range; its pick is retrained "
+        "with another seed and scored against the oracle (best mean of the stored grid over seeds "
+        "0–2) as a % of the oracle–trivial gap. Steps: optimizer steps the search trained "
+        "(pruned and diverged trials count what they ran); the range test counts its sweep plus "
+        "one run.",
+        "",
+        "| method | pruner | trials | mean % of gap | median % of gap | mean steps "
+        "| steps / unpruned TPE |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in sorted(table, key=lambda k: (k[0] != "range test", k[0], k[1], k[2])):
+        mean, ratio, median = table[key]
+        shown = "—" if ratio != ratio else f"{ratio:.2f}"
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {mean:.1f} | {median:.1f} "
+            f"| {steps[key]:.0f} | {shown} |"
+        )
+    ranged = [o for o in outcomes if o.method == "range test"]
+    per_task = ", ".join(
+        f"{name} {statistics.fmean(100 * o.gap for o in ranged if o.task == name):.1f} %"
+        for name in tasks
+    )
+    lines += ["", f"Range test (`find_lr_for_task`, then one run) per task, % of gap: {per_task}."]
+    lines += [
+        "",
+        "**Target** (bayes + lrpilot's pruner at N trials vs random at 2N, and ≤ ½ the steps "
+        "of unpruned TPE at N):",
+        "",
+    ]
+    for n in COUNTS:
+        fair = table.get(("bayes", "fair", n))
+        rnd = table.get(("random", "none", 2 * n))
+        median = table.get(("bayes", "median", n))
+        if fair is None or rnd is None:
+            continue
+        regret_ok = fair[0] <= rnd[0]
+        steps_ok = fair[1] <= 0.5
+        lines.append(
+            f"- N={n}: regret {fair[0]:.1f} % of gap vs random@{2 * n} {rnd[0]:.1f} % "
+            f"({'met' if regret_ok else 'not met'}); steps {fair[1]:.2f}× unpruned TPE "
+            f"({'met' if steps_ok else 'not met'}). Optuna's MedianPruner at N={n}: "
+            f"{median[0]:.1f} % of gap at {median[1]:.2f}× the steps."
+            if median
+            else ""
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="2 tasks, 2 seeds")
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    tasks, seeds = (QUICK_TASKS, 2) if args.quick else (FULL_TASKS, 3)
+    command = "python -m benchmarks.search_regret" + (" --quick" if args.quick else "")
+    outcomes = run_all(tasks, seeds)
+    body = report(outcomes, tasks, seeds, command)
+    print(body)
+    if not args.no_write:
+        write_section("search", body)
+
+
+if __name__ == "__main__":
+    main()

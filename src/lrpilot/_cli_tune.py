@@ -1,0 +1,115 @@
+"""``lrpilot tune TASK.py``: the whole pipeline from the command line, and its terminal summary.
+
+Registered on the app by :mod:`lrpilot.cli`; kept apart so that ``cli.py`` stays a list of thin
+commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import warnings
+from typing import Any
+
+import typer
+
+__all__ = ["print_summary", "tune_command"]
+
+
+def tune_command(
+    task_file: str = typer.Argument(..., help="A Python file defining task() -> lrpilot.Task."),
+    no_train: bool = typer.Option(False, "--no-train", help="Stop after the choice."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    report: str | None = typer.Option(None, "--report", help="Write the HTML report here."),
+    seed: int = typer.Option(0, help="Seed of every stage."),
+    race: str = typer.Option(
+        "check",
+        "--race",
+        help="check: the race only vetoes a pick that diverges; adopt: take the race's best; "
+        "off: no race.",
+    ),
+    show_traceback: bool = typer.Option(
+        False, "--traceback", envvar="LRPILOT_TRACEBACK", help="Show full tracebacks."
+    ),
+) -> None:
+    """Advice, range test, race, the full run under the monitor, and a report."""
+    from .autopilot import tune
+    from .cli import _reported
+    from .task import load_task_file
+
+    command = "lrpilot tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    try:
+        with warnings.catch_warnings(record=True) as caught, quiet:
+            warnings.simplefilter("always")
+            with _reported(show_traceback, task_file):
+                task = load_task_file(task_file)
+                result = tune(
+                    task,
+                    train=not no_train,
+                    report=report,
+                    seed=seed,
+                    progress=not json_out,
+                    race=race,
+                    command=command,
+                )
+    except KeyboardInterrupt:
+        typer.echo("interrupted: tune was stopped; nothing was written", err=True)
+        raise typer.Exit(code=130) from None
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    if json_out:
+        data = result.to_dict()
+        keys = ("lr", "schedule", "cost_steps", "run_steps", "metric", "events", "report")
+        out = {k: data[k] for k in keys} | {"stages": data["stages"], "checks": data["checks"]}
+        typer.echo(json.dumps(_finite(out), allow_nan=False))
+        for note in notes:
+            typer.echo(f"warning: {note}", err=True)
+        return
+    print_summary(result.to_dict(), notes)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None`` (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def print_summary(data: dict[str, Any], notes: list[str]) -> None:
+    """The choice, the cost of each stage, the run's events and the checks, with rich."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    stages = Table(title="lrpilot tune", show_header=True)
+    for column in ("stage", "optimizer steps", "seconds"):
+        stages.add_column(column, justify="left" if column == "stage" else "right")
+    for s in data["stages"]:
+        stages.add_row(escape(s["name"]), str(s["steps"]), f"{s['seconds']:.1f}")
+    console.print(stages)
+    share = data["cost_steps"] / max(1, data["run_steps"])
+    console.print(
+        f"[bold green]lr {data['lr']:.3g}[/], schedule {escape(str(data['schedule']))}, chosen "
+        f"for {data['cost_steps']} steps ({share:.0%} of the {data['run_steps']}-step run)"
+    )
+    race = data.get("race") or {}
+    if race.get("note"):
+        console.print(escape(race["note"]))
+    if data.get("metric") is not None:
+        console.print(f"final metric {data['metric']:.4g}")
+    for event in data.get("events", []):
+        console.print(f"[yellow]event[/] {escape(str(event.get('message', '')))}")
+    for c in data.get("checks", []):
+        mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
+        console.print(f"{mark} {escape(c['name'])}: {escape(c['message'])}")
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {escape(note)}")
+    if data.get("report"):
+        console.print(f"report: {escape(data['report'])}", highlight=False)

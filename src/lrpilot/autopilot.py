@@ -1,0 +1,400 @@
+"""``tune``: advice and lint, a range test, a race of the best candidates, the full run under
+the monitor, and one report; every stage's cost counted in optimizer steps.
+
+The race: a few candidate LRs around the range test's pick (inside its band, plus the
+advisor's start when it falls there), each trained from the same initial weights (the same
+seed) for a short run with the task's schedule compressed to it, so every race run ends its
+own schedule (a cosine fully decayed, say) and its final metric predicts a finished run's,
+not an early step's. Successive halving: every candidate runs the first rung; the better half
+runs a rung twice as long; and so on until two meet in the last. A short run prefers a higher
+LR than a long one (the run-length correction of :class:`lrpilot.suggest.PilotConstants`), so
+each candidate ``c`` (an LR for the real run) is raced at ``c * (race / run) ** -e``.
+
+What the race decides is measured, and limited by it. Carried to the full run, a short race's
+best did worse than the range test's pick on the scoreboard's long tasks (``python -m
+benchmarks.race_bound``: a perfect race at a tenth of the run, 0.6 % of the gap median and
+62.8 % max, against the pick's 0.5 % and 32.6 %), and on the demo (MNIST-1D, 1,500 steps) the
+race's best, half the pick, trained to 93.2 % against the pick's 96.6 %. So by default
+(``race="check"``) the race only vetoes a pick that diverges in it; ``race="adopt"`` takes the
+race's best.
+
+The budget: choosing costs at most :func:`choosing_budget` of the run's steps (15 % for runs of
+2,000 steps or more, 10 % from 5,000); what the range test leaves of it goes to the race, and a
+run too short for a race of :data:`MIN_RACE_STEPS` steps a candidate keeps the range test's
+pick (and says so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _validate as check
+from .errors import ConfigError
+from .finder import find_lr_for_task
+from .suggest import PilotConstants
+from .task import Task
+from .train import RunResult, train
+
+__all__ = ["TuneResult", "choosing_budget", "race_candidates", "race_rungs", "tune"]
+
+MIN_RACE_STEPS = 50
+"""The shortest race run worth its cost: below it a run says little about its LR."""
+RACE_FACTORS = (0.5, 1.0, 2.0)
+"""Candidates: the range test's pick times these, kept inside its band."""
+RESULT_VERSION = 1
+
+
+def choosing_budget(steps: int) -> float:
+    """The share of a run's steps that choosing its LR may cost: 10 % for runs of 5,000 steps
+    or more, 15 % from 2,000, 25 % below (a short run is cheap to race, and one sweep of 100
+    steps is already a large share of it)."""
+    if steps >= 5000:
+        return 0.10
+    if steps >= 2000:
+        return 0.15
+    return 0.25
+
+
+def race_candidates(
+    pick: float,
+    band: tuple[float, float] | None,
+    advised: float | None = None,
+    factors: Sequence[float] = RACE_FACTORS,
+) -> list[float]:
+    """The LRs a race tries: ``pick`` times each factor, clipped into ``band``, with the
+    advisor's ``advised`` LR added when it lies inside the band; near-duplicates (within 20 %
+    of one another) dropped, ascending."""
+    low, high = band if band is not None else (0.0, math.inf)
+    lrs = [min(max(pick * f, low), high) for f in factors]
+    if advised is not None and low <= advised <= high:
+        lrs.append(advised)
+    kept: list[float] = []
+    for lr in sorted(lrs):
+        if not kept or lr > kept[-1] * 1.2:
+            kept.append(lr)
+    return kept
+
+
+@dataclass
+class Stage:
+    """One stage of the pipeline and what it cost."""
+
+    name: str
+    steps: int
+    seconds: float
+
+
+@dataclass
+class TuneResult:
+    """What ``tune`` chose and why, as plain data (:meth:`to_dict` is what the report reads).
+
+    Attributes:
+        lr: The chosen peak LR for the task's run.
+        schedule: The schedule as a spec string (``"constant"`` without one).
+        cost_steps: Optimizer steps spent choosing (range test and race), not the full run.
+        run_steps: The task's run length.
+        stages: Each stage's name, steps and seconds.
+        advice: The advisor's advice (``to_dict()``), ``None`` when unavailable.
+        range_test: The range test's result (``to_dict()``).
+        race: ``{"candidates": [...], "steps": [...], "note": ...}``.
+        run: The full run's :meth:`RunResult.to_dict`, ``None`` with ``train=False``.
+        checks: The checks a careful engineer makes, each ``{"name", "ok", "message"}``.
+        report: Where the HTML report was written, if anywhere.
+    """
+
+    lr: float
+    schedule: str
+    cost_steps: int
+    run_steps: int
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    advice: dict[str, Any] | None = None
+    range_test: dict[str, Any] | None = None
+    race: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    task: str | None = None
+    grad_clip: float | None = None
+    schedule_lrs: list[float] = field(default_factory=list)
+    command: str | None = None
+    report: str | None = None
+
+    @property
+    def metric(self) -> float | None:
+        """The full run's final metric (``None`` without a run)."""
+        return None if self.run is None else float(self.run["metric"])
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The full run's events (rollbacks, LR cuts, early stop), ``[]`` without a run."""
+        return [] if self.run is None else list(self.run.get("events", []))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"version": RESULT_VERSION, **data, "metric": self.metric, "events": self.events}
+
+
+def tune(
+    task: Task,
+    *,
+    train: bool = True,
+    report: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    race: bool | str = True,
+    monitor: bool = True,
+    command: str | None = None,
+) -> TuneResult:
+    """Choose the LR of ``task``'s run with the least compute, train it (``train=True``) under
+    the monitor, and write the report (``report=PATH``).
+
+    Args:
+        task: The recipe, with ``steps`` (its budget) set.
+        train: Run the full training at the choice (under :class:`lrpilot.Monitor` unless
+            ``monitor=False``).
+        report: Write the HTML report here.
+        seed: The seed of every stage (same initial weights for every race candidate).
+        progress: Show progress bars.
+        race: Race candidates after the range test (when the budget allows): ``True`` or
+            ``"check"`` keeps the range test's pick unless it diverges in the race;
+            ``"adopt"`` takes the race's best; ``False`` runs no race.
+        command: The command line that reproduces this, shown in the report.
+
+    Returns:
+        A :class:`TuneResult`; ``to_dict()`` is JSON-ready.
+    """
+    if not isinstance(task, Task):
+        raise check.ArgError("task", task, "an lrpilot.Task")
+    if task.steps is None:
+        raise ConfigError("tune needs the run's budget: set Task.steps.")
+    seed = check.whole("seed", seed, 0)
+    mode = ("check" if race else "off") if isinstance(race, bool) else race
+    mode = check.choice("race", mode, ["check", "adopt", "off"])
+    report_path = _check_report_path(report)
+    stages: list[Stage] = []
+    advice = _timed(stages, "advice and lint", lambda: (_advice(task), 0))
+    found = _timed(stages, "range test", lambda: _range_test(task, seed, progress))
+    race_data = _timed(
+        stages,
+        "race",
+        lambda: (
+            _race(task, found, advice, seed, progress, mode)
+            if mode != "off"
+            else _no_race("no race (race=False): the range test's pick stands.", found.lr)
+        ),
+    )
+    lr = float(race_data["lr"])
+    run: RunResult | None = None
+    if train:
+        callbacks = _monitor() if monitor else []
+        run = _timed(
+            stages,
+            "full run",
+            lambda: (
+                (r := _train(task, lr, seed=seed, callbacks=callbacks, progress=progress)),
+                r.steps_done,
+            ),
+        )
+    result = _assemble(task, lr, found, advice, race_data, run, stages, command)
+    if report_path is not None:
+        from .report._html import write_html_report
+
+        write_html_report(result.to_dict(), report_path)
+        result.report = str(report_path)
+    return result
+
+
+# --------------------------------------------------------------------------- stages
+def _timed(stages: list[Stage], name: str, work: Any) -> Any:
+    start = time.perf_counter()
+    value, steps = work()
+    stages.append(Stage(name, int(steps), time.perf_counter() - start))
+    return value
+
+
+def _advice(task: Task) -> dict[str, Any] | None:
+    """The advisor's advice on the task, as data; ``None`` when the advisor is unavailable."""
+    try:
+        from .advisor import advise
+    except ImportError:  # pragma: no cover - the advisor ships with lrpilot
+        return None
+    return advise(task).to_dict()
+
+
+def _range_test(task: Task, seed: int, progress: bool) -> tuple[Any, int]:
+    found = find_lr_for_task(task, seed=seed, progress=progress)
+    return found, int(found.num_steps_run)
+
+
+def _monitor() -> list[Any]:
+    from .control.monitor import Monitor
+
+    return [Monitor()]
+
+
+def _train(task: Task, lr: float, **options: Any) -> RunResult:
+    return train(task, lr, **options)
+
+
+def _no_race(why: str, lr: float | None = None) -> tuple[dict[str, Any], int]:
+    return {"lr": lr, "candidates": [], "rungs": [], "note": why}, 0
+
+
+def _race(
+    task: Task, found: Any, advice: dict[str, Any] | None, seed: int, progress: bool, mode: str
+) -> tuple[dict[str, Any], int]:
+    """Successive halving over :func:`race_candidates`; the winner's LR and the race's cost."""
+    assert task.steps is not None
+    budget = int(choosing_budget(task.steps) * task.steps) - int(found.num_steps_run)
+    advised = None if advice is None else advice.get("lr")
+    lrs = race_candidates(found.lr, found.band, advised)
+    rungs = race_rungs(len(lrs), budget)
+    if not rungs:
+        why = (
+            f"no race: {max(budget, 0)} steps of the budget are left after the range test, "
+            f"fewer than {len(lrs)} candidates x {MIN_RACE_STEPS} steps; the range test's pick "
+            "stands."
+        )
+        return _no_race(why, found.lr)
+    exponent = PilotConstants().horizon_exponent
+    field_: list[dict[str, Any]] = [
+        {"lr": lr, "cut": "", "evals": [], "metric": None} for lr in lrs
+    ]
+    cost = 0
+    for rung, length in enumerate(rungs):
+        scale = (length / task.steps) ** -exponent
+        raced = dataclasses.replace(task, eval_every=max(1, length // 5))
+        standing = [c for c in field_ if not c["cut"]]
+        for c in standing:
+            run = train(raced, c["lr"] * scale, steps=length, seed=seed, progress=progress)
+            cost += run.steps_done
+            ok = math.isfinite(run.metric) and not run.diverged
+            c.update(
+                metric=run.metric if ok else None,
+                steps=length,
+                raced_at=c["lr"] * scale,
+                evals=[list(e) for e in run.evals],
+            )
+        ranked = sorted(standing, key=_race_score, reverse=True)
+        keep = math.ceil(len(ranked) / 2) if rung < len(rungs) - 1 else 1
+        for c in ranked[keep:]:
+            c["cut"] = f"cut after {length} steps (rung {rung + 1})"
+    winner = next(c for c in field_ if not c["cut"])
+    if winner["metric"] is None:
+        diverged = "every race run diverged; the range test's pick stands."
+        return _no_race(diverged, found.lr)[0], cost
+    winner["winner"] = True
+    chosen, why = _choose(field_, winner, found.lr, mode)
+    chosen["chosen"] = True
+    note = (
+        f"{len(lrs)} candidates; rungs of {', '.join(map(str, rungs))} steps, the schedule "
+        f"compressed to each; each candidate raced at its LR x (rung / run) ** -{exponent:g} "
+        f"(the run-length correction). The race's best: {winner['lr']:.3g}. {why}"
+    )
+    return {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}, cost
+
+
+def _choose(
+    field_: list[dict[str, Any]], winner: dict[str, Any], pick: float, mode: str
+) -> tuple[dict[str, Any], str]:
+    """The candidate the full run gets, and why. ``"adopt"``: the race's best. ``"check"``:
+    the range test's pick unless its race run diverged (then the race's best): on the
+    scoreboard a short race's winner carried to the long run did worse than the pick
+    (``python -m benchmarks.race_bound``), so the race only vetoes a pick that blows up."""
+    mine = min(field_, key=lambda c: abs(math.log(c["lr"] / pick)))
+    if mode == "adopt":
+        return winner, "Chosen: the race's best (race='adopt')."
+    if mine["metric"] is None:
+        return winner, (
+            f"The range test's pick {mine['lr']:.3g} diverged in the race: the race's best "
+            "replaces it."
+        )
+    return mine, (
+        f"Chosen: the range test's pick {mine['lr']:.3g}, which trained without diverging "
+        "(race='check': a short race's ranking does not transfer reliably to the full run; "
+        "race='adopt' takes the race's best)."
+    )
+
+
+def _race_score(candidate: dict[str, Any]) -> float:
+    return -math.inf if candidate["metric"] is None else float(candidate["metric"])
+
+
+def race_rungs(candidates: int, budget: int) -> list[int]:
+    """Successive halving's rung lengths ``r, 2r, 4r, ...`` for ``candidates``, the field
+    halved (rounded up) after each rung until two meet in the last, with the largest ``r`` whose
+    total cost fits ``budget``. When that ``r`` is below :data:`MIN_RACE_STEPS`, one rung of
+    every candidate (if that fits), else ``[]``: no race."""
+    if candidates < 2:
+        return []
+    sizes = [candidates]
+    while sizes[-1] > 2:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    base = budget // sum(n * 2**i for i, n in enumerate(sizes))
+    if base >= MIN_RACE_STEPS:
+        return [base * 2**i for i in range(len(sizes))]
+    single = budget // candidates
+    return [single] if single >= MIN_RACE_STEPS else []
+
+
+def _assemble(
+    task: Task,
+    lr: float,
+    found: Any,
+    advice: dict[str, Any] | None,
+    race_data: dict[str, Any],
+    run: RunResult | None,
+    stages: list[Stage],
+    command: str | None,
+) -> TuneResult:
+    from .report._checks import run_checks
+
+    assert task.steps is not None
+    tried = [float(c["lr"]) for c in race_data.get("candidates", [])]
+    run_dict = None if run is None else run.to_dict()
+    checks = (
+        []
+        if run is None
+        else [c.to_dict() for c in run_checks(run, chosen=lr, tried=tried, clip=task.grad_clip)]
+    )
+    schedule = task.schedule_for(task.steps)
+    cost = sum(s.steps for s in stages if s.name in ("range test", "race"))
+    return TuneResult(
+        lr=lr,
+        schedule=task.schedule if isinstance(task.schedule, str) else _spec_of(task),
+        cost_steps=cost,
+        run_steps=task.steps,
+        stages=[dataclasses.asdict(s) for s in stages],
+        advice=advice,
+        range_test=found.to_dict(),
+        race=race_data,
+        run=run_dict,
+        checks=checks,
+        task=task.name,
+        grad_clip=task.grad_clip,
+        schedule_lrs=[lr * float(schedule(t)) for t in range(task.steps)],
+        command=command,
+    )
+
+
+def _spec_of(task: Task) -> str:
+    return "constant" if task.schedule is None else type(task.schedule).__name__
+
+
+def _check_report_path(report: str | Path | None) -> Path | None:
+    """The report's path, checked before any work: its folder must exist."""
+    if report is None:
+        return None
+    path = Path(report)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(
+            f"the report is an HTML file: give a path ending in .html, got {report!r}"
+        )
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write the report to {str(path)!r}: its folder does not exist.")
+    return path

@@ -1,0 +1,223 @@
+"""The monitor's detectors: small state objects and pure functions over scripted sequences.
+
+Each detector reads one stream (the training loss, the gradient norm, the validation metric)
+and says whether something is wrong, with the numbers behind the verdict. None of them acts:
+:class:`lrpilot.Monitor` turns verdicts into rollbacks, LR cuts, clipping and stops. Keeping
+them apart means each can be tested on a scripted sequence (``tests/test_monitor_detectors.py``).
+
+Conventions: the loss and the gradient norm are lower-is-better and may be non-finite; the
+validation metric is higher-is-better (as :class:`lrpilot.Task`'s metric is). A non-finite
+value never enters a running statistic.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Spike",
+    "SpikeDetector",
+    "ZClip",
+    "oscillating",
+    "overfitting",
+    "plateaued",
+    "too_slow",
+]
+
+MAD_TO_SIGMA = 1.4826
+"""Scales a median absolute deviation to a standard deviation for Gaussian noise."""
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A value far above its running median: ``ratio`` times it, ``z`` robust sigmas above."""
+
+    value: float
+    median: float
+    ratio: float
+    z: float
+
+
+@dataclass
+class SpikeDetector:
+    """A value far above the running median of the last ``window`` values (median/MAD).
+
+    A value is a spike when it is more than ``z`` robust standard deviations
+    (``1.4826 * MAD``) above the median **and** more than ``ratio`` times the median, once
+    ``warmup`` values have been seen. Spikes and non-finite values do not enter the window, so
+    a run of bad steps does not teach the detector that bad is normal. Works for any positive
+    stream (a loss, a gradient norm). During warmup, a value above ``early_ratio`` times the
+    first one is a spike (a blow-up in the first steps; ``z`` is then ``inf``).
+    """
+
+    window: int = 50
+    warmup: int = 10
+    z: float = 6.0
+    ratio: float = 1.5
+    early_ratio: float = math.inf
+    values: deque[float] = field(default_factory=deque)
+    first: float = math.nan
+
+    def __post_init__(self) -> None:
+        self.values = deque(self.values, maxlen=self.window)
+
+    def median(self) -> float:
+        """The running median (NaN before any value)."""
+        return statistics.median(self.values) if self.values else math.nan
+
+    def update(self, value: float) -> Spike | None:
+        """Feed one value; the :class:`Spike` it is, or ``None``."""
+        if not math.isfinite(value):
+            return None
+        if math.isnan(self.first):
+            self.first = value
+        elif len(self.values) < self.warmup and value > self.early_ratio * self.first > 0:
+            return Spike(value, self.first, value / self.first, math.inf)
+        if len(self.values) >= self.warmup:
+            median = statistics.median(self.values)
+            if value <= self.ratio * median:  # cannot be a spike: spare the MAD (every step)
+                self.values.append(value)
+                return None
+            mad = statistics.median([abs(v - median) for v in self.values])
+            sigma = MAD_TO_SIGMA * mad + 1e-12 * max(abs(median), 1.0)
+            z = (value - median) / sigma
+            ratio = value / median if median > 0 else math.inf
+            if z > self.z and ratio > self.ratio:
+                return Spike(value, median, ratio, z)
+        self.values.append(value)
+        return None
+
+
+@dataclass
+class ZClip:
+    """Adaptive gradient clipping from the norms observed (ZClip: z-score against an EMA).
+
+    Keeps an exponential moving mean and variance of the gradient norm (factor ``alpha``).
+    After ``warmup`` norms, the threshold is ``mean + z * std``; a norm above it is clipped to
+    it, and the clipped value (not the raw one) updates the statistics, so one huge norm does
+    not raise the threshold. ``mode="percentile"`` uses AutoClip's rule instead: the
+    ``percentile``-th percentile of the norms seen so far (at most ``history`` of them).
+    """
+
+    mode: str = "zscore"
+    alpha: float = 0.97
+    z: float = 2.5
+    percentile: float = 90.0
+    warmup: int = 25
+    history: int = 10_000
+    mean: float = 0.0
+    var: float = 0.0
+    seen: int = 0
+    clipped: int = 0
+    norms: deque[float] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.norms = deque(self.norms, maxlen=self.history)
+
+    def threshold(self) -> float:
+        """The clipping threshold now (``inf`` during warmup)."""
+        if self.seen < self.warmup:
+            return math.inf
+        if self.mode == "percentile":
+            ordered = sorted(self.norms)
+            rank = (len(ordered) - 1) * self.percentile / 100.0
+            low, high = math.floor(rank), math.ceil(rank)
+            return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+        return self.mean + self.z * math.sqrt(max(self.var, 0.0))
+
+    def update(self, norm: float) -> float:
+        """Feed one finite norm; the norm to clip to (``inf``: leave the gradient alone)."""
+        if not math.isfinite(norm):
+            return math.inf
+        limit = self.threshold()
+        clip = norm > limit
+        self.clipped += clip
+        kept = limit if clip else norm
+        if self.seen == 0:
+            self.mean, self.var = kept, 0.0
+        else:
+            delta = kept - self.mean
+            self.mean += (1 - self.alpha) * delta
+            self.var = self.alpha * (self.var + (1 - self.alpha) * delta * delta)
+        self.seen += 1
+        self.norms.append(norm)
+        return limit if clip else math.inf
+
+
+def oscillating(
+    values: Sequence[float], *, min_flips: float = 0.9, min_swing: float = 0.1
+) -> bool:
+    """Whether ``values`` oscillate without progress: a sustained up-down pattern.
+
+    True when, over the whole sequence: at least ``min_flips`` of the consecutive differences
+    change sign (a period-2 swing flips every time; independent noise flips about 2/3 of the
+    time), the mean absolute step is at least ``min_swing`` of the median level, and the
+    second half's median is not below the first half's (no progress).
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 6 or len(finite) < len(values):
+        return False
+    diffs = [b - a for a, b in zip(finite, finite[1:], strict=False)]
+    flips = sum(1 for a, b in zip(diffs, diffs[1:], strict=False) if a * b < 0)
+    level = statistics.median(finite)
+    swing = statistics.fmean(abs(d) for d in diffs)
+    half = len(finite) // 2
+    no_progress = statistics.median(finite[half:]) >= statistics.median(finite[:half])
+    return (
+        flips >= min_flips * (len(diffs) - 1) and swing >= min_swing * abs(level) and no_progress
+    )
+
+
+def plateaued(values: Sequence[float], *, patience: int, min_delta: float = 0.0) -> bool:
+    """Whether the last ``patience`` values (higher is better) failed to beat the best before
+    them by more than ``min_delta``. Non-finite values never count as an improvement."""
+    if len(values) <= patience:
+        return False
+    before = [v for v in values[:-patience] if math.isfinite(v)]
+    if not before:
+        return False
+    recent = [v for v in values[-patience:] if math.isfinite(v)]
+    return not any(v > max(before) + min_delta for v in recent)
+
+
+def overfitting(
+    val: Sequence[float], train_loss: Sequence[float], *, patience: int, min_delta: float = 0.0
+) -> bool:
+    """Validation worsening while training improves, at the last ``patience`` evaluations.
+
+    ``val`` is the validation metric (higher is better) and ``train_loss`` the training loss
+    (lower is better) at the same evaluations. True when each of the last ``patience``
+    metrics is below the one before it and below the best earlier metric by more than
+    ``min_delta``, while the training loss at the last evaluation is below its value at that
+    best one (the playbook's "problematic overfitting": the validation error rises).
+    """
+    if len(val) != len(train_loss):
+        raise ValueError(f"val and train_loss differ in length: {len(val)} != {len(train_loss)}")
+    if len(val) <= patience or not all(math.isfinite(v) for v in val[-patience - 1 :]):
+        return False
+    head = val[:-patience]
+    best_at = max(range(len(head)), key=lambda i: head[i] if math.isfinite(head[i]) else -1e300)
+    recent = val[-patience - 1 :]
+    worsening = all(b < a for a, b in zip(recent, recent[1:], strict=False))
+    below_best = all(v < head[best_at] - min_delta for v in val[-patience:])
+    training_improved = train_loss[-1] < train_loss[best_at]
+    return worsening and below_best and training_improved
+
+
+def too_slow(values: Sequence[float], *, window: int, min_drop: float = 0.02) -> float | None:
+    """The relative drop of the loss from the first ``window`` values to the last ``window``,
+    when it is below ``min_drop`` (progress so slow that the LR is likely too low); else
+    ``None``. Needs at least ``2 * window`` finite values."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2 * window:
+        return None
+    first = statistics.median(finite[:window])
+    last = statistics.median(finite[-window:])
+    if first <= 0:
+        return None
+    drop = (first - last) / first
+    return drop if drop < min_drop else None

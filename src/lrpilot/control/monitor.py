@@ -1,0 +1,861 @@
+"""The training monitor: detects what goes wrong in a run, acts, and says what it did.
+
+:class:`Monitor` watches the training loss, the gradient norm and the validation metric. It
+detects a non-finite loss or gradient, a loss spike against its running median (median/MAD,
+not a fixed threshold; two bad steps in a row, as one alone may be an outlier batch),
+exploding gradient norms, a loss knocked well above its start that never comes back below it
+(a network the LR knocked out: too high, not too low), sustained oscillation, a plateau of the
+validation metric, overfitting (validation worsening while training improves) and progress so
+slow that the LR is likely too low. It acts: it rolls back to the last good snapshot (model,
+optimizer, schedule position, LR scale, RNGs) and cuts the LR, a bounded number of times and
+never below a floor; it reduces the LR on a plateau (:class:`~lrpilot.ReduceOnPlateau`); it
+clips gradients adaptively from the norms observed (ZClip's z-score, or AutoClip's percentile)
+and says when more than half the steps are clipped (the LR is then too high, and it is cut);
+it stops early and restores the best weights. Every event is one plain sentence with the step,
+the reason and the action, printed as it happens (``quiet=True`` silences it), kept in
+``monitor.events``, added to :attr:`RunResult.events <lrpilot.RunResult>` and, with
+``log=PATH``, appended to a JSON-lines file.
+
+With :func:`lrpilot.train`::
+
+    run = lrpilot.train(task, lr, callbacks=[lrpilot.Monitor()])
+
+In a plain loop (three lines: create, feed it the loss after ``backward()``, obey)::
+
+    monitor = lrpilot.Monitor().watch(model, optimizer, scheduler)
+    for x, y in loader:
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        answer = monitor.step(loss)        # clips; may roll back and cut the LR
+        if answer.apply:
+            optimizer.step()
+            scheduler.step()
+        optimizer.zero_grad()
+        if answer.stop:
+            break
+
+and after each validation, ``if monitor.evaluate(metric).stop: break`` (higher is better).
+
+Under ``torch.distributed`` every decision is taken on all ranks together: the loss, gradient
+norm and metric the detectors read are all-reduced (averaged; a NaN on any rank is a NaN on
+all), so every rank rolls back, cuts and stops at the same step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrpilot import _validate as check
+from lrpilot._state import TrainingSnapshot
+from lrpilot.control._detectors import (
+    SpikeDetector,
+    ZClip,
+    oscillating,
+    overfitting,
+    plateaued,
+    too_slow,
+)
+from lrpilot.control.callbacks import Action, Callback, EvalInfo, RunInfo, StepInfo
+from lrpilot.control.plateau import ReduceOnPlateau
+from lrpilot.errors import ConfigError
+
+__all__ = ["Answer", "Monitor"]
+
+CLIP_WINDOW = 100
+"""Steps over which the clipped share is judged (the playbook's "> 50 % clipped")."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the monitor asks of a plain training loop after :meth:`Monitor.step` or
+    :meth:`Monitor.evaluate`.
+
+    Attributes:
+        apply: Call ``optimizer.step()`` now (False after a non-finite loss, a spike or a
+            rollback: the gradients in hand must not be applied).
+        stop: End training (early stop: the best weights are already back in the model).
+        rolled_back: The model and optimizer were put back to the last good snapshot.
+        skip_batches: Batches to draw and discard before the next step.
+        lr_factor: The factor the LR was multiplied by (``None``: unchanged).
+        reason: The event's sentence, ``""`` when nothing happened.
+    """
+
+    apply: bool = True
+    stop: bool = False
+    rolled_back: bool = False
+    skip_batches: int = 0
+    lr_factor: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the detectors concluded at one step or evaluation."""
+
+    kind: str
+    reason: str
+    rollback: bool = False
+    lr_factor: float | None = None
+    stop: bool = False
+    restore_best: bool = False
+    skip_step: bool = False
+    snapshot: bool = False
+    silent: bool = False
+    lrs: tuple[float, float] | None = None
+    back_to: int | None = None
+
+    @property
+    def acts(self) -> bool:
+        """Whether the run must change (not only a note in the events)."""
+        return self.rollback or self.lr_factor is not None or self.stop or self.snapshot
+
+
+class Monitor(Callback):
+    """Watch a run, act when it goes wrong, and say what was done.
+
+    Every argument is keyword-only and has a default that works untouched; ``None`` (or 0
+    where said) turns a detector off.
+
+    Args:
+        window: Steps in the running statistics of the loss and the gradient norm.
+        spike_z: A loss this many robust sigmas (``1.4826 * MAD``) above its running median...
+        spike_ratio: ...and this many times the median is a spike: roll back and cut the LR.
+        explode_ratio: A gradient norm this many times its running median (and ``spike_z``
+            sigmas above it) is exploding: roll back and cut the LR. ``None``: off.
+        patience: Bad steps in a row (a spike, an exploding norm, a non-finite loss or
+            gradient) before a rollback. One alone is an outlier batch: ``lrpilot.train``
+            never applies a non-finite one, a plain loop gets ``apply=False``.
+        lr_factor: The LR cut at each rollback, oscillation, or too-high clipped share.
+        max_rollbacks: Rollbacks allowed in a run; one more stops it at its last good state.
+        min_lr_factor: The floor of the monitor's cuts, as a fraction of the starting LR.
+        snapshot_every: Healthy steps between snapshots (a snapshot is taken only when no
+            anomaly was seen over that many steps and the loss has fallen below its start, so
+            it is "good"; until then a rollback returns to the start).
+        skip_batches: Batches to skip after a rollback (``lrpilot.train`` does not rewind the
+            data, so the batches that led into the spike are already behind; PaLM skipped
+            200 to 500 more).
+        oscillation_window: Steps of sustained up-down loss swings (no progress) before the
+            LR is cut; 0: off.
+        clip: ``"zscore"`` (ZClip: EMA mean + ``clip_z`` std of the norms), ``"percentile"``
+            (AutoClip: the ``clip_percentile``-th percentile of the norms seen) or ``None``.
+        clip_z, clip_percentile, clip_warmup: The clipping rule's settings.
+        clip_too_high: A clipped share above this over the last 100 steps means the LR is too
+            high: say so and cut it (``None``: never act on it).
+        plateau_patience: Evaluations without improvement before the LR is cut by
+            ``plateau_factor`` (:class:`~lrpilot.ReduceOnPlateau`); ``None``: off.
+        plateau_factor: The cut on a plateau.
+        overfit_patience: Evaluations of worsening validation metric while the training loss
+            falls before an early stop; ``None``: off.
+        stop_patience: Evaluations without improvement before an early stop; ``None``: off.
+        restore_best: On an early stop, put back the weights of the best evaluation.
+        slow_after: Fraction of the run after which the loss must have fallen by
+            ``slow_drop`` (relative), or the LR is reported as likely too low (a note, no
+            action; only where the run's length is known: not in a plain loop); ``None``: off.
+        slow_drop: See ``slow_after``.
+        quiet: Do not print events.
+        log: A JSON-lines file to append every event to (created readable by the user only).
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 50,
+        spike_z: float = 6.0,
+        spike_ratio: float = 1.5,
+        explode_ratio: float | None = 10.0,
+        patience: int = 2,
+        lr_factor: float = 0.5,
+        max_rollbacks: int = 6,
+        min_lr_factor: float = 1e-3,
+        snapshot_every: int = 25,
+        skip_batches: int = 0,
+        oscillation_window: int = 30,
+        clip: str | None = "zscore",
+        clip_z: float = 2.5,
+        clip_percentile: float = 90.0,
+        clip_warmup: int = 25,
+        clip_too_high: float | None = 0.5,
+        plateau_patience: int | None = 5,
+        plateau_factor: float = 0.5,
+        overfit_patience: int | None = 3,
+        stop_patience: int | None = None,
+        restore_best: bool = True,
+        slow_after: float | None = 0.25,
+        slow_drop: float = 0.02,
+        quiet: bool = False,
+        log: str | Path | None = None,
+    ) -> None:
+        self.window = check.whole("window", window, 4)
+        self.spike_z = check.real("spike_z", spike_z, 0.0, open_low=True)
+        self.spike_ratio = check.real("spike_ratio", spike_ratio, 1.0)
+        self.explode_ratio = check.optional_real("explode_ratio", explode_ratio, 1.0)
+        self.patience = check.whole("patience", patience, 1)
+        self.lr_factor = check.real(
+            "lr_factor", lr_factor, 0.0, 1.0, open_low=True, open_high=True
+        )
+        self.max_rollbacks = check.whole("max_rollbacks", max_rollbacks, 0)
+        self.min_lr_factor = check.real("min_lr_factor", min_lr_factor, 0.0, 1.0, open_low=True)
+        self.snapshot_every = check.whole("snapshot_every", snapshot_every, 1)
+        self.skip_batches = check.whole("skip_batches", skip_batches, 0)
+        self.oscillation_window = check.whole("oscillation_window", oscillation_window, 0)
+        self.clip = None if clip is None else check.choice("clip", clip, ("zscore", "percentile"))
+        self.clip_z = check.real("clip_z", clip_z, 0.0, open_low=True)
+        self.clip_percentile = check.real("clip_percentile", clip_percentile, 0.0, 100.0)
+        self.clip_warmup = check.whole("clip_warmup", clip_warmup, 1)
+        self.clip_too_high = check.optional_real("clip_too_high", clip_too_high, 0.0, 1.0)
+        self.plateau_patience = _optional_whole("plateau_patience", plateau_patience)
+        self.plateau_factor = check.real(
+            "plateau_factor", plateau_factor, 0.0, 1.0, open_low=True, open_high=True
+        )
+        self.overfit_patience = _optional_whole("overfit_patience", overfit_patience, 1)
+        self.stop_patience = _optional_whole("stop_patience", stop_patience, 1)
+        self.restore_best = check.boolean("restore_best", restore_best)
+        self.slow_after = check.optional_real("slow_after", slow_after, 0.0, 1.0, open_low=True)
+        self.slow_drop = check.real("slow_drop", slow_drop, 0.0)
+        self.quiet = check.boolean("quiet", quiet)
+        self.log = None if log is None else Path(log)
+        self.events: list[dict[str, Any]] = []
+        self._controls: _Controls | None = None
+        self._reset(total=None)
+
+    # ---- state -----------------------------------------------------------------------------
+
+    def _reset(self, total: int | None) -> None:
+        """Forget everything about the previous run."""
+        self.events = []
+        self._total = total
+        self._step = 0
+        self._losses = SpikeDetector(
+            window=self.window, z=self.spike_z, ratio=self.spike_ratio, early_ratio=3.0
+        )
+        ratio = self.explode_ratio if self.explode_ratio is not None else math.inf
+        self._norms = SpikeDetector(window=self.window, z=self.spike_z, ratio=ratio)
+        self._zclip = ZClip(
+            mode=self.clip or "zscore",
+            z=self.clip_z,
+            percentile=self.clip_percentile,
+            warmup=self.clip_warmup,
+        )
+        self._clipped: deque[bool] = deque(maxlen=CLIP_WINDOW)
+        self._clip_cooldown = 0
+        self._recent: deque[float] = deque(maxlen=max(self.oscillation_window, 1))
+        self._history: list[float] = []
+        self._bad = 0
+        self._healthy = 0
+        self._progressed = False  # the loss has fallen below its start since the last restart
+        self._since = 0  # healthy steps since the last rollback
+        self._peak = -math.inf  # the highest loss of the run
+        self._rollbacks = 0
+        self._scale = 1.0
+        self._snap_scale = 1.0
+        self._snap_step = 0
+        self._snap_lr = math.nan
+        self._lr = math.nan
+        self._ema: float = math.nan
+        self._vals: list[float] = []
+        self._train_at_eval: list[float] = []
+        self._best: float = -math.inf
+        self._best_step = 0
+        self._best_weights: dict[str, torch.Tensor] | None = None
+        self._plateau = ReduceOnPlateau(
+            mode="max",
+            factor=self.plateau_factor,
+            patience=self.plateau_patience or 0,
+            min_scale=self.min_lr_factor,
+        )
+        self._plateau_state = self._plateau.init()
+        self._slow_checked = False
+        self._stopped = False  # after a stop, the run's final evaluation is only recorded
+        self._hook: Any = None
+
+    @property
+    def clipped_share(self) -> float:
+        """The share of applied steps whose gradient was clipped (0 before any)."""
+        seen = self._zclip.seen
+        return self._zclip.clipped / seen if seen else 0.0
+
+    @property
+    def lr_scale(self) -> float:
+        """The product of the monitor's LR cuts still in force (1.0: none)."""
+        return self._scale
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the monitor did in the run, as plain data."""
+        return {
+            "rollbacks": self._rollbacks,
+            "lr_scale": self._scale,
+            "clipped": self._zclip.clipped,
+            "clip_steps": self._zclip.seen,
+            "clipped_share": self.clipped_share,
+            "best_metric": self._best if math.isfinite(self._best) else None,
+            "best_step": self._best_step if math.isfinite(self._best) else None,
+            "events": [dict(e) for e in self.events],
+        }
+
+    # ---- lrpilot.train callback --------------------------------------------------------------
+
+    def on_run_start(self, info: RunInfo) -> Action | None:
+        """Reset, and hook adaptive clipping in front of the optimizer's step."""
+        self._reset(total=info.steps)
+        self._model = info.model
+        if self.clip is not None:
+            self._hook = info.optimizer.register_step_pre_hook(self._clip_hook)
+        return None
+
+    def on_step(self, info: StepInfo) -> Action | None:
+        """Judge the step just taken; an :class:`Action` when something must be done."""
+        loss, norm = _all_mean(info.loss, info.grad_norm)
+        decision = self._observe(info.step, loss, norm, info.lr, applied=not info.skipped)
+        return None if decision is None else self._as_action(decision, info.step)
+
+    def on_eval(self, info: EvalInfo) -> Action | None:
+        """Judge a validation metric; restores the best weights itself before an early stop."""
+        (metric,) = _all_mean(info.metric)
+        decision = self._observe_eval(info.step, metric, info.model)
+        if decision is None:
+            return None
+        if decision.restore_best:
+            self._put_back_best(info.model)
+        return self._as_action(decision, info.step)
+
+    def on_run_end(self, result: Any) -> None:
+        """Remove the clipping hook; add the monitor's own notes and a clipping summary to the
+        run's events (its actions are there already, recorded by the loop)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if self.clip is not None and self._zclip.seen:
+            self._note(
+                self._step,
+                "clipping",
+                f"clipped {self._zclip.clipped} of {self._zclip.seen} steps "
+                f"({100 * self.clipped_share:.1f}%, {self.clip} rule)",
+            )
+        events = getattr(result, "events", None)
+        if isinstance(events, list):
+            events.extend(
+                {"step": e["step"], "kind": "monitor", "message": e["message"]}
+                for e in self.events
+                if not e["acted"]
+            )  # after the loop's own: a rollback's event carries the step it went back to
+
+    def _clip_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Runs right before ``optimizer.step()``: clip to the adaptive threshold."""
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        self._clip_grads(grads)
+
+    def _as_action(self, decision: _Decision, step: int) -> Action | None:
+        message = self._record(decision, step)[0]
+        if not decision.acts:
+            return None
+        return Action(
+            stop=decision.stop,
+            lr_factor=decision.lr_factor,
+            snapshot=decision.snapshot,
+            rollback=decision.rollback,
+            skip_batches=self.skip_batches if decision.rollback else 0,
+            reason=message,
+        )
+
+    # ---- plain loop ----------------------------------------------------------------------------
+
+    def watch(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, *schedulers: Any
+    ) -> Monitor:
+        """Watch a plain training loop's ``model`` and ``optimizer`` (and the schedulers that
+        drive it, so that an LR cut or a rollback reaches them); takes the first snapshot.
+
+        Returns:
+            The monitor itself, for ``monitor = Monitor().watch(model, optimizer)``.
+        """
+        if not isinstance(model, nn.Module):
+            raise check.ArgError("model", model, "a torch nn.Module")
+        if not isinstance(getattr(optimizer, "param_groups", None), list):
+            raise check.ArgError("optimizer", optimizer, "a torch optimizer")
+        self._reset(total=None)
+        self._model = model
+        self._controls = _Controls(model, optimizer, list(schedulers))
+        self._controls.snapshot()
+        return self
+
+    def step(self, loss: float | torch.Tensor, grad_norm: float | None = None) -> Answer:
+        """Feed one step's loss after ``backward()`` and before ``optimizer.step()``.
+
+        Measures the gradient norm (unless given), judges the step, and does what is needed:
+        a rollback, an LR cut, adaptive clipping of the gradients in hand. Obey the answer:
+        call ``optimizer.step()`` only when ``answer.apply``, stop when ``answer.stop``.
+        """
+        controls = self._need_controls("step")
+        grads = controls.grads()
+        local = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        own = _global_norm(grads) if grad_norm is None else float(grad_norm)
+        value, norm = _all_mean(local, own)
+        lr = float(controls.optimizer.param_groups[0]["lr"])
+        step = self._step + 1
+        decision = self._observe(step, value, norm, lr, applied=math.isfinite(value + norm))
+        if decision is None or not (decision.skip_step or decision.rollback):
+            if self.clip is not None and math.isfinite(value + norm):
+                self._clip_grads(grads)
+        return self._carry_out(decision, step)
+
+    def _measure_and_clip(self) -> float:
+        """For a framework's hook right before ``optimizer.step()`` (Lightning's
+        ``on_before_optimizer_step``, the HF Trainer's ``on_pre_optimizer_step``): the gradient
+        norm before clipping, after clipping the gradients adaptively."""
+        grads = self._need_controls("_measure_and_clip").grads()
+        norm = _global_norm(grads)
+        if self.clip is not None and math.isfinite(norm):
+            self._clip_grads(grads)
+        return norm
+
+    def _judge_applied(self, loss: float, grad_norm: float) -> Answer:
+        """For a framework's hook right after ``optimizer.step()``: judge the step the
+        framework already applied, and act (a rollback undoes it, a NaN included)."""
+        controls = self._need_controls("_judge_applied")
+        value, norm = _all_mean(float(loss), float(grad_norm))
+        lr = float(controls.optimizer.param_groups[0]["lr"])
+        step = self._step + 1
+        decision = self._observe(step, value, norm, lr, applied=True)
+        return self._carry_out(decision, step)
+
+    def evaluate(self, metric: float | torch.Tensor) -> Answer:
+        """Feed a validation metric (higher is better). On an early stop the best weights are
+        put back before the answer (``answer.stop``) comes."""
+        self._need_controls("evaluate")
+        (value,) = _all_mean(float(metric))
+        decision = self._observe_eval(self._step, value, self._model)
+        if decision is not None and decision.restore_best:
+            self._put_back_best(self._model)
+        return self._carry_out(decision, self._step)
+
+    def _need_controls(self, what: str) -> _Controls:
+        if self._controls is None:
+            raise ConfigError(
+                f"Monitor.{what}() is for a plain loop: call monitor.watch(model, optimizer) "
+                "first (with lrpilot.train, pass the monitor in callbacks= instead)."
+            )
+        return self._controls
+
+    def _carry_out(self, decision: _Decision | None, step: int) -> Answer:
+        """Do in a plain loop what ``lrpilot.train`` does with an :class:`Action`."""
+        if decision is None:
+            return Answer()
+        controls = self._need_controls("step")
+        message = self._record(decision, step)[1]
+        if decision.rollback:
+            controls.rollback()
+        if decision.lr_factor is not None:
+            controls.scale_lr(decision.lr_factor)
+        if decision.snapshot:
+            controls.snapshot()
+        skip = self.skip_batches if decision.rollback else 0
+        return Answer(
+            apply=not (decision.skip_step or decision.rollback),
+            stop=decision.stop,
+            rolled_back=decision.rollback,
+            skip_batches=skip,
+            lr_factor=decision.lr_factor,
+            reason=message,
+        )
+
+    # ---- the decisions ---------------------------------------------------------------------
+
+    def _observe(
+        self, step: int, loss: float, norm: float, lr: float, *, applied: bool
+    ) -> _Decision | None:
+        """Every step-level detector, in order of severity; the first that fires decides."""
+        self._step = step
+        if math.isnan(self._snap_lr):
+            self._snap_lr = lr
+        self._lr = lr
+        if self._clip_cooldown:
+            self._clip_cooldown -= 1
+        bad = self._bad_step(loss, norm)
+        if bad is not None:
+            return self._on_bad(*bad, applied=applied)
+        self._bad = 0
+        self._healthy += 1
+        self._since += 1
+        self._ema = loss if math.isnan(self._ema) else 0.9 * self._ema + 0.1 * loss
+        self._history.append(loss)
+        return (
+            self._check_stalled()
+            or self._check_oscillation(loss)
+            or self._check_clipping(applied)
+            or self._check_slow(step)
+            or self._maybe_snapshot(step, lr)
+        )
+
+    def _bad_step(self, loss: float, norm: float) -> tuple[str, str] | None:
+        """``(reason, kind)`` when this step is non-finite, a loss spike or an exploding
+        gradient norm."""
+        if math.isfinite(loss):
+            self._peak = max(self._peak, loss)
+        if not math.isfinite(loss):
+            return f"loss {loss:.4g} is not finite", "nan"
+        if not math.isfinite(norm):
+            return f"gradient norm {norm:.4g} is not finite", "nan"
+        spike = self._losses.update(loss)
+        explode = self._norms.update(norm)
+        if spike is not None:
+            against = "its running median" if math.isfinite(spike.z) else "its first value"
+            return (
+                f"loss {spike.ratio:.3g}x {against} ({spike.value:.4g} vs {spike.median:.4g})",
+                "spike",
+            )
+        if explode is not None:
+            return (
+                f"gradient norm {explode.ratio:.3g}x its running median ({explode.value:.4g} "
+                f"vs {explode.median:.4g})",
+                "exploding",
+            )
+        return None
+
+    def _on_bad(self, reason: str, kind: str, *, applied: bool) -> _Decision:
+        """Skip one bad step (a spike alone may be an outlier batch); roll back after
+        ``patience`` in a row, or at once when a non-finite step was applied anyway (a
+        framework's loop: the weights now hold NaN)."""
+        self._bad += 1
+        self._healthy = 0
+        if kind == "nan" and applied:
+            return self._roll_back(f"{reason} and was applied", kind)
+        if self._bad >= self.patience:
+            streak = f" ({self._bad} bad steps in a row)" if self._bad > 1 else ""
+            return self._roll_back(reason + streak, kind)
+        return _Decision(kind, reason, skip_step=True, silent=kind != "nan")
+
+    def _roll_back(self, reason: str, kind: str) -> _Decision:
+        """Roll back and cut the LR, within the attempts and the floor; else stop there."""
+        self._healthy, self._bad, self._since = 0, 0, 0  # the peak stays: it blew up once
+        self._recent.clear()
+        if self._rollbacks >= self.max_rollbacks:
+            self._stopped = True
+            return _Decision(
+                kind,
+                f"{reason}; gave up after {self._rollbacks} rollbacks",
+                rollback=True,
+                stop=True,
+                back_to=self._snap_step,
+            )
+        self._rollbacks += 1
+        factor = self._cut(self._snap_scale)
+        back_to, before = self._snap_step, self._snap_lr
+        self._scale = self._snap_scale * (factor or 1.0)
+        # after the loop rolls back and cuts, this state is the new snapshot ("good")
+        self._snap_scale, self._snap_lr = self._scale, before * (factor or 1.0)
+        self._step = back_to
+        if back_to == 0:
+            self._progressed = False
+        return _Decision(
+            kind,
+            reason,
+            rollback=True,
+            lr_factor=factor,
+            snapshot=True,
+            lrs=(before, self._snap_lr),
+            back_to=back_to,
+        )
+
+    def _cut(self, scale: float, factor: float | None = None) -> float | None:
+        """The factor that cuts ``scale`` by ``factor`` (default ``lr_factor``) without going
+        below the floor; ``None`` when already at the floor."""
+        new = max(scale * (factor or self.lr_factor), self.min_lr_factor)
+        return new / scale if new < scale * (1 - 1e-9) else None
+
+    def _lower(self, reason: str, kind: str, factor: float | None = None) -> _Decision | None:
+        """Cut the LR in place (no rollback), and take the snapshot after the cut."""
+        cut = self._cut(self._scale, factor)
+        if cut is None:
+            return _Decision(kind, f"{reason}; the LR is already at its floor")
+        self._scale *= cut
+        self._mark_snapshot(self._step, self._lr * cut)
+        return _Decision(
+            kind, reason, lr_factor=cut, snapshot=True, lrs=(self._lr, self._lr * cut)
+        )
+
+    def _check_oscillation(self, loss: float) -> _Decision | None:
+        if not self.oscillation_window:
+            return None
+        self._recent.append(loss)
+        if len(self._recent) < self.oscillation_window:
+            return None
+        window = list(self._recent)
+        self._recent.clear()  # non-overlapping windows: one test per window, not per step
+        if not oscillating(window):
+            return None
+        return self._lower(
+            f"the loss swung up and down for {self.oscillation_window} steps without progress",
+            "oscillation",
+        )
+
+    def _check_clipping(self, applied: bool) -> _Decision | None:
+        if self.clip is None or self.clip_too_high is None or not applied:
+            return None
+        if len(self._clipped) < CLIP_WINDOW or self._clip_cooldown:
+            return None
+        share = sum(self._clipped) / len(self._clipped)
+        if share <= self.clip_too_high:
+            return None
+        self._clip_cooldown = CLIP_WINDOW
+        self._clipped.clear()
+        return self._lower(
+            f"{100 * share:.0f}% of the last {CLIP_WINDOW} steps were clipped: the LR is "
+            "likely too high",
+            "clipping",
+        )
+
+    def _check_slow(self, step: int) -> _Decision | None:
+        if self.slow_after is None or self._slow_checked or self._total is None:
+            return None
+        if step < max(self.slow_after * self._total, 4 * self.window // 5):
+            return None
+        self._slow_checked = True
+        window = max(5, min(self.window, len(self._history) // 4))
+        drop = too_slow(self._history, window=window, min_drop=self.slow_drop)
+        if drop is None:
+            return None
+        return _Decision(
+            "slow",
+            f"the loss fell only {100 * drop:.1f}% over the first {step} steps: the LR is "
+            "likely too low",
+        )
+
+    def _check_stalled(self) -> _Decision | None:
+        """A loss that jumped well above its start and has not come back below it in
+        ``window`` steps: a network the LR knocked out (it sits at chance); the LR is too
+        high, not too low. Roll back (to the start: no snapshot is "good" before progress)."""
+        first = self._losses.first
+        recent = self._history[-10:]
+        if not self._progressed and len(recent) == 10 and self._since % 5 == 0:
+            self._progressed = statistics.median(recent) < 0.98 * first
+        if self._progressed or self._since < self.window or self._since % self.window:
+            return None
+        if not self._peak >= 1.5 * first:
+            return None
+        return self._roll_back(
+            f"the loss jumped to {self._peak / first:.3g}x its start ({first:.4g}) and has not "
+            f"come back below it in {self._since} steps: the LR is likely too high",
+            "stalled",
+        )
+
+    def _maybe_snapshot(self, step: int, lr: float) -> _Decision | None:
+        if not self._progressed:
+            return None
+        if step - self._snap_step < self.snapshot_every or self._healthy < self.snapshot_every:
+            return None
+        self._mark_snapshot(step, lr)
+        return _Decision("snapshot", "", snapshot=True)
+
+    def _mark_snapshot(self, step: int, lr: float) -> None:
+        self._snap_step, self._snap_scale = step, self._scale
+        if math.isfinite(lr):
+            self._snap_lr = lr
+
+    def _observe_eval(self, step: int, metric: float, model: nn.Module) -> _Decision | None:
+        """The evaluation-level detectors: early stop, overfitting, plateau."""
+        if self._stopped:
+            return None
+        self._vals.append(metric)
+        self._train_at_eval.append(self._ema)
+        if math.isfinite(metric) and metric > self._best:
+            self._best, self._best_step = metric, step
+            if self.restore_best and (self.overfit_patience or self.stop_patience):
+                self._best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.overfit_patience and overfitting(
+            self._vals, self._train_at_eval, patience=self.overfit_patience
+        ):
+            return self._early_stop(
+                f"validation metric fell for {self.overfit_patience} evaluations while the "
+                "training loss fell (overfitting)",
+                "overfitting",
+            )
+        if self.stop_patience and plateaued(self._vals, patience=self.stop_patience):
+            return self._early_stop(
+                f"no improvement on {self._best:.6g} for {self.stop_patience} evaluations",
+                "early stop",
+            )
+        if not self.plateau_patience:
+            return None
+        before = self._plateau_state.scale
+        self._plateau_state, verdict = self._plateau.update(self._plateau_state, metric)
+        if not verdict.reduced:
+            return None
+        return self._lower(
+            f"validation metric plateaued: {verdict.reason}",
+            "plateau",
+            factor=verdict.scale / before,
+        )
+
+    def _early_stop(self, reason: str, kind: str) -> _Decision:
+        self._stopped = True
+        restore = self.restore_best and self._best_weights is not None
+        if restore:
+            reason += f"; restored the best weights (step {self._best_step}, {self._best:.6g})"
+        return _Decision(kind, reason, stop=True, restore_best=restore)
+
+    def _put_back_best(self, model: nn.Module) -> None:
+        if self._best_weights is not None:
+            model.load_state_dict(self._best_weights)
+
+    # ---- adaptive clipping -------------------------------------------------------------------
+
+    def _clip_grads(self, grads: Sequence[torch.Tensor]) -> None:
+        """Clip ``grads`` in place to the adaptive threshold; record whether it clipped."""
+        if not grads:
+            return
+        norm_t = _norm_tensor(grads)
+        norm = float(norm_t)
+        limit = self._zclip.update(norm)
+        clipped = math.isfinite(limit)
+        self._clipped.append(clipped)
+        if clipped:
+            torch._foreach_mul_(list(grads), limit / (norm + 1e-6))
+
+    # ---- events ------------------------------------------------------------------------
+
+    def _record(self, decision: _Decision, step: int) -> tuple[str, str]:
+        """The decision as an event: kept, printed, logged. Returns its head (step and
+        reason, for :attr:`Action.reason`: ``lrpilot.train`` adds what it did itself) and the
+        whole sentence; ``("", "")`` for a silent snapshot."""
+        if decision.kind == "snapshot" or decision.silent:
+            return "", ""
+        done = []
+        if decision.back_to is not None:
+            done.append(f"rolled back to step {decision.back_to}")
+            if self.skip_batches and not decision.stop:
+                done.append(f"skipped {self.skip_batches} batches")
+        if decision.lrs is not None and all(math.isfinite(v) for v in decision.lrs):
+            done.append(f"LR {decision.lrs[0]:.3g} -> {decision.lrs[1]:.3g}")
+        elif decision.lr_factor is not None:
+            done.append(f"LR x{decision.lr_factor:.3g}")
+        if decision.skip_step:
+            done.append("step skipped")
+        if decision.stop:
+            done.append("stopped the run")
+        head = f"step {step}: {decision.reason}"
+        message = head + ("; " + ", ".join(done) if done else "")
+        self._emit(step, decision.kind, message, decision.acts)
+        return head, message
+
+    def _note(self, step: int, kind: str, reason: str) -> None:
+        self._emit(step, kind, f"step {step}: {reason}", acted=False)
+
+    def _emit(self, step: int, kind: str, message: str, acted: bool) -> None:
+        event = {"step": step, "kind": kind, "message": message, "acted": acted}
+        self.events.append(event)
+        if not self.quiet:
+            _print(message)
+        if self.log is not None:
+            _append_line(self.log, event)
+
+
+class _Controls:
+    """What the monitor acts on in a plain loop: the model, the optimizer, their schedulers,
+    and the last good snapshot of all of them."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedulers: list[Any]):
+        self.model, self.optimizer, self.schedulers = model, optimizer, schedulers
+        self._saved: tuple[TrainingSnapshot, list[dict[str, Any]]] | None = None
+
+    def grads(self) -> list[torch.Tensor]:
+        return [
+            p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
+        ]
+
+    def snapshot(self) -> None:
+        state = TrainingSnapshot.take(self.model, self.optimizer)
+        self._saved = (state, [s.state_dict() for s in self.schedulers])
+
+    def rollback(self) -> None:
+        if self._saved is None:
+            return
+        state, schedulers = self._saved
+        state.restore(self.model, self.optimizer)
+        for scheduler, saved in zip(self.schedulers, schedulers, strict=True):
+            scheduler.load_state_dict(saved)
+
+    def scale_lr(self, factor: float) -> None:
+        scale_lrs(self.optimizer, self.schedulers, factor)
+
+
+def scale_lrs(optimizer: Any, schedulers: Iterable[Any], factor: float) -> None:
+    """Multiply every param group's LR by ``factor``, and the schedulers' bases with it, so a
+    scheduler's next ``step()`` keeps the cut (lrpilot's ``ScheduleLR`` through its ``scale``,
+    a torch ``LRScheduler`` through ``base_lrs`` and each group's ``initial_lr``)."""
+    from lrpilot._step import set_group_lr
+
+    rest = []
+    for scheduler in schedulers:
+        if hasattr(scheduler, "peak_lrs") and hasattr(scheduler, "scale"):
+            scheduler.scale = scheduler.scale * factor  # sets the groups' LRs too
+        else:
+            rest.append(scheduler)
+            if isinstance(getattr(scheduler, "base_lrs", None), list):
+                scheduler.base_lrs = [b * factor for b in scheduler.base_lrs]
+    if rest or not list(schedulers):
+        for group in optimizer.param_groups:
+            set_group_lr(group, float(group["lr"]) * factor)
+            if "initial_lr" in group:
+                group["initial_lr"] = float(group["initial_lr"]) * factor
+
+
+def _optional_whole(arg: str, value: Any, low: int = 1) -> int | None:
+    return None if value is None else check.whole(arg, value, low)
+
+
+def _norm_tensor(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The global 2-norm of ``grads``, as ``clip_grad_norm_`` computes it."""
+    foreach_norm: Callable[..., Any] | None = getattr(torch, "_foreach_norm", None)
+    if foreach_norm is not None and not any(g.is_sparse for g in grads):
+        devices = {g.device for g in grads}
+        if len(devices) == 1:
+            return torch.linalg.vector_norm(torch.stack(foreach_norm(list(grads))))
+    first = grads[0].device
+    return torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g).to(first) for g in grads])
+    )
+
+
+def _global_norm(grads: Sequence[torch.Tensor]) -> float:
+    return float(_norm_tensor(grads)) if grads else 0.0
+
+
+def _all_mean(*values: float) -> tuple[float, ...]:
+    """``values`` averaged over the ranks of a running ``torch.distributed`` group (a NaN on
+    one rank is a NaN on all), so every rank's detectors read the same numbers."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return values
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else None
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    world = dist.get_world_size()
+    return tuple(float(v) / world for v in tensor.cpu())
+
+
+def _print(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold yellow]lrpilot monitor[/] {escape(message)}"
+    )
+
+
+def _append_line(path: Path, event: dict[str, Any]) -> None:
+    """Append one JSON line; a new file is created readable by the user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event) + "\n")

@@ -1,0 +1,211 @@
+"""PyTorch Lightning: lrpilot's range test before fit and its monitor during fit.
+
+::
+
+    from lrpilot.integrations.lightning import LRPilotCallback
+
+    trainer = pl.Trainer(max_steps=2_000, callbacks=[LRPilotCallback()])
+    trainer.fit(module, datamodule)
+
+At the start of training (optimizers configured, data loaded), :class:`LRPilotCallback` runs
+:func:`lrpilot.find_lr` on the module, its optimizer and the train dataloader, with the run's
+length (``trainer.estimated_stepping_batches``), and sets the pick: every param group keeps
+its ratio to the others, and the LR schedulers Lightning built are retargeted too (their
+``base_lrs``; lrpilot's ``ScheduleLR`` through its peak), so their next ``step()`` does not put
+the old LR back. The module, optimizer and RNGs come back exactly as they were.
+
+During fit, a :class:`~lrpilot.Monitor` watches every optimizer step: it clips adaptively right
+before the step (``on_before_optimizer_step``), judges the step after it
+(``on_train_batch_end``), rolls back and cuts the LR, and stops the run
+(``trainer.should_stop``) on an early stop, the best weights put back. Lightning's
+``global_step`` is not rewound by a rollback. The callback needs automatic optimization and one
+optimizer; the schedulers it retargets are those that read ``base_lrs`` (``LambdaLR``,
+``CosineAnnealingLR``, ``StepLR``, ... and lrpilot's ``ScheduleLR``), not ``OneCycleLR``, which
+reads its own ``max_lr``. Works with ``lightning.pytorch`` and with ``pytorch_lightning`` (extra
+``[lightning]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from lrpilot._imports import require
+from lrpilot.control.monitor import Monitor
+from lrpilot.errors import ConfigError, MissingDependencyError
+
+
+def _lightning() -> Any:
+    """``lightning.pytorch`` when installed, else ``pytorch_lightning``."""
+    try:
+        return require("lightning.pytorch", "the Lightning callback")
+    except MissingDependencyError:
+        return require("pytorch_lightning", "the Lightning callback")
+
+
+pl = _lightning()
+
+__all__ = ["LRPilotCallback"]
+
+
+_Base: Any = pl.Callback
+
+
+class LRPilotCallback(_Base):
+    """Run lrpilot's range test before fit and its monitor during fit.
+
+    Args:
+        find_lr: Run the range test at the start of training and set its pick.
+        monitor: A :class:`~lrpilot.Monitor` to watch the fit (``None``: a default one;
+            ``False``: no monitor).
+        metric: The logged validation metric the monitor reads (``trainer.callback_metrics``)
+            for plateaus, overfitting and early stops; ``None``: none.
+        higher_is_better: Whether a larger ``metric`` is better (``False`` for a loss).
+        **find_lr_options: Passed to :func:`lrpilot.find_lr` (``num_steps``, ``end_lr``,
+            ``rule``, ...).
+
+    Attributes:
+        result: The range test's :class:`~lrpilot.LRFinderResult` once it ran.
+    """
+
+    def __init__(
+        self,
+        *,
+        find_lr: bool = True,
+        monitor: Monitor | bool | None = None,
+        metric: str | None = "val_loss",
+        higher_is_better: bool = False,
+        **find_lr_options: Any,
+    ) -> None:
+        super().__init__()
+        self.find_lr = bool(find_lr)
+        if monitor is True or monitor is None:
+            monitor = Monitor()
+        self.monitor: Monitor | None = monitor if isinstance(monitor, Monitor) else None
+        self.metric, self.higher_is_better = metric, bool(higher_is_better)
+        self.find_lr_options = find_lr_options
+        self.result: Any = None
+        self._losses: list[float] = []
+        self._norm = math.nan
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Range test, then start watching."""
+        optimizer = _one_optimizer(trainer)
+        schedulers = [
+            c.scheduler for c in trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer
+        ]
+        if self.find_lr:
+            self.result = self._range_test(trainer, pl_module, optimizer, schedulers)
+        if self.monitor is not None:
+            self.monitor.watch(pl_module, optimizer, *schedulers)
+            total = trainer.estimated_stepping_batches
+            self.monitor._total = int(total) if math.isfinite(total) else None
+
+    def _range_test(self, trainer: Any, pl_module: Any, optimizer: Any, schedulers: list) -> Any:
+        import lrpilot
+
+        options = {"progress": False, **self.find_lr_options}
+        total = trainer.estimated_stepping_batches
+        if "steps" not in options and math.isfinite(total):
+            options["steps"] = int(total)
+        if "schedule" not in options and schedulers and hasattr(schedulers[0], "peak_lrs"):
+            options["schedule"] = schedulers[0].schedule  # lrpilot's own: its shape is known
+        if trainer.accumulate_grad_batches > 1:
+            options.setdefault("accumulation_steps", trainer.accumulate_grad_batches)
+        loader = _train_loader(trainer)
+        with _no_logging(pl_module):
+            result = lrpilot.find_lr(
+                pl_module, optimizer, loader, loss_step=_training_step_loss, **options
+            )
+        result.apply(optimizer, scheduler=schedulers[0] if schedulers else None)
+        for extra in schedulers[1:]:
+            _retarget(extra, optimizer)
+        return result
+
+    def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
+        """Keep each micro-batch's loss for the monitor."""
+        if self.monitor is not None:
+            self._losses.append(float(loss.detach()) * trainer.accumulate_grad_batches)
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        """Measure the gradient norm and clip adaptively, right before the step."""
+        if self.monitor is not None:
+            self._norm = self.monitor._measure_and_clip()
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Judge the step just taken; roll back, cut the LR or stop when needed."""
+        if self.monitor is None or math.isnan(self._norm) or not self._losses:
+            return
+        loss = sum(self._losses) / len(self._losses)
+        norm, self._losses, self._norm = self._norm, [], math.nan
+        if self.monitor._judge_applied(loss, norm).stop:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        """Feed the validation metric; stop early when the monitor says so."""
+        if self.monitor is None or self.metric is None or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.metric)
+        if value is None or self.monitor._controls is None:
+            return
+        metric = float(value) if self.higher_is_better else -float(value)
+        if self.monitor.evaluate(metric).stop:
+            trainer.should_stop = True
+
+
+def _one_optimizer(trainer: Any) -> Any:
+    optimizers = trainer.optimizers
+    if len(optimizers) != 1:
+        raise ConfigError(
+            f"LRPilotCallback handles one optimizer, the module configured {len(optimizers)}: "
+            "run lrpilot.find_lr on each yourself."
+        )
+    return optimizers[0]
+
+
+def _train_loader(trainer: Any) -> Any:
+    """The train dataloader Lightning built (unwrapped from its CombinedLoader)."""
+    loader = trainer.train_dataloader
+    iterables = getattr(loader, "iterables", None)
+    return iterables if iterables is not None else loader
+
+
+def _training_step_loss(model: Any, batch: Any) -> Any:
+    """The loss of the module's own ``training_step`` (a tensor, or a dict's ``"loss"``)."""
+    out = model.training_step(batch, 0)
+    if isinstance(out, dict):
+        out = out.get("loss")
+    if out is None:
+        raise ConfigError(
+            "training_step returned no loss, which the range test needs: return the loss "
+            "tensor (or a dict with 'loss'); manual optimization is not supported."
+        )
+    return out
+
+
+@contextlib.contextmanager
+def _no_logging(module: Any) -> Iterator[None]:
+    """Silence ``self.log`` / ``self.log_dict`` while the range test calls ``training_step``
+    (outside Lightning's loop, logging would fail or pollute the run's metrics)."""
+
+    def silent(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    module.log, module.log_dict = silent, silent
+    try:
+        yield
+    finally:
+        del module.log, module.log_dict
+
+
+def _retarget(scheduler: Any, optimizer: Any) -> None:
+    """Point one more scheduler of ``optimizer`` at the groups' new LRs."""
+    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    if hasattr(scheduler, "set_peak_lr"):
+        scheduler.set_peak_lr(lrs)
+    elif isinstance(getattr(scheduler, "base_lrs", None), list):
+        scheduler.base_lrs = lrs

@@ -1,0 +1,292 @@
+"""``lrpilot.advise``: the rules applied to what is known, fine-tuning param groups, and the
+history's recommendation when one exists."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lrpilot
+from lrpilot import history, rules
+from lrpilot.advisor import finetune_groups
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch):
+    """Every test reads and writes a history of its own, never the user's."""
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LRPILOT_HISTORY_URL", raising=False)
+    monkeypatch.delenv("LRPILOT_HISTORY", raising=False)
+
+
+def _data(n: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 8, generator=g)
+    return x, (x @ torch.randn(8, 3, generator=g)).argmax(1)
+
+
+def _task(optimizer=torch.optim.SGD, batch_size=16, steps=60, **options) -> lrpilot.Task:
+    x, y = _data()
+    return lrpilot.Task(
+        model_fn=lambda: nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)),
+        optimizer_fn=lambda p, lr: optimizer(p, lr=lr),
+        train_loader=DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True),
+        val_loader=DataLoader(TensorDataset(x, y), batch_size=48),
+        loss_fn=nn.functional.cross_entropy,
+        steps=steps,
+        **options,
+    )
+
+
+def _check_schedule(advice: lrpilot.Advice) -> None:
+    sched = lrpilot.parse_schedule(advice.schedule, total_steps=advice.steps or 1000)
+    if advice.warmup_steps:
+        assert sched(0) == 0.0 and sched(advice.warmup_steps) == pytest.approx(1.0)
+
+
+def test_a_tiny_sgd_task_gets_the_family_default_and_a_decaying_schedule():
+    advice = lrpilot.advise(_task())
+    assert advice.lr == 0.01 and advice.family == "sgd"
+    assert advice.range == pytest.approx((1e-3, 0.1))
+    assert advice.schedule == "cosine" and advice.warmup_steps == 0
+    assert advice.clip is False and advice.param_groups == [] and advice.findings == []
+    assert advice.effective_batch == 16 and advice.steps == 60
+    _check_schedule(advice)
+    data = json.loads(json.dumps(advice.to_dict()))
+    assert {"lr", "range", "schedule", "reasons", "findings", "warmup_steps", "clip"} <= set(data)
+    assert all(r["source"] for r in data["reasons"])
+
+
+def test_adam_at_a_large_batch_scales_by_square_root_and_warms_up():
+    x, y = _data(2048)
+    task = lrpilot.Task(
+        model_fn=lambda: nn.Linear(8, 3),
+        optimizer_fn=lambda p, lr: torch.optim.AdamW(p, lr=lr, betas=(0.9, 0.99)),
+        train_loader=DataLoader(TensorDataset(x, y), batch_size=1024),
+        loss_fn=nn.functional.cross_entropy,
+        steps=5000,
+    )
+    advice = lrpilot.advise(task)
+    assert advice.lr == pytest.approx(1e-3 * math.sqrt(1024 / 256))
+    assert advice.warmup_steps == 200  # 2 / (1 - 0.99), under 10 % of 5000
+    assert advice.schedule == "warmup(200)+cosine"
+    _check_schedule(advice)
+    assert {r.rule for r in advice.reasons} >= {"prior_lr", "scale_lr_sqrt", "adam_warmup"}
+    assert "no-validation-data" in {f.code for f in advice.findings}
+
+
+def test_more_devices_and_accumulation_change_the_effective_batch():
+    advice = lrpilot.advise(
+        optimizer="sgd",
+        batch_size=128,
+        devices=4,
+        accumulation_steps=2,
+        dataset_size=50_000,
+        steps=20_000,
+    )
+    assert advice.effective_batch == 1024
+    assert advice.lr == pytest.approx(rules.scale_lr(0.01, 256, 1024, "sgd"))
+    per_epoch = math.ceil(50_000 / 1024)
+    assert advice.warmup_steps == min(5 * per_epoch, 2000)  # Goyal's 5 epochs, <= 10 %
+    _check_schedule(advice)
+
+
+def test_a_known_lr_at_another_batch_is_rescaled():
+    advice = lrpilot.advise(optimizer="sgd", base_lr=0.1, base_batch=256, batch_size=1024)
+    assert advice.lr == 0.4
+    adam = lrpilot.advise(
+        optimizer=torch.optim.Adam, base_lr=1e-3, base_batch=256, batch_size=1024
+    )
+    assert adam.lr == pytest.approx(2e-3)
+    assert adam.schedule == "warmup(2000)+constant"  # no steps: no decay, uncapped warmup
+    assert "steps" in adam.assumed
+
+
+def test_a_gru_is_clipped_and_the_recipes_clip_is_kept():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 4)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    assert lrpilot.advise(Net(), optimizer="adam").clip == rules.RNN_CLIP
+    assert lrpilot.advise(_task(grad_clip=0.25)).clip == 0.25
+
+
+def test_lora_takes_ten_times_the_fine_tuning_lr():
+    base = lrpilot.advise(optimizer="adam", finetune=True, steps=1000)
+    lora = lrpilot.advise(optimizer="adam", finetune=True, steps=1000, lora=True)
+    assert lora.lr == pytest.approx(10 * base.lr) and base.lr == 1e-4
+    assert any(r.rule == "lora_lr" for r in lora.reasons)
+
+
+def test_unknown_facts_and_bad_values_are_config_errors():
+    with pytest.raises(lrpilot.ConfigError, match="unknown fact"):
+        lrpilot.advise(batchsize=32)
+    with pytest.raises(lrpilot.ConfigError, match="batch_size"):
+        lrpilot.advise(batch_size=0)
+    with pytest.raises(lrpilot.ConfigError, match="optimizer"):
+        lrpilot.advise(optimizer="adamm")
+    with pytest.raises(lrpilot.ConfigError):
+        lrpilot.advise("model.pt")
+
+
+def test_an_lr_given_is_linted():
+    model = nn.Linear(4, 2)
+    advice = lrpilot.advise((model, torch.optim.Adam(model.parameters(), lr=0.5)))
+    assert "lr-outside-family-range" in {f.code for f in advice.findings}
+
+
+# --------------------------------------------------------------------------------------------
+# Fine-tuning
+# --------------------------------------------------------------------------------------------
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x):
+        return self.norm(x + self.attn(x))
+
+
+class _Pretrained(nn.Module):
+    """A pretrained body (embedding, a stack of four blocks, a final norm) and a new head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.blocks = nn.ModuleList(_Block() for _ in range(4))
+        self.final = nn.LayerNorm(8)
+        self.classifier = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.embed(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.classifier(self.final(h).mean(1))
+
+
+def _assert_partition(model: nn.Module, groups) -> None:
+    """Every trainable parameter in exactly one group; no frozen one in any."""
+    names = [n for g in groups for n in g.params]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert sorted(names) == sorted(trainable)
+    assert len(names) == len(set(names))
+
+
+def test_fine_tuning_groups_decay_by_depth_below_a_larger_head():
+    model = _Pretrained()
+    model.embed.requires_grad_(False)  # frozen: in no group
+    model.blocks[0].requires_grad_(False)
+    advice = lrpilot.advise(model, optimizer="adam", steps=1000)
+    assert advice.finetune and "finetune" in advice.assumed  # frozen params say so
+    assert advice.lr == 1e-4  # ELECTRA's base fine-tuning LR, the head's
+    _assert_partition(model, advice.param_groups)
+    by_name = {g.name: g for g in advice.param_groups}
+    assert list(by_name) == ["blocks.1", "blocks.2", "blocks.3", "final", "head"]
+    d = 0.8  # ELECTRA-base's decay for a stack of at most 12
+    assert by_name["head"].params == ("classifier.weight", "classifier.bias")
+    for name, power in [("final", 1), ("blocks.3", 2), ("blocks.2", 3), ("blocks.1", 4)]:
+        assert by_name[name].lr == pytest.approx(1e-4 * d**power)
+    assert all(g.lr < by_name["head"].lr for g in advice.param_groups if g.name != "head")
+
+
+def test_the_groups_build_a_working_optimizer_at_any_peak_lr():
+    model = _Pretrained()
+    advice = lrpilot.advise(
+        model, optimizer="adam", finetune=True, head="classifier", layer_decay=0.5
+    )
+    groups = advice.torch_param_groups(model, lr=1e-3)
+    optimizer = torch.optim.AdamW(groups)
+    lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs["head"] == pytest.approx(1e-3)
+    assert lrs["final"] == pytest.approx(5e-4) and lrs["blocks.3"] == pytest.approx(2.5e-4)
+    assert lrs["embed"] == pytest.approx(1e-3 * 0.5**6)  # below blocks.0: the bottom
+    held = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(held) == sorted(id(p) for p in model.parameters())
+    x = torch.randint(0, 20, (4, 5))
+    loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()  # the groups are valid torch param groups
+
+
+def test_a_sequential_body_takes_its_children_as_levels():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    groups, head, decay = finetune_groups(model, 1e-3, decay=0.5)
+    assert head == ["4"] and decay == 0.5
+    assert [(g.name, g.lr) for g in groups] == [("0", 2.5e-4), ("2", 5e-4), ("head", 1e-3)]
+    _assert_partition(model, groups)
+
+
+def test_a_bad_head_name_is_refused():
+    with pytest.raises(lrpilot.ConfigError, match="head"):
+        finetune_groups(_Pretrained(), 1e-3, head="nothead")
+
+
+def test_a_real_bert_with_a_new_classifier():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    model.bert.embeddings.requires_grad_(False)
+    advice = lrpilot.advise(model, optimizer=torch.optim.AdamW, steps=300)
+    _assert_partition(model, advice.param_groups)
+    names = [g.name for g in advice.param_groups]
+    assert names == [
+        "bert.encoder.layer.0",
+        "bert.encoder.layer.1",
+        "bert.encoder.layer.2",
+        "bert.pooler.dense",
+        "head",
+    ]
+    lrs = [g.lr for g in advice.param_groups]
+    assert lrs == sorted(lrs) and lrs[-1] == 1e-4
+    assert advice.clip == rules.RNN_CLIP or advice.clip is False  # attention is BERT's own
+
+
+# --------------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------------
+
+
+def test_without_history_the_rules_apply_and_with_it_its_best_lr():
+    task = _task(optimizer=torch.optim.Adam, steps=30)
+    before = lrpilot.advise(task)
+    assert before.history is None and before.lr == 1e-3
+    metrics = {}
+    for lr in (3e-4, 3e-3, 3e-2):
+        run = lrpilot.train(task, lr, progress=False)
+        metrics[lr] = run.metric
+        history.record_run(run, task)
+    after = lrpilot.advise(task)
+    best = max(metrics, key=metrics.__getitem__)
+    assert after.lr == best and after.history["basis"] == "same task"
+    assert any(r.rule == "history" and "replaces" in r.text for r in after.reasons)
+    assert lrpilot.advise(task, history=False).lr == 1e-3  # switched off for this call
+
+
+def test_history_of_another_family_is_reported_but_not_used():
+    adam = _task(optimizer=torch.optim.Adam, steps=30)
+    history.record_run(lrpilot.train(adam, 3e-3, progress=False), adam)
+    advice = lrpilot.advise(_task())  # SGD
+    assert advice.lr == 0.01
+    (note,) = [r for r in advice.reasons if r.rule == "history"]
+    assert "none of the sgd family" in note.text and "rules apply" in note.text

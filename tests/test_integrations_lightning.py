@@ -1,0 +1,103 @@
+"""The Lightning callback on a tiny real LightningModule: range test before fit, monitor during."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+pl = pytest.importorskip("pytorch_lightning")
+
+from lrpilot.control.monitor import Monitor  # noqa: E402
+from lrpilot.integrations.lightning import LRPilotCallback  # noqa: E402
+
+
+def _loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = (x @ torch.randn(8, 3, generator=g)).argmax(1)
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=g)
+
+
+class Tiny(pl.LightningModule):
+    """Two param groups (the head at 10x the body) and a step-wise LambdaLR."""
+
+    def __init__(self, spike_at: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.Tanh())
+        self.head = nn.Linear(16, 3)
+        self.spike_at = spike_at
+        self.lrs: list[list[float]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)  # silenced during the range test
+        if self.spike_at is not None and self.trainer.global_step in (
+            self.spike_at,
+            self.spike_at + 1,
+        ):
+            loss = loss * 1e3
+        return loss
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self.lrs.append([g["lr"] for g in self.trainer.optimizers[0].param_groups])
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(
+            [
+                {"params": self.body.parameters(), "lr": 1e-3},
+                {"params": self.head.parameters(), "lr": 1e-2},
+            ],
+            momentum=0.9,
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / 100)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _fit(module: Tiny, callback: LRPilotCallback, steps: int = 40) -> pl.Trainer:
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
+    trainer.fit(module, _loader())
+    return trainer
+
+
+def test_the_range_test_sets_the_pick_keeping_ratios_and_reaching_the_scheduler():
+    module = Tiny()
+    callback = LRPilotCallback(monitor=False, num_steps=40)
+    trainer = _fit(module, callback)
+    res = callback.result
+    assert res is not None and res.group_ratios == pytest.approx([0.1, 1.0])
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.base_lrs == pytest.approx(res.group_lrs())  # DEFECTS U3/U9
+    assert module.lrs[0] == pytest.approx(res.group_lrs())  # step 0 ran at the pick
+    assert module.lrs[10] == pytest.approx([lr * (1 - 10 / 100) for lr in res.group_lrs()])
+    assert res.num_steps_run > 8
+
+
+def test_the_monitor_rolls_back_a_spike_during_fit():
+    module = Tiny(spike_at=20)
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    callback = LRPilotCallback(find_lr=False, monitor=monitor)
+    _fit(module, callback)
+    spikes = [e for e in monitor.events if e["kind"] == "spike"]
+    assert len(spikes) == 1 and "rolled back to step" in spikes[0]["message"]
+    assert spikes[0]["step"] == 22  # two bad steps in a row; the monitor counts from 1
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    halved = [lrs[1] / before[1] for before, lrs in zip(module.lrs, module.lrs[1:], strict=False)]
+    assert min(halved) < 0.6  # the LR cut reached the groups (and the LambdaLR's bases)
+    assert not math.isnan(monitor.lr_scale) and monitor.lr_scale == 0.5

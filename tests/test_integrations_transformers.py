@@ -1,0 +1,123 @@
+"""The Hugging Face integration on a tiny BertForSequenceClassification built from a config
+(nothing downloaded): the range test on a Trainer, and the monitor as a TrainerCallback."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+
+from lrpilot.control.monitor import Monitor  # noqa: E402
+from lrpilot.integrations.transformers import MonitorCallback, find_lr_for_trainer  # noqa: E402
+
+
+class Pairs(torch.utils.data.Dataset):
+    """Token sequences whose label is whether token 7 occurs: learnable in a few dozen steps."""
+
+    def __init__(self, n: int = 128, length: int = 12, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(8, 64, (n, length), generator=g)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+        self.ids[self.labels == 1, 3] = 7
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = self.ids[i]
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": self.labels[i]}
+
+
+def _trainer(tmp_path, callbacks=(), steps: int = 30, **args) -> transformers.Trainer:
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    options = dict(
+        output_dir=str(tmp_path),
+        max_steps=steps,
+        per_device_train_batch_size=16,
+        learning_rate=1e-3,
+        logging_steps=1_000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    options.update(args)
+    return transformers.Trainer(
+        model=model,
+        args=transformers.TrainingArguments(**options),
+        train_dataset=Pairs(),
+        eval_dataset=Pairs(n=32, seed=1),
+        callbacks=list(callbacks),
+    )
+
+
+def test_find_lr_for_trainer_sets_the_pick_on_optimizer_args_and_the_schedule(tmp_path):
+    trainer = _trainer(tmp_path)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    res = find_lr_for_trainer(trainer, num_steps=30)
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the model is untouched
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx(res.group_lrs())
+    assert trainer.args.learning_rate == pytest.approx(res.lr)
+    assert res.num_steps_run > 8 and math.isfinite(res.lr)
+    trainer.train()
+    assert trainer.lr_scheduler.base_lrs == pytest.approx(res.group_lrs())  # U3/U9
+
+
+class MultiplyLR(transformers.TrainerCallback):
+    """At step 15, the LR x300 (the groups and the scheduler's bases): an injected spike."""
+
+    def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kw):
+        if state.global_step == 15 and not getattr(self, "done", False):
+            self.done = True
+            inner = getattr(optimizer, "optimizer", optimizer)
+            for group in inner.param_groups:
+                group["lr"] *= 300
+            lr_scheduler.base_lrs = [b * 300 for b in lr_scheduler.base_lrs]
+
+
+def test_the_monitor_callback_rolls_back_a_spike_and_cuts_the_trainers_schedule(tmp_path):
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    trainer = _trainer(tmp_path, callbacks=[MultiplyLR(), MonitorCallback(monitor)], steps=40)
+    trainer.train()
+    acted = [e for e in monitor.events if e["acted"]]
+    assert acted and acted[0]["kind"] in ("spike", "exploding", "nan")
+    assert 16 <= acted[0]["step"] <= 21 and "rolled back to step" in acted[0]["message"]
+    base = trainer.lr_scheduler.base_lrs[0]
+    assert base == pytest.approx(1e-3 * monitor.lr_scale)  # injection undone, the cut kept
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_an_early_stop_ends_the_trainer_and_restores_the_best_weights(tmp_path):
+    monitor = Monitor(quiet=True, stop_patience=1, plateau_patience=None, overfit_patience=None)
+    callback = MonitorCallback(monitor, metric="eval_loss")
+    trainer = _trainer(
+        tmp_path,
+        callbacks=[callback],
+        steps=60,
+        eval_strategy="steps",
+        eval_steps=5,
+        learning_rate=3e-2,
+    )
+    trainer.train()
+    stops = [e for e in monitor.events if e["kind"] == "early stop"]
+    assert len(stops) == 1 and trainer.state.global_step < 60  # at LR 3e-2 it stalls early
+    assert "restored the best weights" in stops[0]["message"]
+    best = -monitor.to_dict()["best_metric"]
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(best, rel=1e-5)

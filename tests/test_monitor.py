@@ -1,0 +1,324 @@
+"""The training monitor on real small models: with lrpilot.train and in a plain loop."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lrpilot
+from conftest import assert_state_dicts_equal
+from lrpilot.control.callbacks import Action, Callback
+from lrpilot.control.monitor import Answer, Monitor
+
+CE = nn.functional.cross_entropy
+
+
+def _data(n: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 8, generator=g)
+    return x, (x @ torch.randn(8, 3, generator=g)).argmax(1)
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 3))
+
+
+def _task(steps: int = 300, **overrides) -> lrpilot.Task:
+    x, y = _data()
+    options = dict(
+        model_fn=_model,
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
+        train_loader=DataLoader(
+            TensorDataset(x, y), batch_size=32, shuffle=True, generator=torch.Generator()
+        ),
+        val_loader=DataLoader(TensorDataset(x, y), batch_size=256),
+        loss_fn=CE,
+        steps=steps,
+    )
+    options.update(overrides)
+    return lrpilot.Task(**options)
+
+
+class MultiplyLR(Callback):
+    """Multiplies the LR by ``factor`` once, at step ``at`` (an injected divergence)."""
+
+    def __init__(self, at: int, factor: float = 100.0) -> None:
+        self.at, self.factor, self.done = at, factor, False
+
+    def on_step(self, info):
+        if info.step == self.at and not self.done:
+            self.done = True
+            return Action(lr_factor=self.factor, reason="injected LR x100")
+        return None
+
+
+def _quiet(**options) -> Monitor:
+    return Monitor(quiet=True, **options)
+
+
+def test_injected_divergence_is_caught_rolled_back_and_the_run_ends_near_the_clean_one():
+    task = _task()
+    clean = lrpilot.train(task, 0.1, progress=False)
+    wrecked = lrpilot.train(task, 0.1, progress=False, callbacks=[MultiplyLR(110)])
+    assert wrecked.diverged  # without the monitor the injection kills the run
+
+    monitor = _quiet()
+    run = lrpilot.train(task, 0.1, progress=False, callbacks=[MultiplyLR(110), monitor])
+    assert not run.diverged and run.stopped == ""
+    first = next(e for e in monitor.events if e["acted"])
+    assert first["kind"] == "spike" and 110 < first["step"] <= 113  # within a few steps
+    assert "rolled back to step 100" in first["message"] and "LR" in first["message"]
+    assert monitor.to_dict()["rollbacks"] >= 1
+    rolled = [e for e in run.events if "rolled back to step" in e["message"]]
+    assert rolled and rolled[0]["message"].startswith(f"step {first['step']}: loss ")
+    assert math.isfinite(run.losses[-1])
+    assert run.metric == pytest.approx(clean.metric, abs=0.05)  # -val loss, ~0.02 clean
+
+
+def test_a_nan_batch_is_skipped_and_the_run_goes_on():
+    calls = []
+
+    def unlucky(out, y):
+        calls.append(1)
+        loss = CE(out, y)
+        return loss * math.nan if len(calls) == 40 else loss
+
+    monitor = _quiet()
+    run = lrpilot.train(_task(steps=80, loss_fn=unlucky), 0.1, progress=False, callbacks=[monitor])
+    assert run.skipped == 1 and not run.diverged and len(run.losses) == 80
+    assert math.isnan(run.losses[39]) and math.isfinite(run.losses[-1])
+    nan = [e for e in monitor.events if e["kind"] == "nan"]
+    assert len(nan) == 1 and nan[0]["step"] == 40 and not nan[0]["acted"]
+    assert any(e["kind"] == "monitor" and "not finite" in e["message"] for e in run.events)
+    assert monitor.to_dict()["rollbacks"] == 0
+
+
+def test_nan_in_a_row_rolls_back_in_a_plain_loop_and_the_weights_never_see_it():
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = _quiet(snapshot_every=5).watch(model, opt)
+    x, y = _data(64)
+    answers = []
+    for i in range(30):
+        loss = CE(model(x), y) * (math.nan if i in (20, 21) else 1.0)
+        loss.backward()
+        answer = monitor.step(loss)
+        answers.append(answer)
+        if answer.apply:
+            opt.step()
+        opt.zero_grad()
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not answers[20].apply and not answers[20].rolled_back  # one alone: skipped
+    assert answers[21].rolled_back and not answers[21].apply  # two in a row: rolled back
+    assert answers[21].lr_factor == 0.5 and opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert all(a == Answer() for a in answers[:20])
+
+
+def test_rollback_restores_model_optimizer_and_scheduler_exactly():
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.01 * s))
+    monitor = _quiet(snapshot_every=10, clip=None).watch(model, opt, sched)
+    x, y = _data(64)
+    saved = {}
+    for i in range(1, 26):
+        saved[i] = (
+            {k: v.clone() for k, v in model.state_dict().items()},
+            _clone(opt.state_dict()),
+            sched.state_dict(),
+        )
+        loss = CE(model(x), y) * (1000.0 if i >= 24 else 1.0)
+        loss.backward()
+        answer = monitor.step(loss)
+        if i == 24:
+            assert not answer.apply and not answer.rolled_back  # one spike: not applied
+        if answer.apply:
+            opt.step()
+            sched.step()
+        opt.zero_grad()
+    assert answer.rolled_back  # the second in a row
+    back_to = int(monitor.events[-1]["message"].split("rolled back to step ")[1].split(",")[0])
+    model_state, opt_state, sched_state = saved[back_to]
+    assert_state_dicts_equal(model.state_dict(), model_state)
+    cut = _clone(opt_state)
+    for group in cut["param_groups"]:
+        group["lr"] *= 0.5
+        group["initial_lr"] *= 0.5
+    assert_state_dicts_equal(opt.state_dict(), cut)  # the state, with the LR cut on top
+    assert sched.base_lrs == [b * 0.5 for b in sched_state["base_lrs"]]
+    assert sched.last_epoch == sched_state["last_epoch"]
+    sched.step()  # the scheduler keeps the cut (DEFECTS U3)
+    expected = 0.5 * sched_state["base_lrs"][0] / (1 + 0.01 * (sched_state["last_epoch"] + 1))
+    assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+class Scripted:
+    """A metric_fn giving scripted values, one per evaluation."""
+
+    def __init__(self, values):
+        self.values = list(values)
+        self.calls = 0
+
+    def __call__(self, model, loader):
+        value = self.values[min(self.calls, len(self.values) - 1)]
+        self.calls += 1
+        return value
+
+
+class RecordAtEval(Callback):
+    def __init__(self):
+        self.states = {}
+        self.model = None
+
+    def on_run_start(self, info):
+        self.model = info.model
+
+    def on_eval(self, info):
+        state = {k: v.clone() for k, v in info.model.state_dict().items()}
+        self.states.setdefault(info.step, state)  # the final evaluation repeats the last step
+
+
+@pytest.mark.parametrize(
+    ("options", "kind"),
+    [
+        (dict(stop_patience=2, overfit_patience=None, plateau_patience=None), "early stop"),
+        (dict(overfit_patience=2, plateau_patience=None), "overfitting"),
+    ],
+)
+def test_early_stop_restores_the_best_weights_bitwise(options, kind):
+    metric = Scripted([0.1, 0.3, 0.5, 0.4, 0.35, 0.3, 0.2, 0.1])
+    task = _task(steps=200, eval_every=20, metric_fn=metric)
+    record, monitor = RecordAtEval(), _quiet(**options)
+    run = lrpilot.train(task, 0.05, progress=False, callbacks=[record, monitor])
+    assert run.stopped.startswith("step 100: ")
+    assert [e["step"] for e in monitor.events if e["kind"] == kind] == [100]
+    assert "restored the best weights (step 60" in run.stopped
+    final = record.model.state_dict()
+    for name, value in record.states[60].items():
+        assert torch.equal(final[name], value), name
+    assert not torch.equal(final["0.weight"], record.states[100]["0.weight"])
+
+
+def test_a_plateau_of_the_metric_cuts_the_lr_through_reduce_on_plateau():
+    metric = Scripted([0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2])
+    task = _task(steps=180, eval_every=20, metric_fn=metric)
+    monitor = _quiet(plateau_patience=2, overfit_patience=None)
+    run = lrpilot.train(task, 0.05, progress=False, callbacks=[monitor])
+    cuts = [e for e in monitor.events if e["kind"] == "plateau"]
+    assert [e["step"] for e in cuts] == [100, 160]  # patience 2: the third flat evaluation
+    assert "LR 0.05 -> 0.025" in cuts[0]["message"]
+    assert run.lrs[100] == pytest.approx(0.025) and run.lrs[-1] == pytest.approx(0.0125)
+
+
+def test_adaptive_clipping_clips_reports_the_share_and_calls_most_clipped_too_high():
+    monitor = _quiet(clip="percentile", clip_percentile=1.0, clip_warmup=5)  # ~all clipped
+    run = lrpilot.train(_task(steps=150), 0.05, progress=False, callbacks=[monitor])
+    assert monitor.clipped_share > 0.5
+    high = [e for e in monitor.events if e["kind"] == "clipping" and e["acted"]]
+    assert high and "the LR is likely too high" in high[0]["message"]
+    assert run.lrs[-1] == pytest.approx(0.025)  # cut once per 100 steps
+    summary = [e for e in run.events if "clipped" in e["message"] and "of 150" in e["message"]]
+    assert summary
+
+
+def test_clipping_changes_the_update_only_when_it_clips():
+    plain = lrpilot.train(_task(steps=40), 0.05, progress=False)
+    off = lrpilot.train(
+        _task(steps=40),
+        0.05,
+        progress=False,
+        callbacks=[_quiet(clip_warmup=1000, oscillation_window=0, slow_after=None)],
+    )
+    assert off.losses == plain.losses  # watched but never acting: the very same run
+
+
+def test_too_slow_progress_says_the_lr_is_likely_too_low():
+    monitor = _quiet()
+    run = lrpilot.train(_task(steps=200), 1e-6, progress=False, callbacks=[monitor])
+    slow = [e for e in monitor.events if e["kind"] == "slow"]
+    assert len(slow) == 1 and "the LR is likely too low" in slow[0]["message"]
+    assert any("likely too low" in e["message"] for e in run.events)
+
+
+def test_events_go_to_a_private_json_lines_log_and_are_printed(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    monitor = Monitor(log=path)
+    lrpilot.train(_task(), 0.1, progress=False, callbacks=[MultiplyLR(110), monitor])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines == monitor.events and any(e["kind"] == "spike" for e in lines)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "rolled back to step 100" in capsys.readouterr().err
+
+
+def test_bounded_attempts_stop_the_run_at_its_last_good_state():
+    class Sabotage(Callback):  # LR x100 each time the run reaches step 60, also after rollbacks
+        def on_step(self, info):
+            return Action(lr_factor=100.0, reason="sabotage") if info.step == 60 else None
+
+    monitor = _quiet(max_rollbacks=2)
+    run = lrpilot.train(
+        _task(steps=200), 0.1, progress=False, callbacks=[Sabotage(), monitor], divergence=None
+    )
+    assert "gave up after 2 rollbacks" in run.stopped
+    assert [e["kind"] for e in monitor.events if e["acted"]] == ["spike"] * 3
+    assert math.isfinite(run.metric) and run.metric > -0.5  # the last good state, not the wreck
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (dict(lr_factor=1.5), "lr_factor"),
+        (dict(clip="always"), "clip"),
+        (dict(window=1), "window"),
+        (dict(stop_patience=0), "stop_patience"),
+    ],
+)
+def test_bad_settings_are_refused(options, match):
+    with pytest.raises(lrpilot.ConfigError, match=match):
+        Monitor(**options)
+
+
+def test_a_plain_loop_must_be_watched_first():
+    with pytest.raises(lrpilot.ConfigError, match="watch"):
+        Monitor().step(1.0)
+
+
+@pytest.mark.parametrize(
+    ("losses", "stalled_at"),
+    [
+        ([2.3, 7.0] + [2.3] * 60, 51),  # knocked out: back at chance, never below the start
+        ([2.3, 7.0] + [2.3 - 0.01 * i for i in range(60)], None),  # recovers: falls below it
+        ([2.3] * 62, None),  # flat but never jumped: not called too high
+    ],
+)
+def test_a_loss_knocked_above_its_start_that_never_recovers_means_the_lr_is_too_high(
+    losses, stalled_at
+):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = _quiet(slow_after=None).watch(model, opt)
+    answers = [monitor.step(loss, grad_norm=1.0) for loss in losses]
+    rolled = [i for i, a in enumerate(answers, 1) if a.rolled_back]
+    assert rolled == ([] if stalled_at is None else [stalled_at])
+    if stalled_at is not None:
+        assert "the LR is likely too high" in answers[stalled_at - 1].reason
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.05)

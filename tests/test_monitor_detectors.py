@@ -1,0 +1,146 @@
+"""The monitor's detectors on scripted sequences: pure functions and small state objects."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lrpilot.control._detectors import (
+    SpikeDetector,
+    ZClip,
+    oscillating,
+    overfitting,
+    plateaued,
+    too_slow,
+)
+
+NAN = math.nan
+NOISY = [1.0 + 0.05 * ((i * 7919) % 11 - 5) / 5 for i in range(40)]  # level 1, +-5 % jitter
+
+
+@pytest.mark.parametrize(
+    ("values", "spike_at"),
+    [
+        (NOISY + [1.04, 0.97], []),  # noise is never a spike
+        (NOISY + [9.3], [40]),  # 9.3x the median
+        (NOISY + [1.3], []),  # many sigmas, but only 1.3x: below spike_ratio
+        (NOISY[:5] + [50.0], []),  # during warmup nothing is judged
+        (NOISY + [NAN, 1.0], []),  # non-finite values are not spikes (the monitor's NaN rule)
+        (NOISY + [20.0, 20.0, 1.0], [40, 41]),  # a spike does not enter the window
+        ([2.0 - 0.02 * i for i in range(60)], []),  # a falling loss: below the median
+    ],
+)
+def test_spike_detector_on_scripted_losses(values, spike_at):
+    detector = SpikeDetector(window=50, warmup=10, z=6.0, ratio=1.5)
+    found = [i for i, v in enumerate(values) if detector.update(v) is not None]
+    assert found == spike_at
+
+
+def test_a_spike_reports_its_ratio_against_the_median():
+    detector = SpikeDetector(window=50, warmup=10)
+    for v in NOISY:
+        detector.update(v)
+    spike = detector.update(9.3)
+    assert spike is not None
+    assert spike.median == pytest.approx(detector.median())
+    assert spike.ratio == pytest.approx(9.3 / spike.median)
+    assert spike.z > 6
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 2.0] * 15, True),  # period-2 swing at a constant level
+        ([1.0, 1.6, 1.1, 1.7, 1.2, 1.8] * 5, True),  # swings around a level that comes back
+        (NOISY[:30], False),  # jitter flips sign less often than a sustained swing
+        ([3.0 - 0.05 * i for i in range(30)], False),  # steady progress
+        ([1.0 + 0.2 * (-1) ** i - 0.03 * i for i in range(30)], False),  # swinging but improving
+        ([1.0, 1.01] * 15, False),  # swings too small to matter (1 % of the level)
+        ([1.0] * 30, False),  # flat
+        ([1.0, 2.0] * 14 + [NAN, 1.0], False),  # a non-finite value is the NaN rule's business
+        ([1.0, 2.0, 1.0], False),  # too short to call sustained
+    ],
+)
+def test_oscillation_on_scripted_losses(values, expected):
+    assert oscillating(values) is expected
+
+
+def test_oscillation_thresholds_are_settings():
+    swing = [1.0, 1.05] * 15
+    assert not oscillating(swing)
+    assert oscillating(swing, min_swing=0.04)
+
+
+@pytest.mark.parametrize(
+    ("values", "patience", "expected"),
+    [
+        ([0.1, 0.2, 0.3, 0.4], 2, False),  # improving
+        ([0.1, 0.5, 0.5, 0.5], 2, True),  # no better than the best before the last two
+        ([0.1, 0.5, 0.4, 0.6], 2, False),  # the last beats it
+        ([0.1, 0.5, 0.4, 0.3, 0.2], 3, True),
+        ([0.1, 0.5, 0.4], 3, False),  # not enough evaluations yet
+        ([0.1, 0.5, NAN, NAN], 2, True),  # NaN is never an improvement
+        ([NAN, NAN, 0.3], 1, False),  # nothing finite to compare with
+    ],
+)
+def test_plateau_on_scripted_metrics(values, patience, expected):
+    assert plateaued(values, patience=patience) is expected
+
+
+def test_plateau_min_delta():
+    assert plateaued([0.5, 0.505], patience=1, min_delta=0.01)
+    assert not plateaued([0.5, 0.505], patience=1)
+
+
+@pytest.mark.parametrize(
+    ("val", "train", "patience", "expected"),
+    [
+        ([0.5, 0.7, 0.65, 0.6, 0.55], [1.0, 0.8, 0.7, 0.6, 0.5], 3, True),  # classic overfit
+        ([0.5, 0.7, 0.65, 0.6, 0.55], [1.0, 0.8, 0.9, 1.0, 1.1], 3, False),  # train worse too
+        ([0.5, 0.7, 0.65, 0.66, 0.55], [1.0, 0.8, 0.7, 0.6, 0.5], 3, False),  # not monotone
+        ([0.5, 0.7, 0.75, 0.8], [1.0, 0.8, 0.7, 0.6], 2, False),  # still improving
+        ([0.5, 0.7, 0.65], [1.0, 0.8, 0.7], 3, False),  # too few evaluations
+        ([0.5, 0.7, 0.65, NAN], [1.0, 0.8, 0.7, 0.6], 2, False),  # NaN: not judged
+        ([0.5, 0.7, 0.65, 0.6], [1.0, 0.8, 0.7, 0.6], 2, True),
+    ],
+)
+def test_overfitting_on_scripted_metrics(val, train, patience, expected):
+    assert overfitting(val, train, patience=patience) is expected
+
+
+def test_overfitting_needs_aligned_sequences():
+    with pytest.raises(ValueError, match="differ in length"):
+        overfitting([0.1, 0.2], [1.0], patience=1)
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "expected"),
+    [
+        ([2.0] * 40, 10, 0.0),  # flat: 0 % drop
+        ([2.0 - 0.001 * i for i in range(40)], 10, pytest.approx(0.0155, abs=1e-3)),  # 1.5 %
+        ([2.0 - 0.02 * i for i in range(40)], 10, None),  # ~30 %: fine
+        ([2.0] * 15, 10, None),  # too short to say
+    ],
+)
+def test_too_slow_on_scripted_losses(values, window, expected):
+    assert too_slow(values, window=window) == expected
+
+
+def test_zclip_clips_outliers_to_mean_plus_z_std_and_is_not_dragged_up():
+    clip = ZClip(alpha=0.9, z=2.5, warmup=10)
+    norms = [1.0 + 0.1 * ((i * 13) % 5 - 2) for i in range(30)]
+    assert all(math.isinf(clip.update(n)) for n in norms)  # nothing clipped in the bulk
+    limit = clip.threshold()
+    assert 1.0 < limit < 1.6
+    assert clip.update(100.0) == pytest.approx(limit)  # clipped to the threshold
+    assert clip.threshold() < 1.7  # the clipped value, not 100, entered the statistics
+    assert clip.clipped == 1 and clip.seen == 31
+
+
+def test_zclip_warmup_and_percentile_mode():
+    clip = ZClip(mode="percentile", percentile=50.0, warmup=4)
+    assert [clip.update(n) for n in (1.0, 2.0, 3.0, 4.0)] == [math.inf] * 4
+    assert clip.threshold() == pytest.approx(2.5)  # median of 1..4
+    assert clip.update(10.0) == pytest.approx(2.5)
+    assert math.isinf(clip.update(NAN))  # a non-finite norm is not this rule's business

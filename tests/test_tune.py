@@ -1,0 +1,241 @@
+"""``lrpilot.tune``: the budget, the race's candidates and rungs (closed form), and the whole
+pipeline on a real small task (scikit-learn's digits), from Python and from the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lrpilot
+from lrpilot.autopilot import (
+    MIN_RACE_STEPS,
+    choosing_budget,
+    race_candidates,
+    race_rungs,
+    tune,
+)
+from lrpilot.cli import app
+
+TASK_FILE = """
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+import lrpilot
+
+
+def task():
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target)
+    train = torch.utils.data.TensorDataset(x[:1400], y[:1400])
+    val = torch.utils.data.TensorDataset(x[1400:], y[1400:])
+    return lrpilot.Task(
+        model_fn=lambda: nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
+        optimizer_fn=lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+        train_loader=torch.utils.data.DataLoader(
+            train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+        ),
+        val_loader=torch.utils.data.DataLoader(val, batch_size=400),
+        loss_fn=nn.functional.cross_entropy,
+        steps=STEPS,
+        schedule="warmup(0.05)+cosine",
+        name="digits <mlp>",
+    )
+"""
+
+
+def write_task(folder: Path, steps: int) -> Path:
+    path = folder / "digits_task.py"
+    path.write_text(TASK_FILE.replace("STEPS", str(steps)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("steps", "share"), [(600, 0.25), (1999, 0.25), (2000, 0.15), (4999, 0.15), (5000, 0.10)]
+)
+def test_choosing_may_cost_less_of_a_longer_run(steps: int, share: float) -> None:
+    assert choosing_budget(steps) == share
+
+
+@pytest.mark.parametrize(
+    ("pick", "band", "advised", "expected"),
+    [
+        (0.01, (0.006, 0.03), None, [0.006, 0.01, 0.02]),  # 0.005 clipped up to the band
+        (0.01, (0.001, 0.1), None, [0.005, 0.01, 0.02]),
+        (0.01, (0.001, 0.1), 0.05, [0.005, 0.01, 0.02, 0.05]),  # the advice, inside the band
+        (0.01, (0.001, 0.1), 0.5, [0.005, 0.01, 0.02]),  # outside: not raced
+        (0.01, (0.001, 0.1), 0.011, [0.005, 0.01, 0.02]),  # within 20 % of the pick: once
+        (0.01, (0.0099, 0.0101), None, [0.0099]),  # a band too narrow to race in
+    ],
+)
+def test_race_candidates_lie_in_the_band(
+    pick: float, band: tuple[float, float], advised: float | None, expected: list[float]
+) -> None:
+    assert race_candidates(pick, band, advised) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "budget", "rungs"),
+    [
+        (3, 700, [100, 200]),  # 3 x 100 + 2 x 200 = 700
+        (4, 800, [100, 200]),  # 4 x 100 + 2 x 200
+        (5, 1900, [100, 200, 400]),  # 5 x 100 + 3 x 200 + 2 x 400
+        (3, 200, [66]),  # halving would run 28 steps: one rung of every candidate instead
+        (3, 3 * MIN_RACE_STEPS - 1, []),  # not even that: no race
+        (1, 10_000, []),
+    ],
+)
+def test_successive_halving_rungs_fit_the_budget(
+    candidates: int, budget: int, rungs: list[int]
+) -> None:
+    assert race_rungs(candidates, budget) == rungs
+    sizes = [candidates]
+    while sizes[-1] > 2:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    spent = sum(n * r for n, r in zip(sizes, rungs, strict=False)) if len(rungs) > 1 else None
+    assert spent is None or spent <= budget
+
+
+def test_tune_races_within_the_budget_and_trains_the_winner(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    task = lrpilot.load_task_file(write_task(tmp_path, 1000))
+    result = tune(task, report=tmp_path / "report.html", progress=False, command="lrpilot tune")
+    stages = {s["name"]: s for s in result.stages}
+    assert set(stages) == {"advice and lint", "range test", "race", "full run"}
+    assert result.cost_steps == stages["range test"]["steps"] + stages["race"]["steps"]
+    assert result.cost_steps <= choosing_budget(1000) * 1000
+    race = result.race
+    assert race is not None and len(race["candidates"]) >= 2
+    lo, hi = result.range_test["band"]
+    winners = [c for c in race["candidates"] if c.get("winner")]
+    chosen = [c for c in race["candidates"] if c.get("chosen")]
+    assert len(winners) == 1 and len(chosen) == 1 and chosen[0]["lr"] == result.lr
+    # race="check": the range test's pick stands, since it trained without diverging
+    assert result.lr == pytest.approx(result.range_test["lr"]) and chosen[0]["metric"] is not None
+    for c in race["candidates"]:
+        assert lo * 0.999 <= c["lr"] <= hi * 1.001
+        # raced at the run-length correction for its rung: a short run takes a higher LR
+        ratio = (c["steps"] / 1000) ** -lrpilot.suggest.PilotConstants().horizon_exponent
+        assert c["raced_at"] == pytest.approx(c["lr"] * ratio)
+        assert c["evals"][-1][0] == c["steps"]  # the final metric of a finished short run
+    assert stages["race"]["steps"] == sum(c["steps"] for c in race["candidates"])
+    # the full run is the recipe at the choice, under the monitor
+    assert result.run is not None and result.run["lr"] == result.lr
+    assert result.run["steps"] == 1000 and math.isfinite(result.metric)
+    assert {c["name"] for c in result.checks} >= {"finished", "overfitting", "clipped share"}
+    assert result.schedule == "warmup(0.05)+cosine"
+    assert len(result.schedule_lrs) == 1000 and max(result.schedule_lrs) == pytest.approx(
+        result.lr
+    )
+    json.dumps(result.to_dict())  # plain data
+    assert (tmp_path / "report.html").read_text().count("<section") == 9
+
+
+def test_tune_without_training_or_race_keeps_the_range_tests_pick(tmp_path: Path) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 1000))
+    result = tune(task, train=False, race=False, progress=False)
+    assert result.run is None and result.metric is None and result.events == []
+    assert result.lr == result.range_test["lr"]
+    assert result.cost_steps == result.range_test["num_steps_run"]
+    assert "race=False" in result.race["note"]
+
+
+def _race_runs(monkeypatch: pytest.MonkeyPatch, diverge_at: float | None) -> None:
+    """Make race runs whose metric peaks at the lowest LR, and diverge at ``diverge_at``."""
+    import lrpilot.autopilot as autopilot
+
+    def fake_train(task, lr, *, steps=None, seed=0, progress=True, callbacks=()):
+        diverged = diverge_at is not None and lr >= diverge_at
+        metric = math.nan if diverged else -math.log(lr)
+        return lrpilot.RunResult(
+            lr=lr,
+            steps=steps,
+            seed=seed,
+            metric=metric,
+            evals=[(steps, metric)],
+            diverged=diverged,
+            steps_done=steps,
+        )
+
+    monkeypatch.setattr(autopilot, "train", fake_train)
+
+
+@pytest.mark.parametrize(
+    ("mode", "diverge", "expected"),
+    [
+        ("check", None, "pick"),  # the race prefers the lowest; the pick trained: it stands
+        ("adopt", None, "lowest"),
+        ("check", 0.0, "pick"),  # everything diverged: the pick stands, with the reason
+    ],
+)
+def test_the_race_decides_only_as_far_as_asked(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    diverge: float | None,
+    expected: str,
+) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 1000))
+    _race_runs(monkeypatch, diverge)
+    result = tune(task, train=False, race=mode, progress=False)
+    pick = result.range_test["lr"]
+    if expected == "pick":
+        assert result.lr == pytest.approx(pick)
+    else:
+        assert result.lr == min(c["lr"] for c in result.race["candidates"]) < pick
+    if diverge == 0.0:
+        assert "every race run diverged" in result.race["note"]
+
+
+def test_a_pick_that_diverges_in_the_race_is_vetoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 1000))
+    found = tune(task, train=False, race=False, progress=False).range_test
+    scale = (50 / 1000) ** -lrpilot.suggest.PilotConstants().horizon_exponent
+    _race_runs(monkeypatch, diverge_at=found["lr"] * 0.99 * scale)  # the pick and above blow up
+    result = tune(task, train=False, progress=False)
+    assert result.race["rungs"] == [50]  # 1000 x 25 % - 100 swept, over 3 candidates
+    assert result.lr < found["lr"] and "diverged in the race" in result.race["note"]
+    with pytest.raises(lrpilot.ConfigError, match="race"):
+        tune(task, race="sometimes")
+
+
+def test_a_run_too_short_to_race_says_so(tmp_path: Path) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 300))  # 75 steps of budget, 100 swept
+    result = tune(task, train=False, progress=False)
+    assert result.lr == result.range_test["lr"]
+    assert result.race["candidates"] == [] and "no race" in result.race["note"]
+
+
+def test_tune_refuses_a_bad_report_path_before_any_work(tmp_path: Path) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 300))
+    with pytest.raises(lrpilot.ConfigError, match="ending in .html"):
+        tune(task, report=tmp_path / "report.png")
+    with pytest.raises(lrpilot.ConfigError, match="folder does not exist"):
+        tune(task, report=tmp_path / "missing" / "report.html")
+
+
+def test_the_command_prints_the_choice_as_json(tmp_path: Path) -> None:
+    path = write_task(tmp_path, 300)
+    report = tmp_path / "r.html"
+    out = CliRunner().invoke(app, ["tune", str(path), "--json", "--report", str(report)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert {"lr", "schedule", "cost_steps", "metric", "events"} <= set(data)
+    assert data["lr"] > 0 and data["cost_steps"] > 0 and math.isfinite(data["metric"])
+    assert data["report"] == str(report) and report.exists()
+    out = CliRunner().invoke(app, ["tune", str(path), "--no-train", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["metric"] is None
+
+
+def test_the_command_fails_cleanly_on_a_missing_task_file(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["tune", str(tmp_path / "nope.py")])
+    assert out.exit_code == 2 and "error:" in out.output
