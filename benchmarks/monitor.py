@@ -185,8 +185,10 @@ def report(outcomes: list[Outcome], ratios: dict[str, list[float]], command: str
         f"target ≥ {RECOVERY_TARGET:.0%} with it: "
         f"{'met' if watched >= RECOVERY_TARGET else '**not met**'}). With the run's own "
         f"divergence stop off (`train(..., divergence=None)`, the monitor alone deciding): "
-        f"**{free:.0%}**. With it on, a run that blows up in its first 2 to 5 steps is stopped "
-        "by `train` before any callback sees the step, so the monitor cannot roll it back.",
+        f"**{free:.0%}**. `train` shows its callbacks the step its divergence detector "
+        "fires on before stopping, so a rollback can rescue it; what is left is mostly runs "
+        "that are too hot but stable (no spike to act on) and LR cuts that settle just below "
+        "the cliff rather than at the best LR.",
         "",
         f"**Overhead per step: {worst:.3f}x** at worst (median of interleaved pairs; target ≤ "
         f"{OVERHEAD_TARGET}x: {'met' if worst <= OVERHEAD_TARGET else '**not met**'}).",
