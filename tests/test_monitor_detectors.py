@@ -144,3 +144,25 @@ def test_zclip_warmup_and_percentile_mode():
     assert clip.threshold() == pytest.approx(2.5)  # median of 1..4
     assert clip.update(10.0) == pytest.approx(2.5)
     assert math.isinf(clip.update(NAN))  # a non-finite norm is not this rule's business
+
+
+def test_noise_of_a_converged_loss_is_not_a_spike_at_the_runs_scale() -> None:
+    from lrpilot.control._detectors import SpikeDetector
+
+    # started at 2.3, converged near 0.01 with batches up to 0.012; then one at 0.04
+    converged = [2.3] + [0.01 + 0.002 * (i % 2) for i in range(30)]
+    plain, scaled = SpikeDetector(), SpikeDetector(min_excess=0.1)
+    for v in converged:
+        assert plain.update(v) is None and scaled.update(v) is None
+    assert plain.update(0.04) is not None  # 4x the median: a spike to a scale-free test
+    assert scaled.update(0.04) is None  # +0.03 is 1 % of the first loss: noise
+    assert scaled.update(1.5) is not None  # +1.49, 65 % of it: a real spike
+
+
+def test_a_converged_loss_swinging_by_its_own_size_is_no_oscillation() -> None:
+    from lrpilot.control._detectors import oscillating
+
+    swing = [0.01, 0.02] * 15
+    assert oscillating(swing)  # judged against its own level: an oscillation
+    assert not oscillating(swing, scale=0.23)  # against a tenth of a 2.3 start: noise
+    assert oscillating([1.0, 2.0] * 15, scale=0.23)  # a real swing still is

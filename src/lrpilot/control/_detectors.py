@@ -51,7 +51,10 @@ class SpikeDetector:
     ``warmup`` values have been seen. Spikes and non-finite values do not enter the window, so
     a run of bad steps does not teach the detector that bad is normal. Works for any positive
     stream (a loss, a gradient norm). During warmup, a value above ``early_ratio`` times the
-    first one is a spike (a blow-up in the first steps; ``z`` is then ``inf``).
+    first one is a spike (a blow-up in the first steps; ``z`` is then ``inf``). With
+    ``min_excess``, the value must also exceed the median by that fraction of the first value:
+    near convergence a loss of 0.01 whose batches swing to 0.04 is noise at the scale of the
+    run (it started at 2.3), not a spike worth a rollback.
     """
 
     window: int = 50
@@ -59,6 +62,7 @@ class SpikeDetector:
     z: float = 6.0
     ratio: float = 1.5
     early_ratio: float = math.inf
+    min_excess: float = 0.0
     values: deque[float] = field(default_factory=deque)
     first: float = math.nan
 
@@ -86,7 +90,8 @@ class SpikeDetector:
             sigma = MAD_TO_SIGMA * mad + 1e-12 * max(abs(median), 1.0)
             z = (value - median) / sigma
             ratio = value / median if median > 0 else math.inf
-            if z > self.z and ratio > self.ratio:
+            big = value - median > self.min_excess * abs(self.first)
+            if z > self.z and ratio > self.ratio and big:
                 return Spike(value, median, ratio, z)
         self.values.append(value)
         return None
@@ -149,14 +154,16 @@ class ZClip:
 
 
 def oscillating(
-    values: Sequence[float], *, min_flips: float = 0.9, min_swing: float = 0.1
+    values: Sequence[float], *, min_flips: float = 0.9, min_swing: float = 0.1, scale: float = 0.0
 ) -> bool:
     """Whether ``values`` oscillate without progress: a sustained up-down pattern.
 
     True when, over the whole sequence: at least ``min_flips`` of the consecutive differences
     change sign (a period-2 swing flips every time; independent noise flips about 2/3 of the
     time), the mean absolute step is at least ``min_swing`` of the median level, and the
-    second half's median is not below the first half's (no progress).
+    second half's median is not below the first half's (no progress). ``scale`` floors the
+    level the swing is judged against (the run's own loss scale): a converged loss near zero
+    swinging by its own size is not an oscillation worth an LR cut.
     """
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 6 or len(finite) < len(values):
@@ -168,7 +175,9 @@ def oscillating(
     half = len(finite) // 2
     no_progress = statistics.median(finite[half:]) >= statistics.median(finite[:half])
     return (
-        flips >= min_flips * (len(diffs) - 1) and swing >= min_swing * abs(level) and no_progress
+        flips >= min_flips * (len(diffs) - 1)
+        and swing >= min_swing * max(abs(level), scale)
+        and no_progress
     )
 
 

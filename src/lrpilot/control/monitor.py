@@ -72,6 +72,10 @@ from lrpilot.errors import ConfigError
 
 __all__ = ["Answer", "Monitor"]
 
+LOSS_SCALE_SHARE = 0.1
+"""A loss spike, or an oscillation's swing, must be at least this share of the run's first
+loss to act on: near convergence the batch-to-batch noise of a tiny loss is large relative to
+it and harmless."""
 CLIP_WINDOW = 100
 """Steps over which the clipped share is judged (the playbook's "> 50 % clipped")."""
 
@@ -237,7 +241,11 @@ class Monitor(Callback):
         self._total = total
         self._step = 0
         self._losses = SpikeDetector(
-            window=self.window, z=self.spike_z, ratio=self.spike_ratio, early_ratio=3.0
+            window=self.window,
+            z=self.spike_z,
+            ratio=self.spike_ratio,
+            early_ratio=3.0,
+            min_excess=LOSS_SCALE_SHARE,
         )
         ratio = self.explode_ratio if self.explode_ratio is not None else math.inf
         self._norms = SpikeDetector(window=self.window, z=self.spike_z, ratio=ratio)
@@ -592,7 +600,9 @@ class Monitor(Callback):
             return None
         window = list(self._recent)
         self._recent.clear()  # non-overlapping windows: one test per window, not per step
-        if not oscillating(window):
+        first = self._losses.first
+        scale = LOSS_SCALE_SHARE * abs(first) if math.isfinite(first) else 0.0
+        if not oscillating(window, scale=scale):
             return None
         return self._lower(
             f"the loss swung up and down for {self.oscillation_window} steps without progress",
