@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -342,3 +343,15 @@ def test_a_persistent_worker_loader_gives_every_run_the_same_data():
         second = lrpilot.train(task, 0.1, progress=False)
         assert first.losses == second.losses  # a worker pool left mid-epoch shifts the data
         assert loader._iterator is None  # the run's own workers were shut down
+
+
+def test_a_serious_lint_finding_warns_once_per_task_at_the_callers_line():
+    from lrpilot.lint import LintWarning
+
+    task = _task(steps=5)
+    with pytest.warns(LintWarning, match="above the usual range") as caught:
+        lrpilot.train(task, 50.0, progress=False)  # SGD at 50: 500x its family's range
+    assert all(w.filename == __file__ for w in caught if issubclass(w.category, LintWarning))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LintWarning)
+        lrpilot.train(task, 50.0, progress=False)  # the same task again: already said

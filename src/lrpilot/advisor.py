@@ -26,7 +26,7 @@ from .advice import PRIOR_LRS
 from .errors import ConfigError
 from .lint import Finding, build_quietly, has_frozen, lint
 from .rules import Reason, reason
-from .task import Task
+from .task import Task, _dataset_size
 
 __all__ = ["Advice", "ParamGroup", "advise", "finetune_groups", "HISTORY_MIN_CONFIDENCE"]
 
@@ -276,14 +276,6 @@ def _fill(out: _Known, facts: dict[str, Any]) -> None:
 def _attr_int(obj: Any, name: str) -> int | None:
     value = getattr(obj, name, None)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _dataset_size(loader: Any) -> int | None:
-    dataset = getattr(loader, "dataset", None)
-    try:
-        return len(dataset) if dataset is not None else None
-    except TypeError:
-        return None
 
 
 def _beta2(given: Any, optimizer: Any) -> float | None:

@@ -238,6 +238,7 @@ def _monitor() -> list[Any]:
 
 
 def _train(task: Task, lr: float, **options: Any) -> RunResult:
+    """:func:`lrpilot.train` (inside :func:`tune` its ``train`` flag hides the function)."""
     return train(task, lr, **options)
 
 

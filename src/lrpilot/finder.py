@@ -17,8 +17,6 @@ import contextlib
 import contextvars
 import functools
 import math
-import os
-import sys
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +29,7 @@ from torch import nn
 
 from . import _validate as check
 from . import suggest
+from ._callsite import user_stacklevel
 from ._facts import RunFacts, run_facts
 from ._progress import progress_bar
 from ._result import LRFinderResult
@@ -275,7 +274,7 @@ def _lint_once(model: nn.Module, train_loader: Any, opts: _Options, schedule: An
         accumulation_steps=opts.accumulation_steps,
         batches=0,
     )
-    lint.warn_serious(findings, stacklevel=_caller_level())
+    lint.warn_serious(findings, stacklevel=user_stacklevel())
 
 
 def _record(
@@ -723,18 +722,7 @@ def _emit(notes: list[str]) -> None:
     """Each note once, as a Python warning pointing at the first frame outside lrpilot."""
     for note in notes:
         category = UserWarning if note.startswith("Assumed ") else RuntimeWarning
-        warnings.warn(note, category, stacklevel=_caller_level())
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` for a ``warnings.warn`` in :func:`_emit` that names the user's line."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1  # _emit's frame is stacklevel 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        package + os.sep
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
+        warnings.warn(note, category, stacklevel=user_stacklevel())
 
 
 def _result(

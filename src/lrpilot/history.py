@@ -555,20 +555,9 @@ def fingerprint_of(
     that they hold (model class and size, optimizer and hyperparameters, batch and dataset
     size, steps) and an ``"id"`` hashed from them."""
     from ._state import inner_optimizer
-    from .task import _dataset_size, _hyperparameters, _loader_batch_size
+    from .task import recipe_of
 
-    optimizer = inner_optimizer(optimizer)
-    data = {
-        "model": type(model).__name__,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "optimizer": type(optimizer).__name__,
-        "hyperparameters": _hyperparameters(optimizer),
-        "param_groups": len(optimizer.param_groups),
-        "batch_size": _loader_batch_size(train_loader),
-        "dataset_size": _dataset_size(train_loader),
-        "steps": steps,
-    }
+    data = {**recipe_of(model, inner_optimizer(optimizer), train_loader), "steps": steps}
     text = json.dumps(data, sort_keys=True, default=str)
     data["id"] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return data

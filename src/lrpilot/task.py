@@ -178,14 +178,7 @@ class Task:
                 model = self.model_fn()
                 optimizer = self.make_optimizer(model, 1.0)
         data = {
-            "model": type(model).__name__,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "optimizer": type(optimizer).__name__,
-            "hyperparameters": _hyperparameters(optimizer),
-            "param_groups": len(optimizer.param_groups),
-            "batch_size": _loader_batch_size(self.train_loader),
-            "dataset_size": _dataset_size(self.train_loader),
+            **recipe_of(model, optimizer, self.train_loader),
             "steps": self.steps,
             "schedule": _describe_schedule(self),
             "grad_clip": self.grad_clip,
@@ -195,6 +188,23 @@ class Task:
         text = json.dumps(data, sort_keys=True, default=str)
         data["id"] = hashlib.sha256(text.encode()).hexdigest()[:16]
         return data
+
+
+def recipe_of(model: nn.Module, optimizer: Any, loader: Any) -> dict[str, Any]:
+    """What live objects say of a recipe, as plain data: the model's class and size, the
+    optimizer's class, hyperparameters (the LR left out) and groups, the loader's batch and
+    dataset size. The core of :meth:`Task.fingerprint` and of the history's fingerprint of
+    live objects."""
+    return {
+        "model": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "optimizer": type(optimizer).__name__,
+        "hyperparameters": _hyperparameters(optimizer),
+        "param_groups": len(optimizer.param_groups),
+        "batch_size": _loader_batch_size(loader),
+        "dataset_size": _dataset_size(loader),
+    }
 
 
 def load_task_file(path: str | Path) -> Task:

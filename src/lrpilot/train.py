@@ -22,7 +22,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 import time
 import warnings
 import weakref
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from . import _validate as check
+from ._callsite import user_stacklevel
 from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
 from ._state import TrainingSnapshot, loader_parts
@@ -230,18 +230,7 @@ def _lint_once(task: Task, lr: float, steps: int, model: nn.Module) -> None:
     from . import lint
 
     findings = lint.lint(task, model=model, lr=lr, steps=steps, batches=0)
-    lint.warn_serious(findings, stacklevel=_user_level())
-
-
-def _user_level() -> int:
-    """The ``stacklevel`` (for a function called from here) of the first frame outside lrpilot."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        package + os.sep
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
+    lint.warn_serious(findings, stacklevel=user_stacklevel())
 
 
 def _record(result: RunResult, task: Task, run: _Run) -> None:
