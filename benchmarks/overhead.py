@@ -17,6 +17,10 @@ the same model, optimizer and loader; the sweep ends below the divergence point 
 exactly the same number of steps; its snapshot, restore, bookkeeping and suggestion rules are
 overhead.
 
+**History.** ``lrpilot.train`` with recording on (the default) against ``LRPILOT_HISTORY=0``,
+on an MLP whose step takes about a millisecond: what one run's record (its fingerprint and one
+row in an SQLite store) adds, and, once, what the first record in a new store adds.
+
 Each pair of runs is interleaved (alternating which goes first) after one warm-up pair; the
 tables give the median of the per-pair ratios and their range. One thread, as in the rest of
 the benchmark.
@@ -29,9 +33,11 @@ import copy
 import datetime as dt
 import json
 import math
+import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +54,7 @@ from benchmarks.data import OUT
 from benchmarks.results_md import write_section
 from benchmarks.tasks import BenchTask, get_task
 from lrpilot._rng import generators_of, seed_everything
+from lrpilot.history import History
 
 TASKS = (
     "mnist1d_conv-long:adamw",
@@ -271,6 +278,82 @@ def measure_fixed_cost(reps: int) -> dict:
     return out
 
 
+HISTORY_STEPS = 100
+
+
+def _history_task(width: int) -> lrpilot.Task:
+    """The 1 ms-a-step MLP as an ``lrpilot.Task`` without validation: a run of
+    :data:`HISTORY_STEPS` steps whose only difference between the two sides is recording."""
+    torch.manual_seed(0)
+    loader = [(torch.randn(64, 64), torch.randint(0, 10, (64,))) for _ in range(16)]
+    return lrpilot.Task(
+        model_fn=lambda: _mlp(width),
+        optimizer_fn=lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+        train_loader=loader,
+        loss_fn=nn.functional.cross_entropy,
+        steps=HISTORY_STEPS,
+        name="overhead-history",
+    )
+
+
+def measure_history(reps: int) -> dict:
+    """What recording a run in the history (on by default) adds to ``lrpilot.train``: the same
+    run with ``LRPILOT_HISTORY=1`` (an SQLite store in a temporary ``LRPILOT_HOME``) against
+    ``LRPILOT_HISTORY=0``, interleaved; and, once, the first record, which creates the store."""
+    width = _width_for_a_millisecond()
+    task = _history_task(width)
+    saved = {k: os.environ.get(k) for k in ("LRPILOT_HISTORY", "LRPILOT_HOME")}
+
+    def run(recording: bool) -> Clock:
+        os.environ["LRPILOT_HISTORY"] = "1" if recording else "0"
+        start = _clock()
+        lrpilot.train(task, 1e-3, seed=0, progress=False)
+        return _since(start)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="lrpilot-overhead-") as home:
+            os.environ["LRPILOT_HOME"] = home
+            run(False)  # warm the run layer's caches before the first record is timed
+            first, plain = run(True), run(False)
+            times = _interleave({"off": lambda: run(False), "on": lambda: run(True)}, reps)
+            records = len(History().records())
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    out = {"side": "history", "reps": reps, "width": width, "records": records}
+    out.update(_pair_medians(times["on"], times["off"]))
+    out["first_extra_s"] = first[0] - plain[0]
+    return out
+
+
+def _history_lines(row: dict | None) -> list[str]:
+    if row is None:
+        return []
+    return [
+        "### Recording the run in the history",
+        "",
+        f"`lrpilot.train` on the same MLP ({HISTORY_STEPS} steps, no validation) with the "
+        f"history on (the default: an SQLite file under `LRPILOT_HOME`) against "
+        f"`LRPILOT_HISTORY=0`, {row['reps']} interleaved pairs ({row['records']} records "
+        "written in all, so every timed run did write one).",
+        "",
+        "| clock | added per run | ratio (median of pairs) |",
+        "| --- | ---: | ---: |",
+        *(
+            f"| {label} | {1e3 * row[f'{clock}_extra_s']:.1f} ms | {row[f'{clock}_ratio']:.3f}× |"
+            for label, clock in (("CPU", "cpu"), ("wall", "wall"))
+        ),
+        "",
+        f"The first record in a new store (creating the file and its tables) adds "
+        f"{1e3 * row['first_extra_s']:.0f} ms of wall time once. `LRPILOT_HISTORY=0` switches "
+        "recording off; the other tables here are measured with it off.",
+        "",
+    ]
+
+
 def _pair_medians(timed: list[Clock], bare: list[Clock]) -> dict[str, float]:
     """Per clock, the medians over the pairs of the added time, the bare time and the ratio."""
     out = {}
@@ -443,6 +526,7 @@ def report(rows: list[dict], command: str) -> None:
         *_table(rows, "train", TRAIN_TARGET),
         *_table(rows, "find_lr", FIND_LR_TARGET),
         *_fixed_cost_lines(next((r for r in rows if r["side"] == "fixed"), None)),
+        *_history_lines(next((r for r in rows if r["side"] == "history"), None)),
     ]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "overhead.json").write_text(json.dumps(rows, indent=1))
@@ -475,6 +559,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(measure_find_lr(task, args.sweep_steps, args.reps))
     if args.sweep_steps:
         rows.append(measure_fixed_cost(max(args.reps, 15)))
+    rows.append(measure_history(max(args.reps, 15)))
     command = "MPLCONFIGDIR=/tmp/mplcfg .venv/bin/python -m benchmarks.overhead"
     if argv:
         command += " " + " ".join(argv)

@@ -538,3 +538,56 @@ def test_the_race_bound_carries_the_short_runs_best_lr_to_the_long_run() -> None
     assert b.gaps[0.5] == pytest.approx(100 * (2.0 - 1.0) / (8.0 - 1.0))  # halfway in log-LR
     text = race_bound.markdown([b])
     assert "| `fortunes_gru-long:adam` | 0.01 | 0.001 | 28.6 | 14.3 | 0.0 | 0.0 | – |" in text
+
+
+class _QuadraticGrid:
+    """A stored grid in closed form: accuracy ``0.9 - 0.1 * d**2`` at ``d`` decades from
+    ``best`` (every seed alike), keyed by task name."""
+
+    def __init__(self, best: dict[str, float]) -> None:
+        self.best = best
+
+    def get(self, task: bt.BenchTask, lr: float, seed: int) -> dict[str, float]:
+        d = math.log10(lr / self.best[task.name])
+        return {"metric": 0.9 - 0.1 * d * d}
+
+
+def test_tune_regret_scores_each_choice_on_the_grid_and_picks_a_mode_held_out() -> None:
+    from benchmarks import tune_regret as tr
+
+    names = ("mnist1d_conv-long:adamw", "mnist1d_conv:sgd", "fmnist_resnet:adamw")
+    cache = _QuadraticGrid({n: 1e-2 for n in names})
+    by_choice = {  # LR per choice, in decades from the best (1e-2)
+        "mnist1d_conv-long:adamw": {"range test": 0, "tune (check)": 1, "tune (adopt)": 2},
+        "mnist1d_conv:sgd": {"range test": 0, "tune (check)": 1, "tune (adopt)": 2},
+        "fmnist_resnet:adamw": {"range test": 2, "tune (check)": 1, "tune (adopt)": 0},
+    }
+    outcomes = [
+        tr.Outcome(
+            task=n,
+            seed=0,
+            run_steps=bt.TASKS[n].steps,
+            lrs={c: 1e-2 * 10.0 ** by_choice[n].get(c, 0) for c in tr.CHOICES},
+            cost_steps=bt.TASKS[n].steps // 10,
+            range_steps=100,
+            tpe_steps={},
+            race_note="",
+            seconds=0.0,
+        )
+        for n in names
+    ]
+    rows = {r.task: r for r in tr.score(outcomes, cache)}  # type: ignore[arg-type]
+    # one decade off: 0.1 lost of an oracle-trivial gap of 0.9 - 0.1; two decades: 0.4 lost.
+    assert rows["mnist1d_conv:sgd"].gap["tune (check)"] == pytest.approx(100 * 0.1 / 0.8)
+    assert rows["mnist1d_conv:sgd"].gap["tune (adopt)"] == pytest.approx(100 * 0.4 / 0.8)
+    assert rows["fmnist_resnet:adamw"].regret["range test"] == pytest.approx(40.0)  # points
+    assert rows["mnist1d_conv-long:adamw"].cost_share == pytest.approx(0.1, abs=1e-3)
+    gaps, chosen = tr.held_out(list(rows.values()))
+    # mnist1d (both tasks) is judged by the mode best on fmnist (adopt), and fmnist by the
+    # mode best on mnist1d (the range test): each family scores its worst mode, held out.
+    assert chosen == {"mnist1d_conv": "tune (adopt)", "fmnist_resnet": "range test"}
+    assert gaps["mnist1d_conv:sgd"] == pytest.approx(50.0)
+    assert gaps["fmnist_resnet:adamw"] == pytest.approx(50.0)
+    text = tr.markdown(list(rows.values()), outcomes, "python -m benchmarks.tune_regret")
+    assert "loss on every task: met on 0 of 3 (not met)" in text
+    assert "at most 10.0 % over 1 tasks (met)" in text

@@ -251,7 +251,7 @@ def test_with_range_tests_the_ratio_to_the_curve_minimum_transfers():
     query = {"optimizer": "Adam", "parameters": 195, "batch_size": 16, "steps": 30, "lr_min": None}
     new_min = {"lr": 0.0, "lrs": result.lrs, "losses": [2 * x for x in result.losses]}
     new_features = history.range_test_features(new_min)
-    answer = history.recommend(query, range_test=new_min)
+    answer = history.recommend(query, range_test=new_min, anchor="lr_min")
     assert answer.basis == "neighbours + range test"
     assert answer.lr == pytest.approx(best / lr_min * new_features["lr_min"], rel=1e-9)
 

@@ -146,18 +146,19 @@ def test_rollback_restores_model_optimizer_and_scheduler_exactly():
             sched.step()
         opt.zero_grad()
     assert answer.rolled_back  # the second in a row
+    assert answer.lr_factor == 0.1  # the loss went back above its start: a divergence's cut
     back_to = int(monitor.events[-1]["message"].split("rolled back to step ")[1].split(",")[0])
     model_state, opt_state, sched_state = saved[back_to]
     assert_state_dicts_equal(model.state_dict(), model_state)
     cut = _clone(opt_state)
     for group in cut["param_groups"]:
-        group["lr"] *= 0.5
-        group["initial_lr"] *= 0.5
+        group["lr"] *= 0.1
+        group["initial_lr"] *= 0.1
     assert_state_dicts_equal(opt.state_dict(), cut)  # the state, with the LR cut on top
-    assert sched.base_lrs == [b * 0.5 for b in sched_state["base_lrs"]]
+    assert sched.base_lrs == [b * 0.1 for b in sched_state["base_lrs"]]
     assert sched.last_epoch == sched_state["last_epoch"]
     sched.step()  # the scheduler keeps the cut (DEFECTS U3)
-    expected = 0.5 * sched_state["base_lrs"][0] / (1 + 0.01 * (sched_state["last_epoch"] + 1))
+    expected = 0.1 * sched_state["base_lrs"][0] / (1 + 0.01 * (sched_state["last_epoch"] + 1))
     assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
 
 
@@ -257,6 +258,7 @@ def test_too_slow_progress_says_the_lr_is_likely_too_low():
     slow = [e for e in monitor.events if e["kind"] == "slow"]
     assert len(slow) == 1 and "the LR is likely too low" in slow[0]["message"]
     assert any("likely too low" in e["message"] for e in run.events)
+    assert not [e for e in monitor.events if e["acted"]]  # flat, but the weights barely move
 
 
 def test_events_go_to_a_private_json_lines_log_and_are_printed(tmp_path, capsys):
@@ -303,22 +305,93 @@ def test_a_plain_loop_must_be_watched_first():
 
 
 @pytest.mark.parametrize(
-    ("losses", "stalled_at"),
+    ("losses", "move", "stalled_at"),
     [
-        ([2.3, 7.0] + [2.3] * 60, 51),  # knocked out: back at chance, never below the start
-        ([2.3, 7.0] + [2.3 - 0.01 * i for i in range(60)], None),  # recovers: falls below it
-        ([2.3] * 62, None),  # flat but never jumped: not called too high
+        ([2.3, 7.0] + [2.3] * 60, 0.01, 56),  # knocked out: at chance (5 steps: the weights move)
+        ([2.3, 7.0] + [2.3 - 0.01 * i for i in range(60)], 0.01, None),  # recovers below it
+        ([2.3] * 62, 0.01, 55),  # flat at its start at full LR, weights moving: too high
+        ([2.3] * 62, 1e-6, None),  # flat, the weights all but still: an LR far too low
+        ([2.3 * (1 - 0.0003 * i) for i in range(62)], 0.01, None),  # slow, real descent
+        ([2.3 - 0.05 * (-1) ** i - 0.00002 * i for i in range(62)], 0.01, 55),  # bounces
     ],
 )
-def test_a_loss_knocked_above_its_start_that_never_recovers_means_the_lr_is_too_high(
-    losses, stalled_at
+def test_a_loss_that_never_falls_below_its_start_means_the_lr_is_too_high(
+    losses, move, stalled_at
 ):
+    torch.manual_seed(0)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    monitor = _quiet(slow_after=None).watch(model, opt)
-    answers = [monitor.step(loss, grad_norm=1.0) for loss in losses]
+    monitor = _quiet(slow_after=None, oscillation_window=0).watch(model, opt)
+    answers = []
+    for loss in losses:
+        answers.append(monitor.step(loss, grad_norm=1.0))
+        with torch.no_grad():  # the update the LR makes: relative size ~ move per step
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * move * p.abs().mean())
     rolled = [i for i, a in enumerate(answers, 1) if a.rolled_back]
     assert rolled == ([] if stalled_at is None else [stalled_at])
     if stalled_at is not None:
         assert "the LR is likely too high" in answers[stalled_at - 1].reason
-        assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # a divergence's cut: / 10
+
+
+def test_the_monitor_rolls_back_on_the_step_the_runs_own_divergence_stop_fires():
+    task = _task(steps=200)
+    alone = lrpilot.train(task, 0.1, progress=False, callbacks=[MultiplyLR(60, 300.0)])
+    assert alone.diverged  # the run's divergence stop ends it
+    # the monitor's own rules silenced: only its mirror of train's detector can act
+    monitor = _quiet(patience=10_000, explode_ratio=None, oscillation_window=0)
+    run = lrpilot.train(task, 0.1, progress=False, callbacks=[MultiplyLR(60, 300.0), monitor])
+    assert not run.diverged and math.isfinite(run.metric)
+    acted = [e for e in monitor.events if e["acted"]]
+    assert acted[0]["kind"] == "diverged" and "divergence stop would end it" in acted[0]["message"]
+    stop = next(e for e in run.events if e["kind"] == "diverged")
+    assert "rolled back instead of stopping" in stop["message"]
+    assert monitor.lr_scale == pytest.approx(0.1)  # past the edge: cut by 10, not halved
+
+
+def _scripted(monitor: Monitor, losses, norm: float = 1.0) -> list[Answer]:
+    return [monitor.step(loss, grad_norm=norm) for loss in losses]
+
+
+def test_a_divergence_cuts_by_ten_then_by_its_root_and_a_spike_in_a_healthy_run_halves():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    monitor = _quiet(slow_after=None, oscillation_window=0, clip=None).watch(model, opt)
+    healthy = [2.3 - 0.04 * i for i in range(30)] + [1.1] * 30  # progress, then snapshots
+    answers = _scripted(monitor, healthy + [5.0, 5.0])  # back above the start: divergence
+    assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.1)
+    answers = _scripted(monitor, [1.1] * 30 + [5.0, 5.0])  # again: the square root
+    assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.1**0.5)
+    answers = _scripted(monitor, [1.1] * 30 + [2.0, 2.0])  # a spike below the start
+    assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1**0.5 * 0.5)
+
+
+def test_a_restart_forgets_the_discarded_steps_statistics():
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = _quiet(slow_after=None, oscillation_window=0).watch(model, opt)
+    answers = []
+    for i in range(120):
+        stalled = not any(a.rolled_back for a in answers)
+        loss = 2.3 if stalled else 2.3 - 0.01 * i  # knocked out at chance, then learning
+        norm = 0.01 if stalled else 1.0  # a dead network's tiny gradients, then healthy ones
+        answers.append(monitor.step(loss, grad_norm=norm))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01 * p.abs().mean())
+    rolled = [i for i, a in enumerate(answers, 1) if a.rolled_back]
+    assert len(rolled) == 1  # the stall; the restart's 100x larger norms are not "exploding"
+    assert [e["kind"] for e in monitor.events if e["acted"]] == ["stalled"]
+
+
+@pytest.mark.parametrize("schedule", [None, "warmup(0.05)+cosine"])
+def test_the_monitor_is_quiet_on_a_healthy_run(schedule):
+    monitor = _quiet()
+    run = lrpilot.train(
+        _task(steps=300, schedule=schedule), 0.05, progress=False, callbacks=[monitor]
+    )
+    assert [e for e in monitor.events if e["acted"]] == []
+    assert not run.diverged and monitor.lr_scale == 1.0

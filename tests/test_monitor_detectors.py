@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
 from lrpilot.control._detectors import (
     SpikeDetector,
     ZClip,
+    declining,
     oscillating,
     overfitting,
     plateaued,
@@ -166,3 +168,28 @@ def test_a_converged_loss_swinging_by_its_own_size_is_no_oscillation() -> None:
     assert oscillating(swing)  # judged against its own level: an oscillation
     assert not oscillating(swing, scale=0.23)  # against a tenth of a 2.3 start: noise
     assert oscillating([1.0, 2.0] * 15, scale=0.23)  # a real swing still is
+
+
+def test_the_spike_detectors_running_median_is_the_windows_median():
+    detector = SpikeDetector(window=7, warmup=3, ratio=1e9)  # nothing is a spike: all enter
+    values = [((i * 7919) % 13) / 3 + 0.1 for i in range(40)]
+    for i, v in enumerate(values):
+        detector.update(v)
+        window = values[max(0, i - 6) : i + 1]
+        assert detector.median() == statistics.median(window)
+        assert detector.ordered == sorted(window)
+
+
+@pytest.mark.parametrize(
+    ("values", "falling"),
+    [
+        ([2.0 * (1 - 0.0003 * i) for i in range(50)], True),  # slow, steady: an LR too low
+        ([2.0 * (1 - 0.0003 * i) + 0.02 * (-1) ** i for i in range(50)], True),  # and noisy
+        ([2.0 + 0.05 * (-1) ** i for i in range(50)], False),  # flat and bouncing
+        ([2.31 - 0.00002 * i for i in range(50)], False),  # a knocked-out net creeping down
+        ([2.0 + 0.001 * i for i in range(50)], False),  # climbing
+        ([2.0, 1.0, NAN], False),  # too few values
+    ],
+)
+def test_declining_tells_a_slow_descent_from_a_stall(values, falling):
+    assert declining(values) is falling

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import optuna
 import pytest
@@ -384,3 +385,17 @@ def test_the_search_benchmark_compares_against_unpruned_tpe_and_twice_the_random
         "N=8: regret 1.0 % of gap vs random@16 3.0 % (met); steps 0.40× unpruned TPE (met)" in text
     )
     assert "t 30.0 %" in text
+
+
+def test_a_search_does_not_warn_about_the_lrs_it_samples_itself(journal) -> None:
+    # Every LR here is >10x below SGD's usual range: one lint warning per trial before.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = lrpilot.search(
+            tiny_task(), "random", 3, journal, "low", space=(1e-6, 1e-5), progress=False
+        )
+    assert len(result.trials) == 3
+    assert not [w for w in caught if issubclass(w.category, lrpilot.lint.LintWarning)]
+    # trained by hand at such an LR, the same recipe warns, once.
+    with pytest.warns(lrpilot.lint.LintWarning, match="below the usual range"):
+        lrpilot.train(tiny_task(), 3e-6, progress=False)

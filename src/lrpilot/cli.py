@@ -712,6 +712,12 @@ def search_cmd(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     plot: str | None = typer.Option(None, "--plot", help="Save the metric-vs-LR plot here."),
+    start: str | None = typer.Option(
+        None, "--start", help="Comma-separated LRs to try first: 3e-3,1e-3 (each once per study)."
+    ),
+    from_history: bool = typer.Option(
+        False, "--from-history", help="Try the history's recommended LR first (if it has one)."
+    ),
     show_traceback: bool = _traceback_option(),
 ) -> None:
     """Search the peak LR of a task file on Optuna (resumable; many workers share a study)."""
@@ -729,6 +735,7 @@ def search_cmd(
     try:
         with quiet, _reported(show_traceback, task_file):
             task = load_task_file(task_file)
+            starts = _start_lrs(start, task, from_history)
             result = _search.search(
                 task,
                 method,
@@ -740,6 +747,7 @@ def search_cmd(
                 seed=seed,
                 heartbeat=heartbeat,
                 progress=not json_out,
+                start=starts,
             )
     except KeyboardInterrupt:
         typer.echo(_INTERRUPTED_SEARCH, err=True)
@@ -758,6 +766,29 @@ def search_cmd(
         print_search(result, None if plot_error else plot)
     if plot_error:
         _fail(plot_error)
+
+
+def _start_lrs(text: str | None, task: Any, from_history: bool) -> list[float] | None:
+    """``--start``'s LRs, then (``--from-history``) the history's recommendation for ``task``;
+    says on stderr what the history answered."""
+    starts: list[float] = []
+    if text:
+        try:
+            starts = [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--start {text!r}: give comma-separated LRs, e.g. 3e-3,1e-3.")
+    if from_history:
+        from .history import recommend
+
+        answer = recommend(task)
+        if answer.lr is None:
+            typer.echo(f"--from-history: no recommendation ({answer.reason})", err=True)
+        else:
+            typer.echo(
+                f"--from-history: trying lr {answer.lr:.3g} first ({answer.reason})", err=True
+            )
+            starts.append(float(f"{answer.lr:.6g}"))
+    return starts or None
 
 
 @app.command("impact")

@@ -30,12 +30,14 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .. import _validate as check
+from .._callsite import user_stacklevel
 from .._imports import require
 from ..errors import ConfigError, LossError
+from ..lint import LintWarning, lint, warn_serious
 from ..task import Task
 from ._result import (
     DIVERGED,
@@ -84,6 +86,7 @@ def search(
     seed: int = 0,
     heartbeat: int = DEFAULT_HEARTBEAT,
     progress: bool = True,
+    start: Sequence[float] | None = None,
 ) -> SearchResult:
     """Search the peak LR of ``task`` (and, on request, schedule and weight decay) on Optuna.
 
@@ -113,19 +116,25 @@ def search(
         heartbeat: Seconds between heartbeats; a trial silent for twice this is failed and
             retried.
         progress: Show trials done, pruned, running, failed and the best so far on stderr.
+        start: LRs to try first, in order (a guess, a colleague's LR, the history's
+            recommendation): each is enqueued once in the study (Optuna's ``enqueue_trial``
+            with ``skip_if_exists``), so rerunning the search does not try it twice; the
+            sampler picks the other knobs of the space and the trials after them. Each must
+            lie in the LR space. Not with ``method="grid"`` (a grid tries its own points).
 
     Returns:
         A :class:`SearchResult`.
 
     Raises:
-        ConfigError: a bad argument, an unreachable storage, or a study made for another task,
-            space or method.
+        ConfigError: a bad argument (a ``start`` LR outside the space among them), an
+            unreachable storage, or a study made for another task, space or method.
         LossError: every trial diverged (lower the range), or none completed.
         MissingDependencyError: Optuna is not installed (``pip install 'lrpilot[search]'``).
     """
     require("optuna", "lrpilot.search")
     require("sqlalchemy", "lrpilot.search")
     settings = _Settings.checked(task, method, trials, prune, seed, heartbeat)
+    starts = _checked_start(start, settings.method)
     given = space_from(space)
     from ._storage import open_storage
 
@@ -140,7 +149,10 @@ def search(
         chosen = given or stored
         if chosen is None:
             chosen, range_steps = space_from_range_test(task, seed)
+        _start_in_space(starts, chosen)
         optuna_study = _open_study(store, name, fingerprint, chosen, settings)
+        _enqueue(optuna_study, starts, settings.trials)
+        warn_serious(lint(task, batches=0), stacklevel=user_stacklevel())
         runner = _Runner(task, settings, chosen, store, optuna_study)
         with _progress(progress, settings.trials) as show:
             runner.run(show)
@@ -175,6 +187,45 @@ class _Settings:
             check.whole("seed", seed, 0),
             check.whole("heartbeat", heartbeat, 1),
         )
+
+
+def _checked_start(start: Any, method: str) -> list[float]:
+    """The ``start`` LRs as floats (positive, finite); ``None`` is none."""
+    if start is None:
+        return []
+    if isinstance(start, (str, bytes)) or not isinstance(start, Sequence):
+        raise check.ArgError("start", start, "a list of LRs to try first, e.g. [3e-3, 1e-3]")
+    values = [
+        check.real(f"start[{i}]", lr, 0.0, open_low=True, open_high=True)
+        for i, lr in enumerate(start)
+    ]
+    if values and method == "grid":
+        raise ConfigError(
+            "start LRs need method='random' or 'bayes': a grid search tries its own evenly "
+            "spaced LRs."
+        )
+    return values
+
+
+def _start_in_space(starts: list[float], space: SearchSpace) -> None:
+    """Refuse a start LR the space does not hold (Optuna would try it, out of bounds)."""
+    low, high = space.lr
+    outside = [lr for lr in starts if not low <= lr <= high]
+    if outside:
+        shown = ", ".join(f"{lr:.3g}" for lr in outside)
+        raise ConfigError(
+            f"start LR {shown} lies outside the search space: LR {low:.3g} to {high:.3g}; "
+            "widen the space (space=(low, high), --lr-min/--lr-max) or drop it."
+        )
+
+
+def _enqueue(study: Any, starts: list[float], trials: int) -> None:
+    """Queue the start LRs not tried (or queued) in ``study`` yet, while the study holds fewer
+    than ``trials`` counted trials: a rerun adds none twice, a full study none at all."""
+    for lr in starts:
+        if sum(1 for t in study.get_trials(deepcopy=False) if counts(t)) >= trials:
+            return
+        study.enqueue_trial({"lr": lr}, skip_if_exists=True)
 
 
 def default_study_name(task: Task, fingerprint: dict[str, Any], method: str) -> str:
@@ -333,9 +384,11 @@ class _Runner:
         reporter = TrialReporter(
             trial, self.checkpoints, report_loss=self.report_loss, heartbeat=self.store.heartbeat
         )
-        run = train(
-            recipe, params["lr"], seed=self.settings.seed, callbacks=[reporter], progress=False
-        )
+        with warnings.catch_warnings():  # the recipe was linted once, before the first trial;
+            warnings.simplefilter("ignore", LintWarning)  # a sampled LR is the search's choice
+            run = train(
+                recipe, params["lr"], seed=self.settings.seed, callbacks=[reporter], progress=False
+            )
         trial.set_user_attr(STEPS, run.steps_done)
         trial.set_user_attr(SECONDS, run.seconds)
         diverged = reporter.diverged or _diverged_reason(run)

@@ -12,6 +12,7 @@ value never enters a running statistic.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import deque
@@ -22,6 +23,7 @@ __all__ = [
     "Spike",
     "SpikeDetector",
     "ZClip",
+    "declining",
     "oscillating",
     "overfitting",
     "plateaued",
@@ -65,13 +67,28 @@ class SpikeDetector:
     min_excess: float = 0.0
     values: deque[float] = field(default_factory=deque)
     first: float = math.nan
+    ordered: list[float] = field(default_factory=list, repr=False)
+    """The window's values in sorted order, kept alongside ``values``: the median is read at
+    every step, and keeping the order costs two ``bisect`` moves instead of a sort."""
 
     def __post_init__(self) -> None:
         self.values = deque(self.values, maxlen=self.window)
+        self.ordered = sorted(self.values)
 
     def median(self) -> float:
         """The running median (NaN before any value)."""
-        return statistics.median(self.values) if self.values else math.nan
+        n = len(self.ordered)
+        if not n:
+            return math.nan
+        mid = n // 2
+        return self.ordered[mid] if n % 2 else (self.ordered[mid - 1] + self.ordered[mid]) / 2
+
+    def _push(self, value: float) -> None:
+        if len(self.values) == self.window:
+            old = self.values[0]
+            del self.ordered[bisect.bisect_left(self.ordered, old)]
+        self.values.append(value)
+        bisect.insort(self.ordered, value)
 
     def update(self, value: float) -> Spike | None:
         """Feed one value; the :class:`Spike` it is, or ``None``."""
@@ -82,9 +99,9 @@ class SpikeDetector:
         elif len(self.values) < self.warmup and value > self.early_ratio * self.first > 0:
             return Spike(value, self.first, value / self.first, math.inf)
         if len(self.values) >= self.warmup:
-            median = statistics.median(self.values)
+            median = self.median()
             if value <= self.ratio * median:  # cannot be a spike: spare the MAD (every step)
-                self.values.append(value)
+                self._push(value)
                 return None
             mad = statistics.median([abs(v - median) for v in self.values])
             sigma = MAD_TO_SIGMA * mad + 1e-12 * max(abs(median), 1.0)
@@ -93,7 +110,7 @@ class SpikeDetector:
             big = value - median > self.min_excess * abs(self.first)
             if z > self.z and ratio > self.ratio and big:
                 return Spike(value, median, ratio, z)
-        self.values.append(value)
+        self._push(value)
         return None
 
 
@@ -179,6 +196,26 @@ def oscillating(
         and swing >= min_swing * max(abs(level), scale)
         and no_progress
     )
+
+
+def declining(values: Sequence[float], *, min_drop: float = 0.0025, t: float = 2.0) -> bool:
+    """Whether ``values`` (a loss, lower is better) are still falling: the mean of the second
+    half is below the first half's by more than ``t`` standard errors (Welch's statistic) and
+    by at least ``min_drop`` of the first half's level.
+
+    Tells a run that learns slowly (an LR too low, or a slow start) from one that is stuck:
+    a flat, noisy loss passes the first test about 2 % of the time (a one-sided ``t = 2``), and
+    a knocked-out network creeping down by a few thousandths does not pass the second.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 8:
+        return False
+    half = len(finite) // 2
+    a, b = finite[:half], finite[half:]
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    error = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    drop = mean_a - mean_b
+    return drop > t * error and drop >= min_drop * abs(mean_a)
 
 
 def plateaued(values: Sequence[float], *, patience: int, min_delta: float = 0.0) -> bool:

@@ -3,11 +3,13 @@
 :class:`Monitor` watches the training loss, the gradient norm and the validation metric. It
 detects a non-finite loss or gradient, a loss spike against its running median (median/MAD,
 not a fixed threshold; two bad steps in a row, as one alone may be an outlier batch),
-exploding gradient norms, a loss knocked well above its start that never comes back below it
-(a network the LR knocked out: too high, not too low), sustained oscillation, a plateau of the
+exploding gradient norms, a stalled loss that stays at its start at full LR while the weights
+move (a network the LR knocked out, or a loss bouncing around its start: too high, not too
+low), the run's own divergence stop about to fire, sustained oscillation, a plateau of the
 validation metric, overfitting (validation worsening while training improves) and progress so
 slow that the LR is likely too low. It acts: it rolls back to the last good snapshot (model,
-optimizer, schedule position, LR scale, RNGs) and cuts the LR, a bounded number of times and
+optimizer, schedule position, LR scale, RNGs) and cuts the LR (by 10 after a divergence, then
+by its root; by half after a spike in a run that was learning), a bounded number of times and
 never below a floor; it reduces the LR on a plateau (:class:`~lrpilot.ReduceOnPlateau`); it
 clips gradients adaptively from the norms observed (ZClip's z-score, or AutoClip's percentile)
 and says when more than half the steps are clipped (the LR is then too high, and it is cut);
@@ -61,6 +63,7 @@ from lrpilot._state import TrainingSnapshot
 from lrpilot.control._detectors import (
     SpikeDetector,
     ZClip,
+    declining,
     oscillating,
     overfitting,
     plateaued,
@@ -78,6 +81,24 @@ loss to act on: near convergence the batch-to-batch noise of a tiny loss is larg
 it and harmless."""
 CLIP_WINDOW = 100
 """Steps over which the clipped share is judged (the playbook's "> 50 % clipped")."""
+HOT_SHARE = 0.5
+"""A step counts towards a stall only at an LR at least this share of the run's peak (its
+scheduled peak times the monitor's cuts): a warmup's first steps, at a tiny LR, may leave the
+loss flat without the LR being too high, and so may the tail of a decay."""
+STALL_DROP = 0.02
+"""The loss "has progressed" once its median over 10 steps is this share below its first
+value."""
+MOVE_FLOOR = 1e-4
+"""A stalled loss is blamed on an LR too high only when the weights move: at least this
+relative change per step, ``|w - w'| / |w'|`` over 5 steps. Healthy updates are about 1e-3 of
+the weights (Karpathy's update-to-weight rule of thumb); an LR too high moves them more, while
+one 100x too low leaves the loss flat with the weights all but still (1e-6 on a small MLP:
+2e-6 a step), and cutting it further would be the wrong way."""
+CREEP_DROP = 0.0025
+"""A loss "still falling" (:func:`~lrpilot.control._detectors.declining`) drops by this share
+between the halves of the last window (about 0.5 % a window): a slow but real descent, an LR
+too low, passes; a knocked-out network creeping towards chance (0.1 % a window on mnist1d_conv)
+does not."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +161,18 @@ class Monitor(Callback):
         patience: Bad steps in a row (a spike, an exploding norm, a non-finite loss or
             gradient) before a rollback. One alone is an outlier batch: ``lrpilot.train``
             never applies a non-finite one, a plain loop gets ``apply=False``.
-        lr_factor: The LR cut at each rollback, oscillation, or too-high clipped share.
+        lr_factor: The LR cut at each rollback after a spike, an oscillation, or a too-high
+            clipped share: the run was healthy at this LR, a halving is enough.
+        diverge_factor: The LR cut at the first rollback after a divergence (a spike that
+            takes the loss back above its start, a non-finite loss right after one, a stall,
+            or the run's own divergence detector about to stop it); each later one cuts by
+            its square root.
+            Why: an LR that diverges is past the divergence edge, and the edge of a range test
+            typically lies 3-10x above the best LR (Smith 2017; fastai's "the minimum's LR
+            over 10"), so halving settles just below the cliff, still several times too hot.
+            Cutting by 10 from an LR at or a little past the edge lands in that band; a run
+            that diverges again was further past it, and the square root (10^-0.5) bisects,
+            in log-LR, the decade the first cut jumped.
         max_rollbacks: Rollbacks allowed in a run; one more stops it at its last good state.
         min_lr_factor: The floor of the monitor's cuts, as a fraction of the starting LR.
         snapshot_every: Healthy steps between snapshots (a snapshot is taken only when no
@@ -180,6 +212,7 @@ class Monitor(Callback):
         explode_ratio: float | None = 10.0,
         patience: int = 2,
         lr_factor: float = 0.5,
+        diverge_factor: float = 0.1,
         max_rollbacks: int = 6,
         min_lr_factor: float = 1e-3,
         snapshot_every: int = 25,
@@ -207,6 +240,9 @@ class Monitor(Callback):
         self.patience = check.whole("patience", patience, 1)
         self.lr_factor = check.real(
             "lr_factor", lr_factor, 0.0, 1.0, open_low=True, open_high=True
+        )
+        self.diverge_factor = check.real(
+            "diverge_factor", diverge_factor, 0.0, 1.0, open_low=True, open_high=True
         )
         self.max_rollbacks = check.whole("max_rollbacks", max_rollbacks, 0)
         self.min_lr_factor = check.real("min_lr_factor", min_lr_factor, 0.0, 1.0, open_low=True)
@@ -261,10 +297,19 @@ class Monitor(Callback):
         self._history: list[float] = []
         self._bad = 0
         self._healthy = 0
-        self._progressed = False  # the loss has fallen below its start since the last restart
+        self._progressed = False  # the loss is below its start (its median over 10 steps)
         self._since = 0  # healthy steps since the last rollback
         self._peak = -math.inf  # the highest loss of the run
         self._rollbacks = 0
+        self._hot_cuts = 0  # rollbacks cut by diverge_factor (or its root)
+        self._hot_steps = 0  # healthy steps at HOT_SHARE of the peak LR since the last restart
+        self._peak_lr = math.nan  # the run's peak LR (lrpilot.train), or the highest seen
+        self._run_peak = False  # _peak_lr is the scheduled peak (lrpilot.train), not the max
+        self._div_first = math.nan  # the run's divergence detector's first smoothed loss
+        self._div_threshold = math.nan  # and its growth threshold (lrpilot.train's default)
+        self._distributed = False
+        self._probe: tuple[int, torch.Tensor] | None = None  # (step, weights) of a stall
+        self._model: nn.Module | None = None
         self._scale = 1.0
         self._snap_scale = 1.0
         self._snap_step = 0
@@ -317,15 +362,56 @@ class Monitor(Callback):
         """Reset, and hook adaptive clipping in front of the optimizer's step."""
         self._reset(total=info.steps)
         self._model = info.model
+        self._distributed = _distributed()
+        self._peak_lr, self._run_peak = float(info.lr), True
+        from lrpilot.train import RUN_DIVERGENCE
+
+        self._div_threshold = RUN_DIVERGENCE.threshold or math.nan
         if self.clip is not None:
             self._hook = info.optimizer.register_step_pre_hook(self._clip_hook)
         return None
 
     def on_step(self, info: StepInfo) -> Action | None:
         """Judge the step just taken; an :class:`Action` when something must be done."""
-        loss, norm = _all_mean(info.loss, info.grad_norm)
-        decision = self._observe(info.step, loss, norm, info.lr, applied=not info.skipped)
+        if self._distributed:
+            loss, norm = _all_mean(info.loss, info.grad_norm)
+        else:
+            loss, norm = info.loss, info.grad_norm
+        decision = self._observe(
+            info.step,
+            loss,
+            norm,
+            info.lr,
+            applied=not info.skipped,
+            diverging=self._run_diverging(info.smoothed),
+        )
         return None if decision is None else self._as_action(decision, info.step)
+
+    def _run_diverging(self, smoothed: float) -> str | None:
+        """The reason when ``lrpilot.train``'s own divergence detector fires on this step
+        (its smoothed loss past ``RUN_DIVERGENCE``'s threshold times its start, the rule of
+        :class:`~lrpilot.DivergenceDetector` with ``reference="start"``), else ``None``.
+
+        ``train`` shows its callbacks that step before it stops the run, and a rollback then
+        rescues it; but the monitor's own rules wait ``patience`` bad steps, so a run whose
+        smoothed loss crossed the line first was stopped before the monitor acted. Reading
+        the smoothed loss ``train`` passes lets the monitor roll back on the very step.
+        A custom detector given to ``train`` is not mirrored: only the default's threshold.
+        """
+        if not math.isfinite(smoothed):
+            return None
+        if math.isnan(self._div_first):
+            self._div_first = smoothed
+            return None
+        first, threshold = self._div_first, self._div_threshold
+        if not math.isfinite(threshold) or first <= 0:
+            return None
+        if smoothed - first <= (threshold - 1.0) * first:
+            return None
+        return (
+            f"the smoothed loss {smoothed:.4g} passed {threshold:g}x its start ({first:.4g}): "
+            "the run's divergence stop would end it"
+        )
 
     def on_eval(self, info: EvalInfo) -> Action | None:
         """Judge a validation metric; restores the best weights itself before an early stop."""
@@ -442,9 +528,11 @@ class Monitor(Callback):
         put back before the answer (``answer.stop``) comes."""
         self._need_controls("evaluate")
         (value,) = _all_mean(float(metric))
-        decision = self._observe_eval(self._step, value, self._model)
+        model = self._controls.model if self._controls is not None else self._model
+        assert model is not None  # watch() set it
+        decision = self._observe_eval(self._step, value, model)
         if decision is not None and decision.restore_best:
-            self._put_back_best(self._model)
+            self._put_back_best(model)
         return self._carry_out(decision, self._step)
 
     def _need_controls(self, what: str) -> _Controls:
@@ -480,21 +568,37 @@ class Monitor(Callback):
     # ---- the decisions ---------------------------------------------------------------------
 
     def _observe(
-        self, step: int, loss: float, norm: float, lr: float, *, applied: bool
+        self,
+        step: int,
+        loss: float,
+        norm: float,
+        lr: float,
+        *,
+        applied: bool,
+        diverging: str | None = None,
     ) -> _Decision | None:
         """Every step-level detector, in order of severity; the first that fires decides."""
         self._step = step
         if math.isnan(self._snap_lr):
             self._snap_lr = lr
         self._lr = lr
+        if not self._run_peak and not lr <= self._peak_lr:  # a plain loop: the highest seen
+            self._peak_lr = lr
         if self._clip_cooldown:
             self._clip_cooldown -= 1
         bad = self._bad_step(loss, norm)
+        if diverging is not None:
+            return self._roll_back(diverging, "diverged", hot=True)
         if bad is not None:
-            return self._on_bad(*bad, applied=applied)
+            first = self._losses.first
+            last = loss if math.isfinite(loss) else (self._history or [math.inf])[-1]
+            hot = not math.isfinite(first) or last - first > LOSS_SCALE_SHARE * abs(first)
+            return self._on_bad(*bad, applied=applied, hot=hot)
         self._bad = 0
         self._healthy += 1
         self._since += 1
+        if lr >= HOT_SHARE * self._peak_lr * (self._scale if self._run_peak else 1.0):
+            self._hot_steps += 1
         self._ema = loss if math.isnan(self._ema) else 0.9 * self._ema + 0.1 * loss
         self._history.append(loss)
         return (
@@ -530,22 +634,29 @@ class Monitor(Callback):
             )
         return None
 
-    def _on_bad(self, reason: str, kind: str, *, applied: bool) -> _Decision:
+    def _on_bad(self, reason: str, kind: str, *, applied: bool, hot: bool) -> _Decision:
         """Skip one bad step (a spike alone may be an outlier batch); roll back after
         ``patience`` in a row, or at once when a non-finite step was applied anyway (a
-        framework's loop: the weights now hold NaN)."""
+        framework's loop: the weights now hold NaN). ``hot``: the step is a divergence (a loss
+        back above the run's first by ``LOSS_SCALE_SHARE`` of it, all progress undone, or a
+        non-finite one right after such a loss), not a spike in a run that was learning, and
+        the rollback cuts by ``diverge_factor``."""
         self._bad += 1
         self._healthy = 0
         if kind == "nan" and applied:
-            return self._roll_back(f"{reason} and was applied", kind)
+            return self._roll_back(f"{reason} and was applied", kind, hot=hot)
         if self._bad >= self.patience:
             streak = f" ({self._bad} bad steps in a row)" if self._bad > 1 else ""
-            return self._roll_back(reason + streak, kind)
+            if hot and kind != "nan":
+                streak += ", above the run's first loss"
+            return self._roll_back(reason + streak, kind, hot=hot)
         return _Decision(kind, reason, skip_step=True, silent=kind != "nan")
 
-    def _roll_back(self, reason: str, kind: str) -> _Decision:
-        """Roll back and cut the LR, within the attempts and the floor; else stop there."""
+    def _roll_back(self, reason: str, kind: str, *, hot: bool = False) -> _Decision:
+        """Roll back and cut the LR, within the attempts and the floor; else stop there.
+        After a divergence (``hot``) the cut is ``diverge_factor``, then its square root."""
         self._healthy, self._bad, self._since = 0, 0, 0  # the peak stays: it blew up once
+        self._hot_steps, self._probe = 0, None
         self._recent.clear()
         if self._rollbacks >= self.max_rollbacks:
             self._stopped = True
@@ -557,7 +668,11 @@ class Monitor(Callback):
                 back_to=self._snap_step,
             )
         self._rollbacks += 1
-        factor = self._cut(self._snap_scale)
+        cut = None
+        if hot:
+            cut = self.diverge_factor if not self._hot_cuts else math.sqrt(self.diverge_factor)
+            self._hot_cuts += 1
+        factor = self._cut(self._snap_scale, cut)
         back_to, before = self._snap_step, self._snap_lr
         self._scale = self._snap_scale * (factor or 1.0)
         # after the loop rolls back and cuts, this state is the new snapshot ("good")
@@ -565,6 +680,7 @@ class Monitor(Callback):
         self._step = back_to
         if back_to == 0:
             self._progressed = False
+            self._forget_trajectory()
         return _Decision(
             kind,
             reason,
@@ -574,6 +690,23 @@ class Monitor(Callback):
             lrs=(before, self._snap_lr),
             back_to=back_to,
         )
+
+    def _forget_trajectory(self) -> None:
+        """After a rollback to the start: empty the running windows of the loss and the
+        gradient norm and the clipping statistics (the first loss stays, the reference of
+        every relative rule). They describe the discarded steps at the hotter LR, not the run
+        that starts over: a knocked-out network's tiny gradients would otherwise make a healthy
+        restart's first norms look exploding, and clip them."""
+        for detector in (self._losses, self._norms):
+            detector.values.clear()
+            detector.ordered.clear()
+        self._zclip = ZClip(
+            mode=self.clip or "zscore",
+            z=self.clip_z,
+            percentile=self.clip_percentile,
+            warmup=self.clip_warmup,
+        )
+        self._clipped.clear()
 
     def _cut(self, scale: float, factor: float | None = None) -> float | None:
         """The factor that cuts ``scale`` by ``factor`` (default ``lr_factor``) without going
@@ -642,22 +775,64 @@ class Monitor(Callback):
         )
 
     def _check_stalled(self) -> _Decision | None:
-        """A loss that jumped well above its start and has not come back below it in
-        ``window`` steps: a network the LR knocked out (it sits at chance); the LR is too
-        high, not too low. Roll back (to the start: no snapshot is "good" before progress)."""
+        """A loss whose median over the last ``window`` steps at (near) the peak LR is not
+        below its start, and is not falling either: a stalled run. Roll back and cut by
+        ``diverge_factor`` (to the start when the loss never got below it: no snapshot is
+        "good" before that).
+
+        Why too high and not too low: at an LR too low the loss still falls, slowly and
+        steadily, which :func:`~lrpilot.control._detectors.declining` tells apart from a loss
+        that is flat or bouncing; an LR too high either knocks the network out (it sits at
+        chance: mnist1d_conv at 10x its best LR stays at 2.30 nats with 10 classes) or keeps
+        the loss bouncing around its start (SGD on a matrix factorisation at 10x), or lets it
+        climb back there. Neither spikes, so no other rule fires. Once the run has diverged
+        and been cut, its LR is known to be near the edge, and a loss still at its start,
+        even creeping down, is taken as still too hot (a knocked-out network creeps towards
+        chance). Only steps at ``HOT_SHARE`` of the peak LR count: a warmup's first steps, at
+        a tiny LR, are not a stall. And the weights must move (``MOVE_FLOOR``, measured over
+        the 5 steps after the loss first looks stalled): a loss left flat by an LR far too low
+        is not cut."""
         first = self._losses.first
-        recent = self._history[-10:]
-        if not self._progressed and len(recent) == 10 and self._since % 5 == 0:
-            self._progressed = statistics.median(recent) < 0.98 * first
-        if self._progressed or self._since < self.window or self._since % self.window:
+        if self._since % 5 or len(self._history) < 10:
             return None
-        if not self._peak >= 1.5 * first:
+        self._progressed = statistics.median(self._history[-10:]) < (1 - STALL_DROP) * first
+        if self._progressed or self._hot_steps < self.window:
             return None
-        return self._roll_back(
-            f"the loss jumped to {self._peak / first:.3g}x its start ({first:.4g}) and has not "
-            f"come back below it in {self._since} steps: the LR is likely too high",
-            "stalled",
+        window = self._history[-self.window :]
+        if statistics.median(window) < (1 - STALL_DROP) * first:
+            return None
+        if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
+            return None
+        moved = self._weights_moved()
+        if moved is None or moved < MOVE_FLOOR:
+            return None
+        jumped = (
+            f", after jumping to {self._peak / first:.3g}x it" if self._peak >= 1.5 * first else ""
         )
+        return self._roll_back(
+            f"the loss has stayed at or above its start ({first:.4g}) for {self._since} steps"
+            f"{jumped}{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
+            "too high",
+            "stalled",
+            hot=True,
+        )
+
+    def _weights_moved(self) -> float | None:
+        """The weights' relative change per step since the last call (``None`` at the first,
+        which takes the probe; ``inf`` without a model to read). Called only when the loss
+        looks stalled, so a copy of the weights is taken once in a while, never per step."""
+        if self._model is None:
+            return math.inf
+        with torch.no_grad():
+            now = torch.cat([p.detach().reshape(-1).float() for p in self._model.parameters()])
+        probe, self._probe = self._probe, (self._since, now.clone())
+        if probe is None or probe[0] >= self._since:
+            return None
+        base = float(torch.linalg.vector_norm(probe[1]))
+        if base == 0:
+            return math.inf
+        change = float(torch.linalg.vector_norm(now - probe[1].to(now.device)))
+        return change / base / (self._since - probe[0])
 
     def _maybe_snapshot(self, step: int, lr: float) -> _Decision | None:
         if not self._progressed:
@@ -839,6 +1014,14 @@ def _norm_tensor(grads: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def _global_norm(grads: Sequence[torch.Tensor]) -> float:
     return float(_norm_tensor(grads)) if grads else 0.0
+
+
+def _distributed() -> bool:
+    """Whether a ``torch.distributed`` group of two or more ranks is running (checked once a
+    run: the group does not change under a run, and the check costs a few microseconds a
+    step)."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _all_mean(*values: float) -> tuple[float, ...]:

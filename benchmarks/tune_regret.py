@@ -1,0 +1,424 @@
+"""``lrpilot.tune`` on the scoreboard: its regret beside ``find_lr`` alone and an Optuna TPE
+search given the same optimizer steps, and what choosing costs as a share of the run.
+
+    python -m benchmarks.tune_regret --quick   # 4 long tasks, 1 seed: under a minute
+    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds: ~15 min
+    python -m benchmarks.tune_regret --report-only   # re-write RESULTS from the saved outcomes
+
+For each task and seed, ``lrpilot.tune(task, train=False, race="check")`` runs the range test
+and the race (the choosing stages, whose steps it counts). From that one call come three
+choices: the range test's pick (what ``find_lr`` alone gives), ``race="check"`` (the pick unless
+it diverged in the race: tune's default) and ``race="adopt"`` (the race's best). Then an Optuna
+TPE search (``lrpilot.search``, method ``bayes``, no pruning) gets exactly the steps tune spent:
+``n`` trials of ``cost / n`` steps each for each ``n`` in :data:`TPE_TRIALS`, the schedule
+compressed to them (a full-length trial would not fit: choosing may cost 15-25 % of one run),
+over the oracle grid's LR range. A short trial prefers a higher LR than the full run, so its best
+LR is carried to the run by the same horizon exponent the race uses (``TPE xn, corrected``);
+``TPE xn, raw`` takes it as is.
+
+Every choice is scored on the task's stored oracle grid (``benchmarks/store/runs.json``, the
+mean over seeds 0-2 near the optimum, linear in log-LR between grid points: the estimate
+``benchmarks.crossval`` and ``benchmarks.race_bound`` use) as a % of the oracle-trivial gap and
+in the task's units (accuracy points, or % excess loss), not retrained: a retrained pick would
+cost one full run per choice and method.
+
+Which choice tune should default to is itself chosen honestly: for each task family, the choice
+with the lowest mean gap on the *other* families (leave-one-family-out); the held-out column
+is that choice's gap on the family's own tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import lrpilot
+from benchmarks.cache import RunCache, cache_path
+from benchmarks.race_bound import best, gap_pct
+from benchmarks.replay import grid_curve, interpolate
+from benchmarks.results_md import write_section
+from benchmarks.tasks import TASKS, BenchTask
+from lrpilot.autopilot import DEFAULT_RACE
+from lrpilot.suggest import PilotConstants
+
+QUICK_TASKS = (
+    "mnist1d_conv-long:adamw",
+    "diamonds_mlp-long:sgd",
+    "movielens_mf-long:adam",
+    "fortunes_gru-long:adam",
+)
+TPE_TRIALS = (6, 12)
+"""Trial counts of the equal-steps TPE searches: few trials of a longer run each, or more of a
+shorter one (lrpilot's TPE fits its model after ``max(3, trials // 4)`` random trials)."""
+MIN_TRIAL_STEPS = 10
+CHOICES = (
+    "range test",
+    "tune (check)",
+    "tune (adopt)",
+    "race's best if lower",
+    "TPE x6, corrected",
+    "TPE x12, corrected",
+    "TPE x6, raw",
+    "default",
+)
+TUNE_CHOICES = ("range test", "tune (check)", "tune (adopt)", "race's best if lower")
+"""The modes of tune leave-one-family-out picks among (race off, check, adopt); TPE and the
+default LR are the rivals."""
+REGRET_TARGET = {True: 0.5, False: 1.0}  # higher is better (accuracy points) / loss (% excess)
+OUT = Path(__file__).resolve().parent / "out" / "tune_regret.json"
+
+
+@dataclass
+class Outcome:
+    """One task and seed: every choice's LR and the steps spent choosing."""
+
+    task: str
+    seed: int
+    run_steps: int
+    lrs: dict[str, float]
+    cost_steps: int  # tune's range test + race
+    range_steps: int
+    tpe_steps: dict[str, int]
+    race_note: str
+    seconds: float
+
+
+def family_of(task: BenchTask) -> str:
+    """The task family, a family's short and long versions together."""
+    return task.family.name.removesuffix("-long")
+
+
+def tpe_at_equal_steps(
+    task: BenchTask, budget: int, trials: int, seed: int, folder: Path
+) -> tuple[float, int, int]:
+    """An unpruned TPE search of ``trials`` trials of ``budget / trials`` steps each over the
+    grid's range: its best trial's LR (at the trials' length), the trials' length and the steps
+    it ran (``nan, 0, 0`` when a trial would be shorter than :data:`MIN_TRIAL_STEPS`)."""
+    length = budget // trials
+    if length < MIN_TRIAL_STEPS:
+        return math.nan, 0, 0
+    short = dataclasses.replace(task.lrpilot_task(), steps=length)
+    journal = folder / f"{task.name}-{trials}-{seed}.journal".replace(":", "_")
+    result = lrpilot.search(
+        short,
+        "bayes",
+        trials,
+        str(journal),
+        "bench",
+        space=(task.grid[0], task.grid[-1]),
+        prune=False,
+        seed=seed,
+        progress=False,
+    )
+    return result.lr, length, result.steps
+
+
+def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lint warnings on the LRs a search samples
+        result = lrpilot.tune(task.lrpilot_task(), train=False, seed=seed, progress=False)
+        race = result.race or {}
+        pick = float((result.range_test or {})["lr"])
+        winner = next((c for c in race.get("candidates", []) if c.get("winner")), None)
+        adopt = float(winner["lr"]) if winner else result.lr
+        exponent = PilotConstants().horizon_exponent
+        tpe: dict[str, float] = {}
+        tpe_steps: dict[str, int] = {}
+        for trials in TPE_TRIALS:
+            raw, length, spent = tpe_at_equal_steps(task, result.cost_steps, trials, seed, folder)
+            tpe[f"TPE x{trials}, raw"] = raw
+            tpe[f"TPE x{trials}, corrected"] = (
+                raw * (length / task.steps) ** exponent if spent else math.nan
+            )
+            tpe_steps[f"x{trials}"] = spent
+    return Outcome(
+        task=task.name,
+        seed=seed,
+        run_steps=task.steps,
+        lrs={
+            "range test": pick,
+            "tune (check)": result.lr,
+            "tune (adopt)": adopt,
+            "race's best if lower": lowered(result.lr, adopt),
+            **tpe,
+            "default": task.default_lr,
+        },
+        cost_steps=result.cost_steps,
+        range_steps=int((result.range_test or {}).get("num_steps_run", 0)),
+        tpe_steps=tpe_steps,
+        race_note=str(race.get("note", "")),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def lowered(check: float, adopt: float) -> float:
+    """The race's best when it lies below the pick that ``race="check"`` keeps, else that pick:
+    a rule tried here, not a mode of tune (a race compressed to a short run favours higher LRs
+    than the full run wants, so only its votes against that bias would be taken)."""
+    return adopt if adopt < check else check
+
+
+def run_all(names: tuple[str, ...], seeds: int) -> list[Outcome]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="lrpilot-tune-bench-") as tmp:
+        for name in names:
+            for seed in range(seeds):
+                o = one_task(TASKS[name], seed, Path(tmp))
+                out.append(o)
+                shown = " ".join(f"{k}={v:.3g}" for k, v in o.lrs.items())
+                print(
+                    f"{name:26s} seed={seed} cost={o.cost_steps}/{o.run_steps} "
+                    f"{shown} ({o.seconds:.0f} s)",
+                    flush=True,
+                )
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+@dataclass
+class Scored:
+    """One task's choices scored on its grid, averaged over seeds."""
+
+    task: str
+    family: str
+    run_steps: int
+    gap: dict[str, float]  # % of the oracle-trivial gap
+    regret: dict[str, float]  # task units
+    higher: bool
+    cost_share: float  # tune's choosing steps / run steps
+    lrs: dict[str, float]  # geometric mean over seeds
+    oracle_lr: float
+    raced: bool = False  # whether tune's race ran (on some seed)
+
+
+def score(outcomes: list[Outcome], cache: RunCache) -> list[Scored]:
+    by_task: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_task.setdefault(o.task, []).append(o)
+    rows = []
+    for name, items in by_task.items():
+        task = TASKS[name]
+        for o in items:  # outcomes saved before this rule was scored
+            o.lrs.setdefault(
+                "race's best if lower", lowered(o.lrs["tune (check)"], o.lrs["tune (adopt)"])
+            )
+        grid = grid_curve(task, cache)
+        oracle_lr, oracle = best(task, grid)
+        gap, regret, lrs = {}, {}, {}
+        for choice in CHOICES:
+            picked = [o.lrs[choice] for o in items if math.isfinite(o.lrs[choice])]
+            if not picked:
+                continue
+            gap[choice] = statistics.fmean(gap_pct(task, grid, lr) for lr in picked)
+            regret[choice] = statistics.fmean(
+                task.regret(oracle, interpolate(grid, lr)) for lr in picked
+            )
+            lrs[choice] = math.exp(statistics.fmean(math.log(lr) for lr in picked))
+        rows.append(
+            Scored(
+                task=name,
+                family=family_of(task),
+                run_steps=task.steps,
+                gap=gap,
+                regret=regret,
+                higher=task.higher_is_better,
+                cost_share=statistics.fmean(o.cost_steps / o.run_steps for o in items),
+                lrs=lrs,
+                oracle_lr=oracle_lr,
+                raced=any(o.cost_steps > o.range_steps for o in items),
+            )
+        )
+    return rows
+
+
+def held_out(rows: list[Scored]) -> tuple[dict[str, float], dict[str, str]]:
+    """Leave-one-family-out: per family, the mode of tune with the lowest mean gap on the other
+    families' tasks (the first listed on a tie); returns each task's held-out gap and each
+    family's choice."""
+    gaps, chosen = {}, {}
+    for family in sorted({r.family for r in rows}):
+        others = [r for r in rows if r.family != family]
+        if not others:
+            continue
+        choice = min(
+            TUNE_CHOICES,
+            key=lambda c: statistics.fmean(r.gap.get(c, math.inf) for r in others),
+        )
+        chosen[family] = choice
+        for r in rows:
+            if r.family == family and choice in r.gap:
+                gaps[r.task] = r.gap[choice]
+    return gaps, chosen
+
+
+# --------------------------------------------------------------------------- report
+def _pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def markdown(rows: list[Scored], outcomes: list[Outcome], command: str) -> str:
+    gaps, chosen = held_out(rows)
+    seeds = sorted({o.seed for o in outcomes})
+    lines = [
+        "## Tune: the whole pipeline against find_lr alone and TPE at equal steps",
+        "",
+        f"`{command}` ({dt.date.today().isoformat()}, one thread): {len(rows)} tasks, seeds "
+        f"{', '.join(map(str, seeds))}. `lrpilot.tune(task, train=False)` runs the range test "
+        "and the race; from that call come the range test's pick (`find_lr` alone), tune's "
+        'default `race="check"` (the pick unless it diverges in the race) and `race="adopt"` '
+        f"(the race's best). TPE: `lrpilot.search` (Optuna TPE, unpruned), 6 or 12 trials "
+        "sharing exactly tune's choosing steps, the schedule compressed to each trial, over the "
+        "grid's LR range; *corrected* carries its best LR to the full run by the race's horizon "
+        "exponent. Every choice is scored on the stored oracle grid (interpolated in log-LR, "
+        "not retrained) as a % of the oracle–trivial gap (mean over seeds).",
+        "",
+        "| task | steps | cost | oracle LR | " + " | ".join(CHOICES) + " | held out (choice) |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in CHOICES) + " | --- |",
+    ]
+    for r in rows:
+        cells = " | ".join(
+            f"{_pct(r.gap.get(c))} ({r.lrs[c]:.2g})" if c in r.lrs else "—" for c in CHOICES
+        )
+        lines.append(
+            f"| {r.task} | {r.run_steps} | {100 * r.cost_share:.0f} % | {r.oracle_lr:.2g} | "
+            f"{cells} | {_pct(gaps.get(r.task))} ({chosen.get(r.family, '—')}) |"
+        )
+    lines += ["", "Cells: % of the gap (the LR chosen, geometric mean over seeds).", ""]
+    lines += _summary(rows, gaps, chosen)
+    return "\n".join(lines) + "\n"
+
+
+def _choice_table(rows: list[Scored], gaps: dict[str, float]) -> list[str]:
+    lines = ["| choice | median % of gap | mean | max | tasks within the regret target |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    for c in CHOICES:
+        values = [r.gap[c] for r in rows if c in r.gap]
+        within = sum(r.regret[c] <= REGRET_TARGET[r.higher] for r in rows if c in r.regret)
+        if values:
+            lines.append(
+                f"| {c} | {statistics.median(values):.1f} | {statistics.fmean(values):.1f} | "
+                f"{max(values):.1f} | {within}/{len(values)} |"
+            )
+    kept = [gaps[r.task] for r in rows if r.task in gaps]
+    if kept:
+        lines.append(
+            f"| held out (leave-one-family-out) | {statistics.median(kept):.1f} | "
+            f"{statistics.fmean(kept):.1f} | {max(kept):.1f} | — |"
+        )
+    return lines
+
+
+def _summary(rows: list[Scored], gaps: dict[str, float], chosen: dict[str, str]) -> list[str]:
+    raced = [r for r in rows if r.raced]
+    lines = [f"All {len(rows)} tasks:", "", *_choice_table(rows, gaps), ""]
+    lines += [
+        f"The {len(raced)} tasks where a race ran (on the others the range test alone spends "
+        "the budget, so every mode of tune is the range test's pick):",
+        "",
+        *_choice_table(raced, gaps),
+    ]
+    mine = f"tune ({DEFAULT_RACE})"
+    lines += ["", f"**Targets** (issue 13), for tune's default, `race={DEFAULT_RACE!r}`:", ""]
+    within = [r for r in rows if r.regret.get(mine, math.inf) <= REGRET_TARGET[r.higher]]
+    lines.append(
+        f"- regret ≤ 0.5 accuracy point / ≤ 1 % excess loss on every task: met on "
+        f"{len(within)} of {len(rows)} ({'met' if len(within) == len(rows) else 'not met'})."
+    )
+    for rival in ("range test", "TPE x6, corrected", "TPE x12, corrected"):
+        both = [r for r in rows if mine in r.gap and rival in r.gap]
+        lower = sum(r.gap[mine] < r.gap[rival] - 1e-9 for r in both)
+        ties = sum(abs(r.gap[mine] - r.gap[rival]) <= 1e-9 for r in both)
+        ours = statistics.median(r.gap[mine] for r in both) if both else math.nan
+        theirs = statistics.median(r.gap[rival] for r in both) if both else math.nan
+        lines.append(
+            f"- lower than {rival}: lower on {lower}, tied on {ties}, higher on "
+            f"{len(both) - lower - ties} of {len(both)} tasks; median {ours:.1f} % vs "
+            f"{theirs:.1f} % ({'met' if lower + ties == len(both) and lower else 'not met'})."
+        )
+    for floor, share in ((2000, 0.15), (5000, 0.10)):
+        long = [r for r in rows if r.run_steps >= floor]
+        if long:
+            worst = max(r.cost_share for r in long)
+            lines.append(
+                f"- cost ≤ {100 * share:.0f} % of the run for runs of ≥ {floor:,} steps: at most "
+                f"{100 * worst:.1f} % over {len(long)} tasks "
+                f"({'met' if worst <= share + 1e-9 else 'not met'})."
+            )
+        else:
+            lines.append(f"- cost for runs of ≥ {floor:,} steps: no such task on the scoreboard.")
+    picks = ", ".join(f"{f}: {c}" for f, c in chosen.items())
+    lines += ["", f"Leave-one-family-out choices: {picks}."]
+    kept = [r for r in raced if r.task in gaps and "range test" in r.gap]
+    if kept:
+        held = [gaps[r.task] for r in kept]
+        pick = [r.gap["range test"] for r in kept]
+        lines.append(
+            f"On the raced tasks the mode chosen on the other families scores median "
+            f"{statistics.median(held):.1f} % / mean {statistics.fmean(held):.1f} % of the gap on "
+            f"its own family, against the range test's pick's {statistics.median(pick):.1f} % / "
+            f"{statistics.fmean(pick):.1f} %: "
+            + (
+                "held out, the race does not beat the pick it starts from, so tune's default "
+                "only vetoes a pick that diverges in the race."
+                if statistics.median(held) >= statistics.median(pick)
+                else "held out, the race improves on the pick it starts from."
+            )
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="4 long tasks, 1 seed")
+    parser.add_argument("--tasks", help="comma-separated task names")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--report-only", action="store_true", help="re-score the saved outcomes")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace these tasks' outcomes in the saved ones, keep the rest",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    everything = QUICK_TASKS if args.quick else tuple(TASKS)
+    names = tuple(args.tasks.split(",")) if args.tasks else everything
+    seeds = args.seeds or (1 if args.quick else 3)
+    command = "python -m benchmarks.tune_regret" + (" --quick" if args.quick else "")
+    if args.report_only:
+        saved = json.loads(OUT.read_text())
+        outcomes = [Outcome(**o) for o in saved["outcomes"]]
+        command = saved["command"]
+    else:
+        outcomes = run_all(names, seeds)
+        if args.merge:
+            saved = json.loads(OUT.read_text())
+            command = saved["command"]
+            kept = [Outcome(**o) for o in saved["outcomes"] if o["task"] not in names]
+            outcomes = sorted(kept + outcomes, key=lambda o: (list(TASKS).index(o.task), o.seed))
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        data = {"command": command, "outcomes": [dataclasses.asdict(o) for o in outcomes]}
+        OUT.write_text(json.dumps(data, indent=1))
+    rows = score(outcomes, RunCache(cache_path(False)))
+    body = markdown(rows, outcomes, command)
+    print(body)
+    if not args.no_write:
+        write_section("tune", body)
+
+
+if __name__ == "__main__":
+    main()
