@@ -2,7 +2,7 @@
 search given the same optimizer steps, and what choosing costs as a share of the run.
 
     python -m benchmarks.tune_regret --quick   # 4 long tasks, 1 seed: under a minute
-    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds: ~15 min
+    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds: ~17 min on 2 cores
     python -m benchmarks.tune_regret --report-only   # re-write RESULTS from the saved outcomes
 
 For each task and seed, ``lrpilot.tune(task, train=False, race="check")`` runs the range test
@@ -40,6 +40,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,6 +50,7 @@ from benchmarks.race_bound import best, gap_pct
 from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
 from benchmarks.tasks import TASKS, BenchTask
+from benchmarks.train import train_run
 from lrpilot.autopilot import DEFAULT_RACE
 from lrpilot.suggest import PilotConstants
 
@@ -379,6 +381,76 @@ def _summary(rows: list[Scored], gaps: dict[str, float], chosen: dict[str, str])
     return lines
 
 
+CHECKED = ("range test", "tune (adopt)")
+"""The choices :func:`check_grid` trains, where they differ: the race's effect rests on them."""
+
+
+def check_grid(outcomes: list[Outcome], cache: RunCache) -> list[dict[str, Any]]:
+    """How far the grid's interpolation is from training: on every raced task where the race's
+    best differs from the pick (seed 0), train both with seed 0 through ``lrpilot.train``
+    (kept in the run store) and return each one's measured and interpolated gap."""
+    rows = []
+    for o in outcomes:
+        lrs = [o.lrs[c] for c in CHECKED]
+        if o.seed != 0 or o.cost_steps <= o.range_steps or math.isclose(*lrs, rel_tol=1e-6):
+            continue
+        task = TASKS[o.task]
+        grid = grid_curve(task, cache)
+        oracle = best(task, grid)[1]
+        for choice, lr in zip(CHECKED, lrs, strict=True):
+            run = cache.get(task, lr, 0)
+            if run is None:
+                run = train_run(task, lr, 0).to_dict()
+                cache.put(task, run)
+            measured = task.gap_fraction(oracle, float(run["metric"]))
+            rows.append(
+                {
+                    "task": o.task,
+                    "choice": choice,
+                    "lr": lr,
+                    "measured": math.nan if measured is None else 100 * measured,
+                    "interpolated": gap_pct(task, grid, lr),
+                }
+            )
+            print(f"{o.task:26s} {choice:14s} lr={lr:.3g} {rows[-1]}", flush=True)
+    return rows
+
+
+def _grid_check_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "**How well the grid estimates a choice**: where the race's best differs from the "
+        "pick (seed 0), both trained for real with seed 0 (`--check-grid`), against the "
+        "interpolated estimate used above.",
+        "",
+        "| task | choice | LR | trained: % of gap | grid estimate |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['choice']} | {r['lr']:.3g} | {r['measured']:.1f} | "
+            f"{r['interpolated']:.1f} |"
+        )
+    errors = [abs(r["measured"] - r["interpolated"]) for r in rows]
+    lines += ["", f"Median absolute difference {statistics.median(errors):.1f} points of the gap."]
+    pairs = {}
+    for r in rows:
+        pairs.setdefault(r["task"], {})[r["choice"]] = r
+    agree = sum(
+        (p[CHECKED[0]]["measured"] < p[CHECKED[1]]["measured"])
+        == (p[CHECKED[0]]["interpolated"] < p[CHECKED[1]]["interpolated"])
+        for p in pairs.values()
+        if len(p) == 2
+    )
+    lines.append(
+        f"Trained and estimated agree on which of the two is better on {agree} of "
+        f"{len(pairs)} tasks."
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -392,6 +464,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="replace these tasks' outcomes in the saved ones, keep the rest",
     )
+    parser.add_argument(
+        "--check-grid",
+        action="store_true",
+        help="train the pick and the race's best where they differ, to check the grid estimate",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -399,10 +476,13 @@ def main(argv: list[str] | None = None) -> None:
     names = tuple(args.tasks.split(",")) if args.tasks else everything
     seeds = args.seeds or (1 if args.quick else 3)
     command = "python -m benchmarks.tune_regret" + (" --quick" if args.quick else "")
+    cache = RunCache(cache_path(False))
+    checked: list[dict[str, Any]] = []
     if args.report_only:
         saved = json.loads(OUT.read_text())
         outcomes = [Outcome(**o) for o in saved["outcomes"]]
         command = saved["command"]
+        checked = saved.get("grid_check", [])
     else:
         outcomes = run_all(names, seeds)
         if args.merge:
@@ -410,11 +490,18 @@ def main(argv: list[str] | None = None) -> None:
             command = saved["command"]
             kept = [Outcome(**o) for o in saved["outcomes"] if o["task"] not in names]
             outcomes = sorted(kept + outcomes, key=lambda o: (list(TASKS).index(o.task), o.seed))
+    if args.check_grid:
+        checked = check_grid(outcomes, cache)
+    if not args.report_only or args.check_grid:
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        data = {"command": command, "outcomes": [dataclasses.asdict(o) for o in outcomes]}
+        data = {
+            "command": command,
+            "outcomes": [dataclasses.asdict(o) for o in outcomes],
+            "grid_check": checked,
+        }
         OUT.write_text(json.dumps(data, indent=1))
-    rows = score(outcomes, RunCache(cache_path(False)))
-    body = markdown(rows, outcomes, command)
+    rows = score(outcomes, cache)
+    body = markdown(rows, outcomes, command) + "\n".join(_grid_check_lines(checked)) + "\n"
     print(body)
     if not args.no_write:
         write_section("tune", body)
