@@ -18,6 +18,7 @@ ORDER = (
     "overhead",
     "search",
     "monitor",
+    "snapshots",
     "recommender",
     "tune",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -122,12 +123,15 @@ def test_nan_in_a_row_rolls_back_in_a_plain_loop_and_the_weights_never_see_it():
     assert all(a == Answer() for a in answers[:20])
 
 
-def test_rollback_restores_model_optimizer_and_scheduler_exactly():
+@pytest.mark.parametrize("place", ["memory", "disk"])
+def test_rollback_restores_model_optimizer_and_scheduler_exactly(tmp_path, place):
     torch.manual_seed(0)
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.01 * s))
-    monitor = _quiet(snapshot_every=10, clip=None).watch(model, opt, sched)
+    folder = tmp_path / "snapshots"
+    monitor = _quiet(snapshot_every=10, clip=None, snapshots=place, snapshot_dir=folder)
+    monitor.watch(model, opt, sched)
     x, y = _data(64)
     saved = {}
     for i in range(1, 26):
@@ -160,6 +164,11 @@ def test_rollback_restores_model_optimizer_and_scheduler_exactly():
     sched.step()  # the scheduler keeps the cut (DEFECTS U3)
     expected = 0.1 * sched_state["base_lrs"][0] / (1 + 0.01 * (sched_state["last_epoch"] + 1))
     assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+    if place == "disk":  # a plain loop's snapshot file goes with its monitor
+        assert back_to > 1 and len(list(folder.iterdir())) == 1
+        del monitor
+        gc.collect()
+        assert not list(folder.iterdir())
 
 
 def _clone(value):

@@ -154,6 +154,55 @@ def test_callback_sees_every_step_and_can_stop():
     assert run.events[-1]["step"] == 12 and "stopped" in run.events[-1]["message"]
 
 
+class _GradsSeen(Callback):
+    """Records what ``on_before_optimizer_step`` is given; zeroes the gradients of step
+    ``zero_at`` (so that step must leave plain SGD's weights as they were)."""
+
+    def __init__(self, zero_at: int | None = None) -> None:
+        self.norms: list[float | None] = []
+        self.zero_at = zero_at
+        self.steps: list[int] = []
+
+    def on_before_optimizer_step(self, info):
+        self.steps.append(info.step)
+        self.norms.append(info.grad_norm)
+        if info.step == self.zero_at:
+            for g in info.grads:
+                g.zero_()
+
+
+def test_a_callback_sees_the_gradients_before_the_optimizer_and_their_norm_once_measured():
+    seen = _GradsSeen()
+    run = lrpilot.train(_task(steps=8), 0.1, callbacks=[seen], progress=False)
+    assert seen.steps == list(range(1, 9)) and seen.norms == run.grad_norms  # not measured twice
+
+    clipped = _GradsSeen()
+    clip = sorted(run.grad_norms)[4]  # the task's clipping rescales about half the steps
+    run = lrpilot.train(_task(steps=8, grad_clip=clip), 0.1, callbacks=[clipped], progress=False)
+    for norm, seen_norm in zip(run.grad_norms, clipped.norms, strict=True):
+        assert seen_norm is None if norm + 1e-6 > clip else seen_norm == norm
+
+
+def test_a_callback_may_change_the_gradients_before_the_step():
+    sgd = lambda params, lr: torch.optim.SGD(params, lr=lr)  # noqa: E731 (no momentum)
+    seen = _GradsSeen(zero_at=3)
+
+    class Weights(Callback):
+        def __init__(self) -> None:
+            self.after: dict[int, list[torch.Tensor]] = {}
+
+        def on_step(self, info):
+            self.after[info.step] = [p.detach().clone() for p in info.model.parameters()]
+
+    weights = Weights()
+    lrpilot.train(_task(steps=4, optimizer_fn=sgd), 0.1, callbacks=[seen, weights], progress=False)
+    same = [
+        all(torch.equal(a, b) for a, b in zip(weights.after[k], weights.after[k + 1], strict=True))
+        for k in (2, 3)
+    ]
+    assert same == [True, False]  # step 3's zeroed gradient moved nothing; step 4's did
+
+
 def test_callback_changes_the_lr():
     class Halve(Callback):
         def on_step(self, info):

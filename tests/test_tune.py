@@ -146,6 +146,26 @@ def test_tune_without_training_or_race_keeps_the_range_tests_pick(tmp_path: Path
     assert "race=False" in result.race["note"]
 
 
+@pytest.mark.parametrize("monitor", [False, "own"])
+def test_tune_trains_under_no_monitor_or_the_one_given(tmp_path: Path, monitor) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 200))
+    own = lrpilot.Monitor(quiet=True, snapshots="disk", snapshot_dir=tmp_path / "snaps")
+    result = tune(task, race=False, progress=False, monitor=own if monitor else False)
+    assert result.run is not None and result.run["steps_done"] == 200
+    clipping = [e for e in result.events if "zscore rule" in e["message"]]
+    if monitor:  # the monitor given watched the run: its clipping summary is in the events
+        assert own.to_dict()["clip_steps"] == 200 and len(clipping) == 1
+        assert not list((tmp_path / "snaps").iterdir())  # its snapshot file went with the run
+    else:
+        assert own.to_dict()["clip_steps"] == 0 and clipping == []
+
+
+def test_tune_refuses_a_monitor_that_is_not_one(tmp_path: Path) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 200))
+    with pytest.raises(lrpilot.ConfigError, match="True, False or an lrpilot.Monitor"):
+        tune(task, race=False, progress=False, monitor="yes")
+
+
 def _race_runs(monkeypatch: pytest.MonkeyPatch, diverge_at: float | None) -> None:
     """Make race runs whose metric peaks at the lowest LR, and diverge at ``diverge_at``."""
     import lrpilot.autopilot as autopilot

@@ -2,22 +2,33 @@
 
 The range test is a transaction built on this: :meth:`TrainingSnapshot.take` before the first
 step, :meth:`TrainingSnapshot.restore` in a ``finally`` block. The monitor's rollback will use
-the same snapshot.
+the same snapshot, kept in memory beside the tensors, in host memory, or in a file
+(:class:`SpilledSnapshot`) for a model too big to hold twice.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainingSnapshot", "loader_generators", "loader_parts", "inner_optimizer"]
+__all__ = [
+    "SpilledSnapshot",
+    "take_snapshot",
+    "TrainingSnapshot",
+    "loader_generators",
+    "loader_parts",
+    "inner_optimizer",
+]
 
 
 @dataclass
@@ -110,6 +121,102 @@ class TrainingSnapshot:
         for param, (entry, saved) in self.optimizer_state.items():
             state[param] = entry
             _put_back(entry, saved)
+
+
+@dataclass
+class SpilledSnapshot:
+    """A :class:`TrainingSnapshot` whose tensor copies live in a file, not in memory.
+
+    For a model too big to hold twice: only the snapshot's skeleton stays in memory (which
+    live tensors, groups and generators the copies belong to, the Python and NumPy RNG
+    states); the copies are written once with ``torch.save`` and read back, memory-mapped,
+    by :meth:`restore`. The file is created readable by the user only, written under a
+    temporary name and renamed, so no half-written file is ever found under its name.
+    """
+
+    skeleton: TrainingSnapshot
+    path: Path
+
+    @classmethod
+    def write(cls, snapshot: TrainingSnapshot, path: str | os.PathLike[str]) -> SpilledSnapshot:
+        """Write ``snapshot``'s tensor copies to the file ``path`` (its folder is created,
+        readable by the user only, when missing). ``snapshot`` itself is not changed: drop it
+        to free the memory its copies take."""
+        path = Path(path)
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        tensors: list[torch.Tensor] = []
+        skeleton = _map_copies(snapshot, lambda t: _park(t, tensors))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(tensors, f)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return cls(skeleton, path)
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Read the copies back and put every saved value back, as
+        :meth:`TrainingSnapshot.restore` does (bitwise)."""
+        tensors = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+        _map_copies(self.skeleton, lambda slot: tensors[slot.index]).restore(model, optimizer)
+
+    def delete(self) -> None:
+        """Remove the file (nothing happens when it is already gone)."""
+        self.path.unlink(missing_ok=True)
+
+
+def take_snapshot(
+    model: nn.Module, optimizer: torch.optim.Optimizer, place: str | os.PathLike[str] | None
+) -> TrainingSnapshot | SpilledSnapshot:
+    """A snapshot of ``model`` and ``optimizer`` kept where ``place`` says: ``None``, beside
+    the tensors; ``"cpu"``, in host memory; a :class:`~pathlib.Path`, in that file."""
+    state = TrainingSnapshot.take(model, optimizer, device=None if place is None else "cpu")
+    return SpilledSnapshot.write(state, place) if isinstance(place, Path) else state
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a spilled tensor copy sits in its snapshot's file."""
+
+    index: int
+
+
+def _park(tensor: torch.Tensor, tensors: list[torch.Tensor]) -> _Slot:
+    tensors.append(tensor)
+    return _Slot(len(tensors) - 1)
+
+
+def _map_copies(snap: TrainingSnapshot, swap: Callable[[Any], Any]) -> TrainingSnapshot:
+    """A copy of ``snap`` with ``swap`` applied to every tensor copy it holds (a tensor on the
+    way to a file, a :class:`_Slot` on the way back); the live objects it points at (param
+    groups, state entries, parameters, generators) are kept as they are."""
+
+    def tree(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor | _Slot):
+            return swap(obj)
+        if isinstance(obj, dict):
+            return {k: tree(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return type(obj)(tree(v) for v in obj)
+        return obj
+
+    def entries(saved: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+        return {k: (live, live if k == "params" else tree(c)) for k, (live, c) in saved.items()}
+
+    return dataclasses.replace(
+        snap,
+        model_state=tree(snap.model_state),
+        grads=tree(snap.grads),
+        optimizer_groups=[(g, entries(saved)) for g, saved in snap.optimizer_groups],
+        optimizer_state={p: (e, entries(saved)) for p, (e, saved) in snap.optimizer_state.items()},
+        torch_rng=swap(snap.torch_rng),
+        cuda_rng=None if snap.cuda_rng is None else tree(snap.cuda_rng),
+        generator_states=[(g, swap(state)) for g, state in snap.generator_states],
+    )
 
 
 def inner_optimizer(optimizer: Any) -> Any:

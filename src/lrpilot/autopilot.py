@@ -156,7 +156,7 @@ def tune(
     seed: int = 0,
     progress: bool = True,
     race: bool | str = True,
-    monitor: bool = True,
+    monitor: bool | Any = True,
     command: str | None = None,
 ) -> TuneResult:
     """Choose the LR of ``task``'s run with the least compute, train it (``train=True``) under
@@ -166,6 +166,8 @@ def tune(
         task: The recipe, with ``steps`` (its budget) set.
         train: Run the full training at the choice (under :class:`lrpilot.Monitor` unless
             ``monitor=False``).
+        monitor: ``True``: a :class:`lrpilot.Monitor` at its defaults; ``False``: none; or a
+            monitor of your own (``lrpilot.Monitor(snapshots="disk")`` for a big model).
         report: Write the HTML report here.
         seed: The seed of every stage (same initial weights for every race candidate).
         progress: Show progress bars.
@@ -185,6 +187,7 @@ def tune(
     mode = (DEFAULT_RACE if race else "off") if isinstance(race, bool) else race
     mode = check.choice("race", mode, list(RACE_MODES))
     report_path = _check_report_path(report)
+    callbacks = _monitor(monitor)
     stages: list[Stage] = []
     advice = _timed(stages, "advice and lint", lambda: (_advice(task), 0))
     found = _timed(stages, "range test", lambda: _range_test(task, seed, progress))
@@ -200,7 +203,6 @@ def tune(
     lr = float(race_data["lr"])
     run: RunResult | None = None
     if train:
-        callbacks = _monitor() if monitor else []
         run = _timed(
             stages,
             "full run",
@@ -240,10 +242,16 @@ def _range_test(task: Task, seed: int, progress: bool) -> tuple[Any, int]:
     return found, int(found.num_steps_run)
 
 
-def _monitor() -> list[Any]:
+def _monitor(monitor: bool | Any) -> list[Any]:
+    """The full run's callbacks: ``[Monitor()]`` for ``True``, none for ``False``, or the
+    monitor given."""
     from .control.monitor import Monitor
 
-    return [Monitor()]
+    if isinstance(monitor, Monitor):
+        return [monitor]
+    if not isinstance(monitor, bool):
+        raise check.ArgError("monitor", monitor, "True, False or an lrpilot.Monitor")
+    return [Monitor()] if monitor else []
 
 
 def _train(task: Task, lr: float, **options: Any) -> RunResult:

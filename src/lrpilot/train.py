@@ -37,7 +37,7 @@ from . import _validate as check
 from ._callsite import user_stacklevel
 from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
-from ._state import TrainingSnapshot, loader_parts
+from ._state import SpilledSnapshot, TrainingSnapshot, loader_parts, take_snapshot
 from ._step import (
     check_optimizer_holds,
     check_scalar_loss,
@@ -48,7 +48,7 @@ from ._step import (
     needs_closure,
     own_iterators,
 )
-from .control.callbacks import Action, EvalInfo, RunInfo, StepInfo
+from .control.callbacks import Action, Callback, EvalInfo, GradInfo, RunInfo, StepInfo
 from .control.divergence import DivergenceDetector, DivergenceState
 from .errors import ConfigError, ModelError
 from .task import Task
@@ -247,7 +247,7 @@ def _record(result: RunResult, task: Task, run: _Run) -> None:
 class _Snapshot:
     """The run's state at one step, for a rollback."""
 
-    state: TrainingSnapshot
+    state: TrainingSnapshot | SpilledSnapshot
     scheduler: dict[str, Any]
     scaler: dict[str, Any] | None
     step: int
@@ -270,6 +270,7 @@ class _Run:
         from .schedules import ScheduleLR
 
         self.task, self.lr, self.steps, self.seed, self.hooks = task, lr, steps, seed, hooks
+        self.grad_hooks = [c.on_before_optimizer_step for c in hooks if _overrides_grad_hook(c)]
         self.model, self.optimizer = task.build(lr)
         _check_optimizer(self.model, self.optimizer)
         self.device = model_device(self.model)
@@ -303,18 +304,21 @@ class _Run:
         start = time.perf_counter()
         self.model.train()
         _set_optimizer_mode(self.optimizer, train=True)
-        if self.hooks:
-            self.snapshot = self._take_snapshot()  # what a rollback with no snapshot returns to
-        self._dispatch(
-            "on_run_start", RunInfo(self.lr, self.steps, self.seed, self.model, self.optimizer)
-        )
-        batches = cycle(self.task.train_loader)
         try:
-            self._loop(batches, advance)
+            if self.hooks:
+                info = RunInfo(self.lr, self.steps, self.seed, self.model, self.optimizer)
+                self._apply(self._dispatch("on_run_start", info), None)
+                if self.snapshot is None:  # what a rollback with no snapshot returns to
+                    self.snapshot = self._take_snapshot(None)
+            batches = cycle(self.task.train_loader)
+            try:
+                self._loop(batches, advance)
+            finally:
+                batches.close()  # lets the loader's iterator (and its workers) go now
+            if not self.result.diverged and self.task.val_loader is not None:
+                self.result.metric = self._evaluate()
         finally:
-            batches.close()  # lets the loader's iterator (and its workers) go now
-        if not self.result.diverged and self.task.val_loader is not None:
-            self.result.metric = self._evaluate()
+            self._drop_snapshot()
         self.result.seconds = time.perf_counter() - start
         return self.result
 
@@ -397,8 +401,17 @@ class _Run:
         if self.scaler is None and not (math.isfinite(mean) and math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)  # NaN must never reach the weights
             return mean, norm, True
+        clip = self.task.grad_clip  # clip_grad_norm_ rescales once norm + 1e-6 exceeds it
+        rescaled = clip is not None and bool(params) and norm + 1e-6 > clip
         if self.task.grad_clip is not None and params:
             _clip(params, self.task.grad_clip, norm_t)
+        if self.grad_hooks:
+            grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+            info = GradInfo(
+                self.step + 1, grads, None if rescaled else norm, self.model, self.optimizer
+            )
+            for hook in self.grad_hooks:
+                hook(info)
         if self.scaler is None:
             self.optimizer.step()
             return mean, norm, False
@@ -458,16 +471,18 @@ class _Run:
                     next(batches)
                 done.append(f"skipped {action.skip_batches} batches")
             if action.snapshot:
-                self.snapshot = self._take_snapshot()
+                self.snapshot = self._take_snapshot(action.snapshot_to)
             if action.stop:
                 self.result.stopped = action.reason or "stopped by a callback"
                 done.append("stopped the run")
             if done:
                 self._event("action", "; ".join([action.reason, *done]).strip("; "))
 
-    def _take_snapshot(self) -> _Snapshot:
+    def _take_snapshot(self, place: str | Path | None) -> _Snapshot:
+        """The run's state now, kept where ``place`` says (:attr:`Action.snapshot_to`)."""
+        self._drop_snapshot()  # first: its memory is free before the new copies are made
         return _Snapshot(
-            state=TrainingSnapshot.take(self.model, self.optimizer),
+            state=take_snapshot(self.model, self.optimizer, place),
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler is not None else None,
             step=self.step,
@@ -477,8 +492,8 @@ class _Run:
 
     def _rollback(self) -> str:
         snap = self.snapshot
-        if snap is None:  # only reached without callbacks, which cannot ask for it
-            raise ConfigError("rollback asked for, but no snapshot was taken")
+        if snap is None:  # only before the run's first snapshot: at its start
+            raise ConfigError("a rollback was asked for before the run took its first snapshot")
         snap.state.restore(self.model, self.optimizer)
         self.scheduler.load_state_dict(snap.scheduler)
         if self.scaler is not None and snap.scaler is not None:
@@ -493,8 +508,21 @@ class _Run:
         r.evals[:] = [e for e in r.evals if e[0] <= snap.step]
         return f"rolled back to step {snap.step} ({dropped} steps discarded)"
 
+    def _drop_snapshot(self) -> None:
+        """Forget the snapshot; a snapshot's file is removed."""
+        if self.snapshot is not None and isinstance(self.snapshot.state, SpilledSnapshot):
+            self.snapshot.state.delete()
+        self.snapshot = None
+
     def _event(self, kind: str, message: str) -> None:
         self.result.events.append({"step": self.step, "kind": kind, "message": message})
+
+
+def _overrides_grad_hook(callback: Any) -> bool:
+    """Whether ``callback`` has an ``on_before_optimizer_step`` of its own (not the base
+    class's no-op, which the loop then spares calling at every step)."""
+    method = getattr(type(callback), "on_before_optimizer_step", None)
+    return callable(method) and method is not Callback.on_before_optimizer_step
 
 
 def _dataloaders(loader: Any) -> list[Any]:

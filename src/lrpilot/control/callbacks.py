@@ -5,6 +5,8 @@ A callback is any object with some of these methods (subclass :class:`Callback` 
 defaults); each ``on_*`` may return an :class:`Action` or ``None``:
 
 * ``on_run_start(info: RunInfo)`` once, before the first step;
+* ``on_before_optimizer_step(info: GradInfo)`` right before the optimizer applies a step's
+  gradients, which it may change in place (clip them); it returns nothing;
 * ``on_step(info: StepInfo)`` after every optimizer step (a skipped step included);
 * ``on_eval(info: EvalInfo)`` after every evaluation of the validation metric;
 * ``on_run_end(result)`` once, with the finished :class:`~lrpilot.train.RunResult`.
@@ -18,6 +20,7 @@ loop applies the actions of every callback in order and records each as an event
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrpilot import _validate as check
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Action", "Callback", "EvalInfo", "RunInfo", "StepInfo"]
+__all__ = ["Action", "Callback", "EvalInfo", "GradInfo", "RunInfo", "StepInfo"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,15 @@ class Action:
         lr_factor: Multiply the LR scale by this (``0.5`` halves every group's LR from the
             next step on, on top of the schedule).
         snapshot: Take a snapshot of the run's state now (the one :attr:`rollback` returns to).
+            Asked from ``on_run_start``, it replaces the run's first snapshot (which is taken
+            in memory otherwise).
         rollback: Go back to the last snapshot (the start of the run when none was taken).
         skip_batches: Draw and discard this many batches before the next step.
         reason: One sentence for the run's events ("loss 9.3x its running median").
+        snapshot_to: Where the snapshot is kept: ``None``, in memory beside the tensors (the
+            fastest); ``"cpu"``, in host memory (a GPU model's copy takes no GPU memory); a
+            :class:`~pathlib.Path`, in that file (created readable by the user only, removed
+            when the run ends), for a model too big to hold twice.
     """
 
     stop: bool = False
@@ -49,11 +58,18 @@ class Action:
     rollback: bool = False
     skip_batches: int = 0
     reason: str = ""
+    snapshot_to: str | Path | None = None
 
     def __post_init__(self) -> None:
         check.boolean("stop", self.stop)
         check.optional_real("lr_factor", self.lr_factor, 0.0, open_low=True)
         check.boolean("snapshot", self.snapshot)
+        if self.snapshot_to is not None and not (
+            self.snapshot_to == "cpu" or isinstance(self.snapshot_to, Path)
+        ):
+            raise check.ArgError(
+                "snapshot_to", self.snapshot_to, 'None, "cpu" or a pathlib.Path (a file)'
+            )
         check.boolean("rollback", self.rollback)
         check.whole("skip_batches", self.skip_batches, 0)
 
@@ -65,6 +81,28 @@ class RunInfo:
     lr: float
     steps: int
     seed: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+@dataclass(frozen=True)
+class GradInfo:
+    """A step's gradients right before the optimizer applies them (the task's clipping done),
+    given to ``on_before_optimizer_step``; a callback may change them in place.
+
+    Attributes:
+        step: The step about to be taken (1 for the first).
+        grads: The gradients the optimizer is about to apply.
+        grad_norm: Their global 2-norm as they stand, computed once by the loop so that a
+            callback need not compute it again; ``None`` when the task's clipping has just
+            rescaled them (measure them yourself).
+        model: The model.
+        optimizer: The optimizer.
+    """
+
+    step: int
+    grads: list[torch.Tensor]
+    grad_norm: float | None
     model: nn.Module
     optimizer: torch.optim.Optimizer
 
@@ -114,6 +152,10 @@ class Callback:
 
     def on_run_start(self, info: RunInfo) -> Action | None:
         """Called once before the first step."""
+        return None
+
+    def on_before_optimizer_step(self, info: GradInfo) -> None:
+        """Called right before the optimizer applies a step's gradients."""
         return None
 
     def on_step(self, info: StepInfo) -> Action | None:

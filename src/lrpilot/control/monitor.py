@@ -49,6 +49,8 @@ import json
 import math
 import os
 import statistics
+import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,7 +61,7 @@ import torch
 from torch import nn
 
 from lrpilot import _validate as check
-from lrpilot._state import TrainingSnapshot
+from lrpilot._state import SpilledSnapshot, TrainingSnapshot, take_snapshot
 from lrpilot.control._detectors import (
     SpikeDetector,
     ZClip,
@@ -69,7 +71,7 @@ from lrpilot.control._detectors import (
     plateaued,
     too_slow,
 )
-from lrpilot.control.callbacks import Action, Callback, EvalInfo, RunInfo, StepInfo
+from lrpilot.control.callbacks import Action, Callback, EvalInfo, GradInfo, RunInfo, StepInfo
 from lrpilot.control.plateau import ReduceOnPlateau
 from lrpilot.errors import ConfigError
 
@@ -81,6 +83,8 @@ loss to act on: near convergence the batch-to-batch noise of a tiny loss is larg
 it and harmless."""
 CLIP_WINDOW = 100
 """Steps over which the clipped share is judged (the playbook's "> 50 % clipped")."""
+SNAPSHOT_PLACES = ("memory", "cpu", "disk")
+"""Where a monitor keeps its snapshots (``Monitor(snapshots=...)``)."""
 HOT_SHARE = 0.5
 """A step counts towards a stall only at an LR at least this share of the run's peak (its
 scheduled peak times the monitor's cuts): a warmup's first steps, at a tiny LR, may leave the
@@ -199,6 +203,13 @@ class Monitor(Callback):
             ``slow_drop`` (relative), or the LR is reported as likely too low (a note, no
             action; only where the run's length is known: not in a plain loop); ``None``: off.
         slow_drop: See ``slow_after``.
+        snapshots: Where the snapshots a rollback returns to are kept: ``"memory"``, beside
+            the tensors (the fastest; a GPU model's copy doubles its GPU memory), ``"cpu"``, in
+            host memory, or ``"disk"``, in a file under ``snapshot_dir`` (for a model too big
+            to hold twice; written at each snapshot, read back only at a rollback). Under
+            ``"cpu"`` and ``"disk"`` the best weights for an early stop stay in host memory.
+        snapshot_dir: The folder of ``"disk"`` snapshots (default ``$LRPILOT_HOME/snapshots``;
+            created readable by the user only). Each run's file is removed when it ends.
         quiet: Do not print events.
         log: A JSON-lines file to append every event to (created readable by the user only).
     """
@@ -230,6 +241,8 @@ class Monitor(Callback):
         restore_best: bool = True,
         slow_after: float | None = 0.25,
         slow_drop: float = 0.02,
+        snapshots: str = "memory",
+        snapshot_dir: str | Path | None = None,
         quiet: bool = False,
         log: str | Path | None = None,
     ) -> None:
@@ -263,6 +276,8 @@ class Monitor(Callback):
         self.restore_best = check.boolean("restore_best", restore_best)
         self.slow_after = check.optional_real("slow_after", slow_after, 0.0, 1.0, open_low=True)
         self.slow_drop = check.real("slow_drop", slow_drop, 0.0)
+        self.snapshots = check.choice("snapshots", snapshots, SNAPSHOT_PLACES)
+        self.snapshot_dir = None if snapshot_dir is None else Path(snapshot_dir)
         self.quiet = check.boolean("quiet", quiet)
         self.log = None if log is None else Path(log)
         self.events: list[dict[str, Any]] = []
@@ -330,7 +345,7 @@ class Monitor(Callback):
         self._plateau_state = self._plateau.init()
         self._slow_checked = False
         self._stopped = False  # after a stop, the run's final evaluation is only recorded
-        self._hook: Any = None
+        self._place: str | Path | None = None
 
     @property
     def clipped_share(self) -> float:
@@ -359,7 +374,7 @@ class Monitor(Callback):
     # ---- lrpilot.train callback --------------------------------------------------------------
 
     def on_run_start(self, info: RunInfo) -> Action | None:
-        """Reset, and hook adaptive clipping in front of the optimizer's step."""
+        """Reset; ask for the run's first snapshot where ``snapshots`` says."""
         self._reset(total=info.steps)
         self._model = info.model
         self._distributed = _distributed()
@@ -367,9 +382,28 @@ class Monitor(Callback):
         from lrpilot.train import RUN_DIVERGENCE
 
         self._div_threshold = RUN_DIVERGENCE.threshold or math.nan
+        self._place = self._new_place()
+        if self._place is None:
+            return None
+        return Action(snapshot=True, snapshot_to=self._place)  # the run's first, off-device
+
+    def _new_place(self) -> str | Path | None:
+        """Where this run's snapshots go (:attr:`Action.snapshot_to`): a new file for
+        ``"disk"``, so that runs in parallel never share one."""
+        if self.snapshots == "memory":
+            return None
+        if self.snapshots == "cpu":
+            return "cpu"
+        from lrpilot.history import home
+
+        folder = self.snapshot_dir if self.snapshot_dir is not None else home() / "snapshots"
+        return folder / f"snapshot-{os.getpid()}-{uuid.uuid4().hex[:12]}.pt"
+
+    def on_before_optimizer_step(self, info: GradInfo) -> None:
+        """Clip the step's gradients to the adaptive threshold, with the norm the loop measured
+        (it gives none when the task's own clipping has just rescaled them)."""
         if self.clip is not None:
-            self._hook = info.optimizer.register_step_pre_hook(self._clip_hook)
-        return None
+            self._clip_grads(info.grads, info.grad_norm)
 
     def on_step(self, info: StepInfo) -> Action | None:
         """Judge the step just taken; an :class:`Action` when something must be done."""
@@ -424,11 +458,8 @@ class Monitor(Callback):
         return self._as_action(decision, info.step)
 
     def on_run_end(self, result: Any) -> None:
-        """Remove the clipping hook; add the monitor's own notes and a clipping summary to the
-        run's events (its actions are there already, recorded by the loop)."""
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        """Add the monitor's own notes and a clipping summary to the run's events (its actions
+        are there already, recorded by the loop)."""
         if self.clip is not None and self._zclip.seen:
             self._note(
                 self._step,
@@ -444,11 +475,6 @@ class Monitor(Callback):
                 if not e["acted"]
             )  # after the loop's own: a rollback's event carries the step it went back to
 
-    def _clip_hook(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Runs right before ``optimizer.step()``: clip to the adaptive threshold."""
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        self._clip_grads(grads)
-
     def _as_action(self, decision: _Decision, step: int) -> Action | None:
         message = self._record(decision, step)[0]
         if not decision.acts:
@@ -457,6 +483,7 @@ class Monitor(Callback):
             stop=decision.stop,
             lr_factor=decision.lr_factor,
             snapshot=decision.snapshot,
+            snapshot_to=self._place if decision.snapshot else None,
             rollback=decision.rollback,
             skip_batches=self.skip_batches if decision.rollback else 0,
             reason=message,
@@ -479,7 +506,8 @@ class Monitor(Callback):
             raise check.ArgError("optimizer", optimizer, "a torch optimizer")
         self._reset(total=None)
         self._model = model
-        self._controls = _Controls(model, optimizer, list(schedulers))
+        self._place = self._new_place()
+        self._controls = _Controls(model, optimizer, list(schedulers), self._place)
         self._controls.snapshot()
         return self
 
@@ -856,7 +884,11 @@ class Monitor(Callback):
         if math.isfinite(metric) and metric > self._best:
             self._best, self._best_step = metric, step
             if self.restore_best and (self.overfit_patience or self.stop_patience):
-                self._best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                off = self._place is not None  # "cpu" and "disk": in host memory
+                self._best_weights = {
+                    k: v.detach().to("cpu" if off else v.device, copy=True)
+                    for k, v in model.state_dict().items()
+                }
         if self.overfit_patience and overfitting(
             self._vals, self._train_at_eval, patience=self.overfit_patience
         ):
@@ -895,12 +927,13 @@ class Monitor(Callback):
 
     # ---- adaptive clipping -------------------------------------------------------------------
 
-    def _clip_grads(self, grads: Sequence[torch.Tensor]) -> None:
-        """Clip ``grads`` in place to the adaptive threshold; record whether it clipped."""
+    def _clip_grads(self, grads: Sequence[torch.Tensor], norm: float | None = None) -> None:
+        """Clip ``grads`` in place to the adaptive threshold; record whether it clipped.
+        ``norm``: their global norm when already known."""
         if not grads:
             return
-        norm_t = _norm_tensor(grads)
-        norm = float(norm_t)
+        if norm is None:
+            norm = float(_norm_tensor(grads))
         limit = self._zclip.update(norm)
         clipped = math.isfinite(limit)
         self._clipped.append(clipped)
@@ -949,9 +982,18 @@ class _Controls:
     """What the monitor acts on in a plain loop: the model, the optimizer, their schedulers,
     and the last good snapshot of all of them."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedulers: list[Any]):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        schedulers: list[Any],
+        place: str | Path | None = None,
+    ):
         self.model, self.optimizer, self.schedulers = model, optimizer, schedulers
-        self._saved: tuple[TrainingSnapshot, list[dict[str, Any]]] | None = None
+        self.place = place
+        self._saved: tuple[TrainingSnapshot | SpilledSnapshot, list[dict[str, Any]]] | None = None
+        if isinstance(place, Path):  # a plain loop has no end to wait for: remove it with us
+            weakref.finalize(self, _remove, place)
 
     def grads(self) -> list[torch.Tensor]:
         return [
@@ -959,7 +1001,8 @@ class _Controls:
         ]
 
     def snapshot(self) -> None:
-        state = TrainingSnapshot.take(self.model, self.optimizer)
+        self._saved = None  # first: its memory is free before the new copies are made
+        state = take_snapshot(self.model, self.optimizer, self.place)
         self._saved = (state, [s.state_dict() for s in self.schedulers])
 
     def rollback(self) -> None:
@@ -993,6 +1036,10 @@ def scale_lrs(optimizer: Any, schedulers: Iterable[Any], factor: float) -> None:
             set_group_lr(group, float(group["lr"]) * factor)
             if "initial_lr" in group:
                 group["initial_lr"] = float(group["initial_lr"]) * factor
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def _optional_whole(arg: str, value: Any, low: int = 1) -> int | None:
