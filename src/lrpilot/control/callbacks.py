@@ -11,7 +11,8 @@ defaults); each ``on_*`` may return an :class:`Action` or ``None``:
 * ``on_eval(info: EvalInfo)`` after every evaluation of the validation metric;
 * ``on_run_end(result)`` once, with the finished :class:`~lrpilot.train.RunResult`.
 
-An action can stop the run, multiply the LR, take a snapshot of the run's state, roll back to
+An action can stop the run, multiply the LR, take a snapshot of the run's state (kept beside
+the tensors, in host memory or in a private file: :attr:`Action.snapshot_to`), roll back to
 the last snapshot (model, optimizer, schedule position, LR scale and RNGs; the data stream is
 not rewound, so the batches that led into a spike are not seen again) and skip batches. The
 loop applies the actions of every callback in order and records each as an event.
