@@ -256,6 +256,25 @@ def test_the_command_prints_the_choice_as_json(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["metric"] is None
 
 
+def test_the_command_keeps_snapshots_on_disk_or_trains_without_the_monitor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home"))
+    path = write_task(tmp_path, 200)
+    args = ["tune", str(path), "--json", "--race", "off"]
+    out = CliRunner().invoke(app, [*args, "--snapshots", "disk"])
+    assert out.exit_code == 0, out.output
+    watched = json.loads(out.stdout)["events"]
+    assert any("zscore rule" in e["message"] for e in watched)  # the monitor's clipping note
+    assert (tmp_path / "home" / "snapshots").is_dir()
+    assert not list((tmp_path / "home" / "snapshots").iterdir())  # the file went with the run
+    out = CliRunner().invoke(app, [*args, "--no-monitor"])
+    assert out.exit_code == 0, out.output
+    assert not any("zscore rule" in e["message"] for e in json.loads(out.stdout)["events"])
+    out = CliRunner().invoke(app, [*args, "--snapshots", "ssd"])
+    assert out.exit_code == 2 and "snapshots must be one of" in out.output
+
+
 def test_the_command_fails_cleanly_on_a_missing_task_file(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["tune", str(tmp_path / "nope.py")])
     assert out.exit_code == 2 and "error:" in out.output

@@ -30,6 +30,13 @@ def tune_command(
         help="check: the race only vetoes a pick that diverges; adopt: take the race's best; "
         "off: no race.",
     ),
+    snapshots: str = typer.Option(
+        "memory",
+        "--snapshots",
+        help="Where the monitor keeps its rollback snapshots: memory, cpu (host memory) or disk "
+        "($LRPILOT_HOME/snapshots, for a model too big to hold twice).",
+    ),
+    no_monitor: bool = typer.Option(False, "--no-monitor", help="Train without the monitor."),
     show_traceback: bool = typer.Option(
         False, "--traceback", envvar="LRPILOT_TRACEBACK", help="Show full tracebacks."
     ),
@@ -37,6 +44,7 @@ def tune_command(
     """Advice, range test, race, the full run under the monitor, and a report."""
     from .autopilot import tune
     from .cli import _reported
+    from .control.monitor import Monitor
     from .task import load_task_file
 
     command = "lrpilot tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
@@ -45,6 +53,7 @@ def tune_command(
         with warnings.catch_warnings(record=True) as caught, quiet:
             warnings.simplefilter("always")
             with _reported(show_traceback, task_file):
+                monitor = False if no_monitor else Monitor(snapshots=snapshots)
                 task = load_task_file(task_file)
                 result = tune(
                     task,
@@ -53,6 +62,7 @@ def tune_command(
                     seed=seed,
                     progress=not json_out,
                     race=race,
+                    monitor=monitor,
                     command=command,
                 )
     except KeyboardInterrupt:
