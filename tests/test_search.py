@@ -130,6 +130,15 @@ def test_the_fair_pruner_judges_the_predicted_final_value(lr, early, fair_prunes
     assert bool(median.prune(study, trial)) is median_prunes
 
 
+def test_the_fair_pruner_keeps_only_trials_predicted_in_the_top_third():
+    study = _study(HISTORY)  # finals -0.45, -0.30, -0.15, -0.10: median -0.225, top third -0.15
+    trial = _running(study, 1e-2, -0.75)  # 0.05 behind its neighbour: predicted -0.20
+    assert ScheduleFairPruner(n_startup_trials=4, bandwidth=0.01).prune(study, trial)
+    assert not ScheduleFairPruner(n_startup_trials=4, bandwidth=0.01, percentile=50).prune(
+        study, trial
+    )
+
+
 def test_the_prediction_is_a_neighbours_final_plus_the_gap_now():
     study = _study(HISTORY)
     trial = _running(study, 1e-2, -0.60)  # exactly on a neighbour, 0.10 ahead of it at step 10
