@@ -105,6 +105,16 @@ def test_a_rollback_from_host_memory_or_disk_gives_the_same_run_as_from_memory(t
         assert not folder.exists()
 
 
+def test_a_snapshot_that_cannot_be_written_stays_in_memory_and_the_run_goes_on(tmp_path):
+    reference, _ = _injected_run(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.warns(RuntimeWarning, match="could not write a snapshot"):
+        run, monitor = _injected_run(tmp_path, snapshots="disk", snapshot_dir=blocker / "snaps")
+    assert monitor.to_dict()["rollbacks"] >= 1
+    assert run.losses == reference.losses and run.metric == reference.metric
+
+
 def test_disk_snapshots_default_to_lrpilot_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home"))
     folder = tmp_path / "home" / "snapshots"

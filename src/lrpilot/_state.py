@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,9 +174,23 @@ def take_snapshot(
     model: nn.Module, optimizer: torch.optim.Optimizer, place: str | os.PathLike[str] | None
 ) -> TrainingSnapshot | SpilledSnapshot:
     """A snapshot of ``model`` and ``optimizer`` kept where ``place`` says: ``None``, beside
-    the tensors; ``"cpu"``, in host memory; a :class:`~pathlib.Path`, in that file."""
+    the tensors; ``"cpu"``, in host memory; a :class:`~pathlib.Path`, in that file.
+
+    A file that cannot be written (a full disk, a folder that cannot be made) does not end the
+    run: the snapshot stays in host memory, and a ``RuntimeWarning`` says why."""
     state = TrainingSnapshot.take(model, optimizer, device=None if place is None else "cpu")
-    return SpilledSnapshot.write(state, place) if isinstance(place, Path) else state
+    if not isinstance(place, Path):
+        return state
+    try:
+        return SpilledSnapshot.write(state, place)
+    except OSError as err:
+        warnings.warn(
+            f"lrpilot could not write a snapshot to {place} ({err}): it is kept in host "
+            "memory instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return state
 
 
 @dataclass(frozen=True)
