@@ -528,7 +528,7 @@ class Monitor(Callback):
         decision = self._observe(step, value, norm, lr, applied=math.isfinite(value + norm))
         if decision is None or not (decision.skip_step or decision.rollback):
             if self.clip is not None and math.isfinite(value + norm):
-                self._clip_grads(grads)
+                self._clip_grads(grads, own if grad_norm is None else None)  # own: measured
         return self._carry_out(decision, step)
 
     def _measure_and_clip(self) -> float:
@@ -538,7 +538,7 @@ class Monitor(Callback):
         grads = self._need_controls("_measure_and_clip").grads()
         norm = _global_norm(grads)
         if self.clip is not None and math.isfinite(norm):
-            self._clip_grads(grads)
+            self._clip_grads(grads, norm)
         return norm
 
     def _judge_applied(self, loss: float, grad_norm: float) -> Answer:
@@ -933,7 +933,7 @@ class Monitor(Callback):
         if not grads:
             return
         if norm is None:
-            norm = float(_norm_tensor(grads))
+            norm = _global_norm(grads)
         limit = self._zclip.update(norm)
         clipped = math.isfinite(limit)
         self._clipped.append(clipped)
