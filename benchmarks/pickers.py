@@ -228,7 +228,7 @@ def _lrpilot(task: BenchTask, seed: int) -> Pick:
         task.name,
         seed,
         float(res.lr),
-        int(res.num_steps_run),
+        int(res.cost_steps),
         0.0,
         _floats(res.lrs),
         _floats(res.losses),

@@ -13,6 +13,7 @@ HEADER = (
 ORDER = (
     "suggestion",
     "crossval",
+    "val_fallback",
     "race",
     "horizon",
     "overhead",

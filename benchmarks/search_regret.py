@@ -143,7 +143,7 @@ def range_test(task: BenchTask, best: float, seed: int) -> Outcome:
     start = time.perf_counter()
     pick = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=seed, progress=False)
     gap = retrained_gap(task, best, pick.lr, seed + 1)
-    steps = pick.num_steps_run + task.steps
+    steps = pick.cost_steps + task.steps
     return Outcome(
         task.name, "range test", "-", 1, seed, pick.lr, gap, steps, time.perf_counter() - start
     )

@@ -51,8 +51,9 @@ from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
 from benchmarks.tasks import TASKS, BenchTask
 from benchmarks.train import train_run
+from lrpilot.advice import task_family
 from lrpilot.autopilot import DEFAULT_RACE
-from lrpilot.suggest import PilotConstants
+from lrpilot.suggest import horizon_exponent
 
 QUICK_TASKS = (
     "mnist1d_conv-long:adamw",
@@ -135,7 +136,7 @@ def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
         pick = float((result.range_test or {})["lr"])
         winner = next((c for c in race.get("candidates", []) if c.get("winner")), None)
         adopt = float(winner["lr"]) if winner else result.lr
-        exponent = PilotConstants().horizon_exponent
+        exponent = horizon_exponent(task_family(task.lrpilot_task()))
         tpe: dict[str, float] = {}
         tpe_steps: dict[str, int] = {}
         for trials in TPE_TRIALS:
@@ -158,7 +159,7 @@ def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
             "default": task.default_lr,
         },
         cost_steps=result.cost_steps,
-        range_steps=int((result.range_test or {}).get("num_steps_run", 0)),
+        range_steps=int((result.range_test or {}).get("cost_steps", 0)),
         tpe_steps=tpe_steps,
         race_note=str(race.get("note", "")),
         seconds=time.perf_counter() - start,

@@ -21,3 +21,21 @@ def test_family_and_prior_of_plain_and_wrapped_optimizers():
     assert optimizer_family(sgd) == "sgd" and prior_lr_for(sgd) == 1e-2
     assert optimizer_family(_Wrapper(_Wrapper(adamw))) == "adam"
     assert prior_lr_for(_Wrapper(adamw)) == 1e-3 and prior_lr_for(_Wrapper(sgd)) == 1e-2
+
+
+def test_a_tasks_family_is_its_recipes_optimizers():
+    import lrpilot
+    from lrpilot.advice import task_family
+
+    def task(optimizer_fn):
+        batches = [(torch.randn(4, 3), torch.randn(4, 1))]
+        return lrpilot.Task(
+            model_fn=lambda: torch.nn.Linear(3, 1),
+            optimizer_fn=optimizer_fn,
+            train_loader=batches,
+            loss_fn=torch.nn.functional.mse_loss,
+        )
+
+    assert task_family(task(lambda p, lr: torch.optim.AdamW(p, lr=lr))) == "adam"
+    assert task_family(task(lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9))) == "sgd"
+    assert task_family(task(lambda p, lr: torch.optim.RMSprop(p, lr=lr))) == "rmsprop"

@@ -391,7 +391,7 @@ def test_the_lrpilot_picker_is_find_lr_for_task() -> None:
     ref = lrpilot.find_lr_for_task(task.lrpilot_task(), seed=2, progress=False)
     assert got.lrs == [float(v) for v in ref.lrs]
     assert got.losses == [float(v) for v in ref.losses]
-    assert got.lr == float(ref.lr) and got.sweep_steps == ref.num_steps_run
+    assert got.lr == float(ref.lr) and got.sweep_steps == ref.cost_steps  # every sweep paid
     assert pickers._lrpilot(task, seed=3).losses != got.losses
 
 

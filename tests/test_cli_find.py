@@ -247,3 +247,43 @@ def test_what_the_task_prints_stays_off_the_json(tmp_path):
     assert result.exit_code == 0, result.output
     _check_payload(result.stdout, num_steps=20)
     assert "loading digits" in result.stderr and "building" in result.stderr
+
+
+NOISY_TASK_FILE = """
+import torch
+from torch import nn
+
+import lrpilot
+
+
+def task():
+    # targets with noise 4x the signal: each batch's training loss is its own noise
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 4.0 * torch.randn(4096, 1, generator=g)
+    data = torch.utils.data
+    return lrpilot.Task(
+        model_fn=lambda: nn.Linear(8, 1),
+        optimizer_fn=lambda params, lr: torch.optim.SGD(params, lr=lr),
+        train_loader=data.DataLoader(
+            data.TensorDataset(x[:3584], y[:3584]), batch_size=16, shuffle=True,
+            generator=torch.Generator().manual_seed(1),
+        ),
+        val_loader=data.DataLoader(data.TensorDataset(x[3584:], y[3584:]), batch_size=128),
+        loss_fn=nn.functional.mse_loss,
+        steps=200,
+    )
+"""
+
+
+def test_find_val_fallback_sweeps_a_noisy_task_again_on_validation_batches(tmp_path):
+    path = tmp_path / "noisy_task.py"
+    path.write_text(NOISY_TASK_FILE)
+    common = [str(path), "--num-steps", "60", "--start-lr", "1e-4", "--json"]
+    plain = json.loads(CliRunner().invoke(app, ["find", *common]).stdout)
+    again = json.loads(CliRunner().invoke(app, ["find", *common, "--val-fallback"]).stdout)
+    assert plain["loss_source"] == "train" and plain["cost_steps"] == plain["num_steps_run"]
+    assert again["loss_source"] == "val"
+    assert again["cost_steps"] == plain["num_steps_run"] + again["num_steps_run"]
+    text = CliRunner().invoke(app, ["find", *common[:-1], "--val-fallback"]).stdout
+    assert "on validation batches" in text and f"({again['cost_steps']} in all)" in text

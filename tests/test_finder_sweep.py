@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import lrpilot
 from conftest import CountingLoader, RecordingSGD, batches_of, make_classification, mlp
@@ -480,3 +481,88 @@ def test_a_missing_run_length_is_pointed_out(loader):
         model, _sgd(model), loader, CE, num_steps=20, steps=2_000, progress=False
     )
     assert not any("steps=N" in n for n in with_steps.warnings)
+
+
+def _noisy_regression(with_val: bool = True) -> lrpilot.Task:
+    """Linear regression whose targets carry noise 4x the signal: every training batch of 16
+    has its own noise, so the training loss jumps more from batch to batch than it falls over
+    the sweep, while a fixed validation batch's loss moves only with the weights."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 4.0 * torch.randn(4096, 1, generator=g)
+    shuffle = torch.Generator().manual_seed(1)
+    val = DataLoader(TensorDataset(x[3584:], y[3584:]), batch_size=128)
+    return lrpilot.Task(
+        model_fn=lambda: nn.Linear(8, 1),
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
+        train_loader=DataLoader(
+            TensorDataset(x[:3584], y[:3584]), batch_size=16, shuffle=True, generator=shuffle
+        ),
+        val_loader=val if with_val else None,
+        loss_fn=nn.functional.mse_loss,
+        steps=200,
+    )
+
+
+NOISY_SWEEP = {"num_steps": 60, "start_lr": 1e-4, "end_lr": 10.0, "progress": False}
+
+
+def test_a_training_loss_lost_in_its_noise_is_swept_again_on_validation_batches(recwarn):
+    from lrpilot import suggest
+    from lrpilot.finder import NOISE_LEVEL_Z
+
+    kept = lrpilot.find_lr_for_task(_noisy_regression(), val_fallback=True, **NOISY_SWEEP)
+    plain = lrpilot.find_lr_for_task(_noisy_regression(), **NOISY_SWEEP)  # off by default
+    assert plain.loss_source == "train" and plain.cost_steps == plain.num_steps_run
+    assert suggest.landmarks(plain.lrs, plain.losses).signal_to_noise < NOISE_LEVEL_Z
+    assert kept.loss_source == "val"
+    assert suggest.landmarks(kept.lrs, kept.losses).signal_to_noise > 10 * NOISE_LEVEL_Z
+    assert kept.cost_steps == plain.num_steps_run + kept.num_steps_run  # both sweeps paid for
+    assert kept.warnings[0].startswith("The training loss was too noisy to read")
+    assert not any("barely fell" in w for w in kept.warnings)  # the kept curve is clear
+    assert any("barely fell" in w for w in plain.warnings)
+    # The second sweep started where the first did: the same curve as asking for it at once.
+    task = _noisy_regression()
+    direct = lrpilot.find_lr_for_task(task, val_loader=task.val_loader, **NOISY_SWEEP)
+    assert direct.losses == kept.losses and direct.lr == kept.lr
+    assert direct.cost_steps == direct.num_steps_run  # asked for: no first sweep
+    messages = [str(w.message) for w in recwarn]
+    assert sum(m.startswith("The training loss was too noisy") for m in messages) == 1
+
+
+def test_without_validation_data_or_with_a_clear_curve_the_sweep_runs_once(data):
+    noisy = lrpilot.find_lr_for_task(
+        _noisy_regression(with_val=False), val_fallback=True, **NOISY_SWEEP
+    )
+    assert noisy.loss_source == "train" and noisy.cost_steps == noisy.num_steps_run
+    x, y = data
+    clear = lrpilot.Task(
+        model_fn=mlp,
+        optimizer_fn=_sgd,
+        train_loader=batches_of(x, y, size=8),
+        val_loader=batches_of(x, y, size=32),
+        loss_fn=CE,
+        steps=100,
+    )
+    res = lrpilot.find_lr_for_task(clear, num_steps=40, val_fallback=True, progress=False)
+    assert res.loss_source == "train" and res.cost_steps == res.num_steps_run == 40
+
+
+def test_only_the_kept_sweep_enters_the_history(tmp_path, monkeypatch):
+    from lrpilot import history
+
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path))
+    monkeypatch.delenv("LRPILOT_HISTORY_URL", raising=False)
+    monkeypatch.delenv("LRPILOT_HISTORY", raising=False)
+    kept = lrpilot.find_lr_for_task(_noisy_regression(), val_fallback=True, **NOISY_SWEEP)
+    records = history.History().records(kind="range_test")
+    assert len(records) == 1 and records[0].lr == kept.lr
+
+
+def test_the_loss_source_and_cost_survive_a_round_trip():
+    kept = lrpilot.find_lr_for_task(_noisy_regression(), val_fallback=True, **NOISY_SWEEP)
+    again = lrpilot.LRFinderResult.from_dict(json.loads(json.dumps(kept.to_dict())))
+    assert (again.loss_source, again.cost_steps) == ("val", kept.cost_steps)
+    legacy = {k: v for k, v in kept.to_dict().items() if k not in ("loss_source", "cost_steps")}
+    old = lrpilot.LRFinderResult.from_dict(legacy)  # written before these fields existed
+    assert (old.loss_source, old.cost_steps) == ("train", old.num_steps_run)

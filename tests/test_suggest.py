@@ -207,23 +207,27 @@ def test_pilot_decreases_with_run_length():
 
 
 FREE = suggest.PilotConstants(
-    reference_steps=100, horizon_exponent=0.5, schedule_exponent=1.0, adam_factor=0.3,
-    onset_margin=0.0,
+    reference_steps=100, horizon_exponent=0.5, adam_horizon_exponent=1.0, schedule_exponent=1.0,
+    adam_factor=0.3, onset_margin=0.0,
 )  # fmt: skip
 
 
 def test_pilot_corrections_multiply_in_closed_form():
     """Away from the caps, each fact multiplies the pick by its closed-form factor: the
-    horizon (100 / steps) ** 0.5, the schedule mean ** -1, the Adam factor 0.3."""
+    horizon (100 / steps) ** 0.5 (** 1.0 for the Adam family), the schedule mean ** -1, the
+    Adam factor 0.3."""
     curve = sigmoid_curve(-3)
     base = suggest.pilot(LRS, curve, constants=FREE)
     assert suggest.pilot(LRS, curve, steps=100, constants=FREE) == base
     assert suggest.pilot(LRS, curve, steps=400, constants=FREE) == pytest.approx(base * 0.5)
+    assert suggest.pilot(LRS, curve, steps=400, family="sgd", constants=FREE) == pytest.approx(
+        base * 0.5
+    )
     assert suggest.pilot(LRS, curve, family="adam", constants=FREE) == pytest.approx(base * 0.3)
     assert suggest.pilot(LRS, curve, family="sgd", constants=FREE) == base
     assert suggest.pilot(
         LRS, curve, steps=400, schedule_mean=0.8, family="adam", constants=FREE
-    ) == pytest.approx(base * 0.5 * 0.3 / 0.8)
+    ) == pytest.approx(base * 0.25 * 0.3 / 0.8)
     assert suggest.pilot(LRS, curve, schedule_mean=1.0, constants=FREE) == base
 
 
@@ -364,3 +368,13 @@ def test_non_finite_tail_is_cut(name, bad):
 def test_bootstrap_band_checks_its_input():
     with pytest.raises(ConfigError):
         suggest.bootstrap_band(LRS[:5], np.ones(5), suggest.pilot)
+
+
+def test_the_adam_family_shares_the_run_length_exponent_unless_given_its_own():
+    shipped = suggest.PilotConstants()
+    assert shipped.adam_horizon_exponent is None
+    assert suggest.horizon_exponent("adam", shipped) == shipped.horizon_exponent
+    own = dataclasses.replace(shipped, adam_horizon_exponent=0.75)
+    assert suggest.horizon_exponent("adam", own) == 0.75
+    assert suggest.horizon_exponent("sgd", own) == shipped.horizon_exponent
+    assert suggest.horizon_exponent(None, own) == shipped.horizon_exponent

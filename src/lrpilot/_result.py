@@ -62,6 +62,11 @@ class LRFinderResult:
         grad_norms: the global gradient norm (before clipping) at each recorded step.
         assumed: what the suggestion assumed about the run where it was not told, by name
             (``"steps"``, ``"schedule"``), in words.
+        loss_source: ``"train"`` (the training loss of each step's batch) or ``"val"`` (the
+            loss on fixed validation batches after each step).
+        cost_steps: optimizer steps the range test spent in all: ``num_steps_run``, plus the
+            first sweep's steps when :func:`lrpilot.find_lr_for_task` found its training loss
+            too noisy to read and swept again on validation batches.
     """
 
     lr: float
@@ -83,6 +88,12 @@ class LRFinderResult:
     skipped_lrs: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
     assumed: dict[str, str] = field(default_factory=dict)
+    loss_source: str = "train"
+    cost_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cost_steps < self.num_steps_run:  # results written before cost_steps existed
+            self.cost_steps = self.num_steps_run
 
     def __repr__(self) -> str:
         lo, hi = self.band

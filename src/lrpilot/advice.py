@@ -14,6 +14,13 @@ ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafa
 """Class names of Adam-family optimizers (adaptive per-parameter step sizes)."""
 
 
+def task_family(task: Any) -> str:
+    """:func:`optimizer_family` of a :class:`~lrpilot.Task`'s recipe, read off its fingerprint
+    (which builds the model once, the RNGs put back)."""
+    name = str(task.fingerprint()["optimizer"])
+    return "adam" if name in ADAM_FAMILY else name.lower()
+
+
 def optimizer_family(optimizer: Any) -> str:
     """``"adam"`` for the Adam family, else the optimizer class's lower-cased name.
 

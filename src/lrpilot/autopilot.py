@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from . import _validate as check
+from .advice import task_family
 from .errors import ConfigError
 from .finder import find_lr_for_task
 from .lint import LintWarning
-from .suggest import PilotConstants
+from .suggest import horizon_exponent
 from .task import Task
 from .train import RunResult, train
 
@@ -239,7 +240,7 @@ def _advice(task: Task) -> dict[str, Any] | None:
 
 def _range_test(task: Task, seed: int, progress: bool) -> tuple[Any, int]:
     found = find_lr_for_task(task, seed=seed, progress=progress)
-    return found, int(found.num_steps_run)
+    return found, int(found.cost_steps)
 
 
 def _monitor(monitor: bool | Any) -> list[Any]:
@@ -268,7 +269,7 @@ def _race(
 ) -> tuple[dict[str, Any], int]:
     """Successive halving over :func:`race_candidates`; the winner's LR and the race's cost."""
     assert task.steps is not None
-    budget = int(choosing_budget(task.steps) * task.steps) - int(found.num_steps_run)
+    budget = int(choosing_budget(task.steps) * task.steps) - int(found.cost_steps)
     advised = None if advice is None else advice.get("lr")
     lrs = race_candidates(found.lr, found.band, advised)
     rungs = race_rungs(len(lrs), budget)
@@ -279,7 +280,7 @@ def _race(
             "stands."
         )
         return _no_race(why, found.lr)
-    exponent = PilotConstants().horizon_exponent
+    exponent = horizon_exponent(task_family(task))
     field_: list[dict[str, Any]] = [
         {"lr": lr, "cut": "", "evals": [], "metric": None} for lr in lrs
     ]

@@ -193,6 +193,11 @@ def find(
         _SEED_DEFAULT,
         help="Seed of the model's initialisation and the sweep (same seed, same curve).",
     ),
+    val_fallback: bool = typer.Option(
+        False,
+        "--val-fallback",
+        help="Sweep again on fixed validation batches when the training loss is too noisy.",
+    ),
     show_traceback: bool = _traceback_option(),
 ) -> None:
     """Run the LR range test on a task file and suggest a peak LR."""
@@ -219,7 +224,9 @@ def find(
             with _reported(show_traceback, task_file):
                 task = load_task_file(task_file)
                 sweeping = True
-                result = find_lr_for_task(task, seed=seed, progress=not json_out, **options)
+                result = find_lr_for_task(
+                    task, seed=seed, progress=not json_out, val_fallback=val_fallback, **options
+                )
         except KeyboardInterrupt:
             typer.echo(_INTERRUPTED_SWEEP if sweeping else _INTERRUPTED_LOAD, err=True)
             raise typer.Exit(code=130) from None
@@ -273,6 +280,8 @@ def _print_result(
     console.print(
         f"{result.num_steps_run} sweep steps"
         + (", stopped on divergence" if result.diverged else "")
+        + (", on validation batches" if result.loss_source == "val" else "")
+        + (f" ({result.cost_steps} in all)" if result.cost_steps > result.num_steps_run else "")
     )
     for note in result.warnings if notes is None else notes:
         console.print(f"[yellow]warning:[/] {escape(note)}")

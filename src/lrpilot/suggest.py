@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_CONSTANTS",
     "pilot_band",
     "pilot_from_landmarks",
+    "horizon_exponent",
     "horizon_factor",
     "overshoot",
     "bootstrap_band",
@@ -305,6 +306,10 @@ class PilotConstants:
         horizon_exponent: past ``reference_steps``, the best LR falls as
             ``steps ** -horizon_exponent``. Noisy-SGD theory gives 1/2; LR-vs-horizon studies of
             large AdamW language models about 0.3; small models fall faster.
+        adam_horizon_exponent: the same for Adam-family optimizers (``None``: the same
+            ``horizon_exponent``). Their steps keep their size (about the LR per coordinate)
+            however small the gradient gets, so they may want a steeper fall; tried by
+            cross-validation and not shipped: held out it did no better than one exponent.
         schedule_exponent: a schedule that spends the run below its peak (mean multiplier
             ``m < 1``: about 0.5 for warmup + cosine) may peak ``m ** -schedule_exponent``
             times higher than a constant LR: what matters is how far the run travels, and a
@@ -324,6 +329,7 @@ class PilotConstants:
 
     reference_steps: int = 250
     horizon_exponent: float = 0.25
+    adam_horizon_exponent: float | None = None
     schedule_exponent: float = 1.5
     adam_factor: float = 0.5
     onset_margin: float = 1.0
@@ -335,6 +341,15 @@ class PilotConstants:
 DEFAULT_CONSTANTS = PilotConstants()
 HORIZON_REFERENCE_STEPS = DEFAULT_CONSTANTS.reference_steps
 """Runs up to this many steps are "short" (see :class:`PilotConstants`)."""
+
+
+def horizon_exponent(family: str | None, constants: PilotConstants = DEFAULT_CONSTANTS) -> float:
+    """The exponent with which the best LR falls with the run's length for an optimizer
+    ``family`` (:func:`lrpilot.advice.optimizer_family`): Adam-family optimizers have their
+    own (:class:`PilotConstants`)."""
+    if family == "adam" and constants.adam_horizon_exponent is not None:
+        return constants.adam_horizon_exponent
+    return constants.horizon_exponent
 
 
 def horizon_factor(
@@ -441,7 +456,8 @@ def _run_correction(
     steps: int | None, schedule_mean: float | None, family: str | None, c: PilotConstants
 ) -> float:
     """log10 of the factor from the sweep's short-run estimate to the run's peak LR."""
-    horizon = horizon_factor(steps, reference_steps=c.reference_steps, exponent=c.horizon_exponent)
+    exponent = horizon_exponent(family, c)
+    horizon = horizon_factor(steps, reference_steps=c.reference_steps, exponent=exponent)
     log_factor = math.log10(horizon)
     if schedule_mean is not None and 0 < schedule_mean < 1:
         log_factor -= c.schedule_exponent * math.log10(schedule_mean)

@@ -137,7 +137,7 @@ def space_from_range_test(task: Task, seed: int) -> tuple[SearchSpace, int]:
     result = find_lr_for_task(task, seed=seed, progress=False)
     low = min(result.band[0], result.lr / RANGE_MARGIN)
     high = max(result.band[1], result.lr * RANGE_MARGIN)
-    return SearchSpace(lr=(float(f"{low:.3g}"), float(f"{high:.3g}"))), result.num_steps_run
+    return SearchSpace(lr=(float(f"{low:.3g}"), float(f"{high:.3g}"))), result.cost_steps
 
 
 def task_for(task: Task, params: Mapping[str, Any]) -> Task:

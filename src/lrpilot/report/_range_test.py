@@ -43,6 +43,7 @@ class RangeTestData:
     candidates: dict[str, float]
     rule: str | None
     steps: int | None
+    loss_source: str = "train"
 
 
 def range_test_data(result: Any) -> RangeTestData:
@@ -100,6 +101,7 @@ def range_test_data(result: Any) -> RangeTestData:
         },
         rule=rule if isinstance(rule, str) else None,
         steps=int(steps) if steps is not None and is_count(steps) else None,
+        loss_source="val" if data.get("loss_source") == "val" else "train",
     )
 
 
@@ -233,7 +235,8 @@ def _finish(axes: Axes, path: Any) -> Figure:
 def _style(axes: Axes, curves: list[RangeTestData]) -> None:
     axes.set_xscale("log")
     axes.set_xlabel("learning rate")
-    axes.set_ylabel("loss")
+    sources = {c.loss_source for c in curves}
+    axes.set_ylabel("validation loss" if sources == {"val"} else "loss")
     axes.grid(True, which="both", alpha=0.25)
     finite = [[v for v in c.losses if math.isfinite(v)] for c in curves]
     finite = [f for f in finite if f]
