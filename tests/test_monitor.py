@@ -270,6 +270,23 @@ def test_too_slow_progress_says_the_lr_is_likely_too_low():
     assert not [e for e in monitor.events if e["acted"]]  # flat, but the weights barely move
 
 
+def test_a_loss_that_rose_is_never_called_an_lr_too_low():
+    """The slow-progress note reads the drop from the first steps to the last; a loss that
+    went up instead is the sign of an LR too high, and the note says so."""
+    calls = []
+
+    def climbing(out, y):  # a slow, steady climb: no spike, no divergence
+        calls.append(1)
+        return CE(out, y) * 0.0 + 2.0 + 0.002 * len(calls)
+
+    monitor = _quiet(oscillation_window=0, clip=None)
+    # an LR so low the weights all but stand still: not a stall either
+    lrpilot.train(_task(steps=200, loss_fn=climbing), 1e-7, progress=False, callbacks=[monitor])
+    (slow,) = [e for e in monitor.events if e["kind"] == "slow"]
+    assert "the loss rose" in slow["message"] and "likely too high" in slow["message"]
+    assert "too low" not in slow["message"].split("not too low")[0]
+
+
 def test_events_go_to_a_private_json_lines_log_and_are_printed(tmp_path, capsys):
     path = tmp_path / "events.jsonl"
     monitor = Monitor(log=path)

@@ -796,6 +796,12 @@ class Monitor(Callback):
         drop = too_slow(self._history, window=window, min_drop=self.slow_drop)
         if drop is None:
             return None
+        if drop < 0:  # a loss that rose says the opposite of an LR too low
+            return _Decision(
+                "slow",
+                f"the loss rose {-100 * drop:.1f}% over the first {step} steps instead of "
+                "falling: the LR is likely too high (or the data or loss is wrong), not too low",
+            )
         return _Decision(
             "slow",
             f"the loss fell only {100 * drop:.1f}% over the first {step} steps: the LR is "
