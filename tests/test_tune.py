@@ -153,11 +153,15 @@ def test_tune_trains_under_no_monitor_or_the_one_given(tmp_path: Path, monitor) 
     result = tune(task, race=False, progress=False, monitor=own if monitor else False)
     assert result.run is not None and result.run["steps_done"] == 200
     clipping = [e for e in result.events if "zscore rule" in e["message"]]
+    (check,) = [c for c in result.checks if c["name"] == "clipped share"]
     if monitor:  # the monitor given watched the run: its clipping summary is in the events
         assert own.to_dict()["clip_steps"] == 200 and len(clipping) == 1
         assert not list((tmp_path / "snaps").iterdir())  # its snapshot file went with the run
+        clipped = own.to_dict()["clipped"]  # the recipe does not clip: the monitor's share
+        assert f"the monitor clipped {clipped / 200:.1%} of the steps" in check["message"]
     else:
         assert own.to_dict()["clip_steps"] == 0 and clipping == []
+        assert check["message"] == "no clipping in the recipe."
 
 
 def test_tune_refuses_a_monitor_that_is_not_one(tmp_path: Path) -> None:

@@ -212,7 +212,8 @@ def tune(
                 r.steps_done,
             ),
         )
-    result = _assemble(task, lr, found, advice, race_data, run, stages, command)
+    adaptive = _adaptive_clipping(callbacks)
+    result = _assemble(task, lr, found, advice, race_data, run, stages, command, adaptive)
     if report_path is not None:
         from .report._html import write_html_report
 
@@ -253,6 +254,15 @@ def _monitor(monitor: bool | Any) -> list[Any]:
     if not isinstance(monitor, bool):
         raise check.ArgError("monitor", monitor, "True, False or an lrpilot.Monitor")
     return [Monitor()] if monitor else []
+
+
+def _adaptive_clipping(callbacks: list[Any]) -> tuple[int, int] | None:
+    """``(clipped, steps seen)`` of the monitor's adaptive clipping in the full run, if any."""
+    for callback in callbacks:
+        summary = callback.to_dict() if hasattr(callback, "to_dict") else {}
+        if summary.get("clip_steps"):
+            return int(summary["clipped"]), int(summary["clip_steps"])
+    return None
 
 
 def _train(task: Task, lr: float, **options: Any) -> RunResult:
@@ -372,6 +382,7 @@ def _assemble(
     run: RunResult | None,
     stages: list[Stage],
     command: str | None,
+    adaptive: tuple[int, int] | None = None,
 ) -> TuneResult:
     from .report._checks import run_checks
 
@@ -381,7 +392,12 @@ def _assemble(
     checks = (
         []
         if run is None
-        else [c.to_dict() for c in run_checks(run, chosen=lr, tried=tried, clip=task.grad_clip)]
+        else [
+            c.to_dict()
+            for c in run_checks(
+                run, chosen=lr, tried=tried, clip=task.grad_clip, adaptive=adaptive
+            )
+        ]
     )
     schedule = task.schedule_for(task.steps)
     cost = sum(s.steps for s in stages if s.name in ("range test", "race"))

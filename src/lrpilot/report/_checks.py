@@ -133,12 +133,22 @@ def check_edge(chosen: float, tried: Sequence[float]) -> Check:
     )
 
 
-def check_clipping(run: Any, clip: float | None) -> Check:
-    """The share of steps whose gradient norm was clipped; over :data:`CLIPPED_TOO_MANY`
-    means the LR is too high."""
+def check_clipping(run: Any, clip: float | None, adaptive: tuple[int, int] | None = None) -> Check:
+    """The share of steps whose gradient norm was clipped, by the recipe's ``clip`` or, where
+    the recipe does not clip, by the monitor's adaptive rule (``adaptive``: ``(clipped,
+    steps seen)``); over :data:`CLIPPED_TOO_MANY` means the LR is too high."""
     r = _data(run)
     steps = max(1, len(r.get("losses", [])))
     share = int(r.get("clipped", 0)) / steps
+    if clip is None and adaptive is not None and adaptive[1] > 0:
+        monitor_share = adaptive[0] / adaptive[1]
+        said = (
+            f"no clipping in the recipe; the monitor clipped {monitor_share:.1%} of the steps "
+            f"adaptively ({adaptive[0]} of {adaptive[1]})"
+        )
+        if monitor_share > CLIPPED_TOO_MANY:
+            return Check("clipped share", False, f"{said}: the LR is likely too high.")
+        return Check("clipped share", True, f"{said}.")
     if clip is None:
         return Check("clipped share", True, "no clipping in the recipe.")
     if share > CLIPPED_TOO_MANY:
@@ -152,11 +162,17 @@ def check_clipping(run: Any, clip: float | None) -> Check:
 
 
 def run_checks(
-    run: Any, *, chosen: float | None = None, tried: Sequence[float] = (), clip: float | None
+    run: Any,
+    *,
+    chosen: float | None = None,
+    tried: Sequence[float] = (),
+    clip: float | None,
+    adaptive: tuple[int, int] | None = None,
 ) -> list[Check]:
-    """Every check on one run (and on the choice of its LR, when ``chosen`` is given)."""
+    """Every check on one run (and on the choice of its LR, when ``chosen`` is given);
+    ``adaptive``: the monitor's adaptive clipping, ``(clipped, steps seen)``."""
     checks = [check_finished(run), check_improving(run), check_overfitting(run)]
-    checks.append(check_clipping(run, clip))
+    checks.append(check_clipping(run, clip, adaptive))
     if chosen is not None:
         checks.append(check_edge(chosen, tried))
     return checks

@@ -1,0 +1,29 @@
+"""The checks a careful engineer makes on a finished run: the clipping share."""
+
+from __future__ import annotations
+
+from lrpilot.report._checks import CLIPPED_TOO_MANY, check_clipping
+
+
+def _run(clipped: int, steps: int = 100) -> dict:
+    return {"losses": [1.0] * steps, "clipped": clipped}
+
+
+def test_the_recipes_clipping_is_judged_on_its_own_share():
+    ok = check_clipping(_run(10), 1.0)
+    assert ok.ok and ok.message == "10% of the steps were clipped at 1."
+    hot = check_clipping(_run(int(100 * CLIPPED_TOO_MANY) + 1), 1.0)
+    assert not hot.ok and "the LR is likely too high" in hot.message
+
+
+def test_without_clipping_in_the_recipe_the_monitors_adaptive_share_is_reported():
+    assert check_clipping(_run(0), None).message == "no clipping in the recipe."
+    assert check_clipping(_run(0), None, (0, 0)).message == "no clipping in the recipe."
+    some = check_clipping(_run(0), None, (55, 1500))
+    assert some.ok and "the monitor clipped 3.7% of the steps adaptively (55 of 1500)" in (
+        some.message
+    )
+    most = check_clipping(_run(0), None, (60, 100))
+    assert not most.ok and most.message.endswith("the LR is likely too high.")
+    # a recipe that clips is judged on its own clipping, whatever the monitor did
+    assert check_clipping(_run(5), 1.0, (90, 100)).ok
