@@ -521,6 +521,8 @@ def test_a_training_loss_lost_in_its_noise_is_swept_again_on_validation_batches(
     assert kept.warnings[0].startswith("The training loss was too noisy to read")
     assert not any("barely fell" in w for w in kept.warnings)  # the kept curve is clear
     assert any("barely fell" in w for w in plain.warnings)
+    assert any("val_fallback=True" in w for w in plain.warnings)  # the way out, named
+    assert not any("val_fallback=True" in w for w in kept.warnings)
     # The second sweep started where the first did: the same curve as asking for it at once.
     task = _noisy_regression()
     direct = lrpilot.find_lr_for_task(task, val_loader=task.val_loader, **NOISY_SWEEP)
@@ -535,6 +537,7 @@ def test_without_validation_data_or_with_a_clear_curve_the_sweep_runs_once(data)
         _noisy_regression(with_val=False), val_fallback=True, **NOISY_SWEEP
     )
     assert noisy.loss_source == "train" and noisy.cost_steps == noisy.num_steps_run
+    assert not any("val_fallback=True" in w for w in noisy.warnings)  # no validation data
     x, y = data
     clear = lrpilot.Task(
         model_fn=mlp,

@@ -334,8 +334,7 @@ def find_lr_for_task(
     options.setdefault("amp", task.amp)
     if "schedule" not in options and task.schedule is not None:
         options["schedule"] = task.schedule_for(options["steps"])
-    fallback = check.boolean("val_fallback", val_fallback) and task.val_loader is not None
-    fallback = fallback and options.get("val_loader") is None
+    fallback = check.boolean("val_fallback", val_fallback) and _could_fall_back(task, options)
     with isolated_rng(generators_of([task.train_loader])):
         if seed is not None:
             torch.manual_seed(check.whole("seed", seed, 0))
@@ -348,12 +347,23 @@ def find_lr_for_task(
             result = sweep(seed=seed, **options)
             if fallback and _too_noisy(result):
                 result = _clearer(result, sweep(seed=seed, **options, val_loader=task.val_loader))
+            elif _could_fall_back(task, options) and _too_noisy(result):
+                result.warnings.append(
+                    "This task has validation data: find_lr_for_task(task, val_fallback=True) "
+                    "(lrpilot find --val-fallback) sweeps again on fixed validation batches, "
+                    "whose loss moves only with the weights."
+                )
         finally:
             _HELD_BACK.reset(held)
         _publish(result, model, optimizer, task.train_loader)
     finally:
         _FINGERPRINT.reset(token)
     return result
+
+
+def _could_fall_back(task: Task, options: dict[str, Any]) -> bool:
+    """Whether a sweep on validation batches is possible and was not asked for already."""
+    return task.val_loader is not None and options.get("val_loader") is None
 
 
 def _too_noisy(result: LRFinderResult) -> bool:
