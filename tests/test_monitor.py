@@ -130,7 +130,7 @@ def test_rollback_restores_model_optimizer_and_scheduler_exactly(tmp_path, place
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + 0.01 * s))
     folder = tmp_path / "snapshots"
-    monitor = _quiet(snapshot_every=10, clip=None, snapshots=place, snapshot_dir=folder)
+    monitor = _quiet(snapshot_every=10, window=10, clip=None, snapshots=place, snapshot_dir=folder)
     monitor.watch(model, opt, sched)
     x, y = _data(64)
     saved = {}
@@ -411,6 +411,28 @@ def test_a_restart_forgets_the_discarded_steps_statistics():
     rolled = [i for i, a in enumerate(answers, 1) if a.rolled_back]
     assert len(rolled) == 1  # the stall; the restart's 100x larger norms are not "exploding"
     assert [e["kind"] for e in monitor.events if e["acted"]] == ["stalled"]
+
+
+def test_a_lucky_stretch_of_a_stalled_run_is_not_the_snapshot_a_stall_goes_back_to():
+    """A too-hot run hovers at its start; ten steps dip below it, then it is back. The stall
+    rule judges the run over ``window`` steps, and so does the snapshot rule: nothing in the
+    stalled stretch counts as good, and the stall rolls back to the start."""
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = _quiet(slow_after=None, oscillation_window=0, clip=None).watch(model, opt)
+    losses = [2.3] * 30 + [2.2] * 15 + [2.3] * 75
+    answers = []
+    for loss in losses:
+        answers.append(monitor.step(loss, grad_norm=1.0))
+        if any(a.rolled_back for a in answers):
+            break
+        with torch.no_grad():  # the weights move: a real stall, not an LR far too low
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.01 * p.abs().mean())
+    assert answers[-1].rolled_back
+    (stall,) = [e for e in monitor.events if e["acted"]]
+    assert stall["kind"] == "stalled" and "rolled back to step 0" in answers[-1].reason
 
 
 @pytest.mark.parametrize("schedule", [None, "warmup(0.05)+cosine"])

@@ -180,8 +180,9 @@ class Monitor(Callback):
         max_rollbacks: Rollbacks allowed in a run; one more stops it at its last good state.
         min_lr_factor: The floor of the monitor's cuts, as a fraction of the starting LR.
         snapshot_every: Healthy steps between snapshots (a snapshot is taken only when no
-            anomaly was seen over that many steps and the loss has fallen below its start, so
-            it is "good"; until then a rollback returns to the start).
+            anomaly was seen over that many steps and the median loss over the last
+            ``window`` steps since the last rollback has fallen below its start, so it is
+            "good"; until then a rollback returns to the start).
         skip_batches: Batches to skip after a rollback (``lrpilot.train`` does not rewind the
             data, so the batches that led into the spike are already behind; PaLM skipped
             200 to 500 more).
@@ -869,9 +870,17 @@ class Monitor(Callback):
         return change / base / (self._since - probe[0])
 
     def _maybe_snapshot(self, step: int, lr: float) -> _Decision | None:
-        if not self._progressed:
+        """A snapshot every ``snapshot_every`` healthy steps, once the run is *good*: by the
+        stall rule's own measure (:meth:`_check_stalled`), the median loss over the last
+        ``window`` steps since the last rollback lies below the start. A snapshot taken
+        while a too-hot run hovers near its start, on a lucky stretch of ten steps, is what
+        a stall would roll back to: damaged weights at a cut LR."""
+        if not self._progressed or self._since < self.window:
             return None
         if step - self._snap_step < self.snapshot_every or self._healthy < self.snapshot_every:
+            return None
+        recent = self._history[-self.window :]
+        if statistics.median(recent) >= (1 - STALL_DROP) * self._losses.first:
             return None
         self._mark_snapshot(step, lr)
         return _Decision("snapshot", "", snapshot=True)
