@@ -413,6 +413,23 @@ def test_a_restart_forgets_the_discarded_steps_statistics():
     assert [e["kind"] for e in monitor.events if e["acted"]] == ["stalled"]
 
 
+def test_a_stall_withdraws_an_earlier_note_that_the_lr_was_too_low():
+    """A flat loss first reads as slow progress (the note at a quarter of the run); when the
+    stall rule then finds the weights moving, it says the LR is too high and that the note
+    was wrong, so the events never leave two verdicts standing."""
+
+    def flat(out, y):  # the value stays at 2.3; the gradient still moves the weights
+        return 2.3 + 1e-2 * (out.sum() - out.sum().detach())
+
+    monitor = _quiet(oscillation_window=0, clip=None)
+    lrpilot.train(_task(steps=160, loss_fn=flat), 1.0, progress=False, callbacks=[monitor])
+    kinds = [(e["kind"], e["step"]) for e in monitor.events]
+    (slow,) = [e for e in monitor.events if e["kind"] == "slow"]
+    stall = next(e for e in monitor.events if e["kind"] == "stalled")
+    assert slow["step"] < stall["step"], kinds
+    assert f"(not too low, as the note at step {slow['step']} said" in stall["message"]
+
+
 def test_a_lucky_stretch_of_a_stalled_run_is_not_the_snapshot_a_stall_goes_back_to():
     """A too-hot run hovers at its start; ten steps dip below it, then it is back. The stall
     rule judges the run over ``window`` steps, and so does the snapshot rule: nothing in the

@@ -345,6 +345,7 @@ class Monitor(Callback):
         )
         self._plateau_state = self._plateau.init()
         self._slow_checked = False
+        self._said_too_low: int | None = None  # the step of a note that the LR is too low
         self._stopped = False  # after a stop, the run's final evaluation is only recorded
         self._place: str | Path | None = None
 
@@ -803,6 +804,7 @@ class Monitor(Callback):
                 f"the loss rose {-100 * drop:.1f}% over the first {step} steps instead of "
                 "falling: the LR is likely too high (or the data or loss is wrong), not too low",
             )
+        self._said_too_low = step
         return _Decision(
             "slow",
             f"the loss fell only {100 * drop:.1f}% over the first {step} steps: the LR is "
@@ -844,10 +846,16 @@ class Monitor(Callback):
         jumped = (
             f", after jumping to {self._peak / first:.3g}x it" if self._peak >= 1.5 * first else ""
         )
+        withdrawn = (
+            f" (not too low, as the note at step {self._said_too_low} said: the weights move)"
+            if self._said_too_low is not None
+            else ""
+        )
+        self._said_too_low = None
         return self._roll_back(
             f"the loss has stayed at or above its start ({first:.4g}) for {self._since} steps"
             f"{jumped}{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
-            "too high",
+            f"too high{withdrawn}",
             "stalled",
             hot=True,
         )
