@@ -56,6 +56,14 @@ def test_draws_the_stored_smooth_and_never_recomputes_it(result, monkeypatch):
     assert _smoothed_line(result.plot()) == pytest.approx(result.smooth_losses)
 
 
+def test_the_y_axis_names_the_loss_the_sweep_recorded(result):
+    assert result.plot().axes[0].get_ylabel() == "loss"
+    data = {**result.to_dict(), "loss_source": "val"}  # a sweep on validation batches
+    assert report.plot_range_test(data).axes[0].get_ylabel() == "validation loss"
+    mixed = report.plot_range_tests([result, data])
+    assert mixed.axes[0].get_ylabel() == "loss"  # an overlay of both kinds says only "loss"
+
+
 def test_an_old_dict_without_the_smooth_gets_it_from_its_curve(result):
     data = result.to_dict()
     del data["smooth_losses"], data["band"], data["bounds"], data["candidates"]
