@@ -282,3 +282,22 @@ def test_the_command_keeps_snapshots_on_disk_or_trains_without_the_monitor(
 def test_the_command_fails_cleanly_on_a_missing_task_file(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["tune", str(tmp_path / "nope.py")])
     assert out.exit_code == 2 and "error:" in out.output
+
+
+def test_a_range_test_too_noisy_to_read_leaves_the_choice_to_the_race() -> None:
+    """Where the sweep's curve says nothing (its pick is the family's prior, a guess), the
+    race is the only measurement: tune's default takes its best; with a clear curve the pick
+    stands (the tests above)."""
+    import dataclasses
+
+    from lrpilot.finder import too_noisy
+    from test_finder_sweep import _noisy_regression
+
+    task = dataclasses.replace(_noisy_regression(), steps=1000)
+    result = tune(task, train=False, progress=False)
+    assert too_noisy(lrpilot.LRFinderResult.from_dict(result.range_test))
+    (winner,) = [c for c in result.race["candidates"] if c.get("winner")]
+    assert winner.get("chosen") and result.lr == winner["lr"]
+    assert "too noisy to read" in result.race["note"]
+    best = max(c["metric"] for c in result.race["candidates"] if c["metric"] is not None)
+    assert winner["metric"] == best

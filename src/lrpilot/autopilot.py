@@ -40,7 +40,7 @@ from typing import Any
 from . import _validate as check
 from .advice import task_family
 from .errors import ConfigError
-from .finder import find_lr_for_task
+from .finder import find_lr_for_task, too_noisy
 from .lint import LintWarning
 from .suggest import horizon_exponent
 from .task import Task
@@ -320,7 +320,7 @@ def _race(
         diverged = "every race run diverged; the range test's pick stands."
         return _no_race(diverged, found.lr)[0], cost
     winner["winner"] = True
-    chosen, why = _choose(field_, winner, found.lr, mode)
+    chosen, why = _choose(field_, winner, found.lr, mode, guessed=too_noisy(found))
     chosen["chosen"] = True
     note = (
         f"{len(lrs)} candidates; rungs of {', '.join(map(str, rungs))} steps, the schedule "
@@ -331,12 +331,19 @@ def _race(
 
 
 def _choose(
-    field_: list[dict[str, Any]], winner: dict[str, Any], pick: float, mode: str
+    field_: list[dict[str, Any]],
+    winner: dict[str, Any],
+    pick: float,
+    mode: str,
+    guessed: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """The candidate the full run gets, and why. ``"adopt"``: the race's best. ``"check"``:
     the range test's pick unless its race run diverged (then the race's best): on the
     scoreboard a short race's winner carried to the long run did worse than the pick
-    (``python -m benchmarks.race_bound``), so the race only vetoes a pick that blows up."""
+    (``python -m benchmarks.race_bound``), so the race only vetoes a pick that blows up.
+    But where the range test's curve was too noisy to read (``guessed``: its pick is the
+    optimizer family's prior, a guess), the race is the only measurement, and its best is
+    taken."""
     mine = min(field_, key=lambda c: abs(math.log(c["lr"] / pick)))
     if mode == "adopt":
         return winner, "Chosen: the race's best (race='adopt')."
@@ -344,6 +351,12 @@ def _choose(
         return winner, (
             f"The range test's pick {mine['lr']:.3g} diverged in the race: the race's best "
             "replaces it."
+        )
+    if guessed:
+        return winner, (
+            f"Chosen: the race's best {winner['lr']:.3g}. The range test's curve was too noisy "
+            "to read, so its pick leaned on the optimizer family's prior, a guess; the race is "
+            "the only measurement."
         )
     return mine, (
         f"Chosen: the range test's pick {mine['lr']:.3g}, which trained without diverging "

@@ -59,6 +59,7 @@ __all__ = [
     "find_lr_for_task",
     "LRFinderResult",
     "diagnose",
+    "too_noisy",
     "ADAM_FAMILY",
     "prior_lr_for",
 ]
@@ -345,9 +346,9 @@ def find_lr_for_task(
         held = _HELD_BACK.set(True)
         try:
             result = sweep(seed=seed, **options)
-            if fallback and _too_noisy(result):
+            if fallback and too_noisy(result):
                 result = _clearer(result, sweep(seed=seed, **options, val_loader=task.val_loader))
-            elif _could_fall_back(task, options) and _too_noisy(result):
+            elif _could_fall_back(task, options) and too_noisy(result):
                 result.warnings.append(
                     "This task has validation data: find_lr_for_task(task, val_fallback=True) "
                     "(lrpilot find --val-fallback) sweeps again on fixed validation batches, "
@@ -366,8 +367,10 @@ def _could_fall_back(task: Task, options: dict[str, Any]) -> bool:
     return task.val_loader is not None and options.get("val_loader") is None
 
 
-def _too_noisy(result: LRFinderResult) -> bool:
-    """Whether a curve's drop is within reach of its own noise (:data:`NOISE_LEVEL_Z`)."""
+def too_noisy(result: LRFinderResult) -> bool:
+    """Whether a range test's curve is too noisy to read: its drop is within reach of its own
+    noise (:data:`NOISE_LEVEL_Z` standard errors), so its pick leans on the optimizer family's
+    prior."""
     return suggest.landmarks(result.lrs, result.losses).signal_to_noise < NOISE_LEVEL_Z
 
 
