@@ -403,6 +403,16 @@ def _summary(
             )
         else:
             lines.append(f"- cost for runs of ≥ {floor:,} steps: no such task on the scoreboard.")
+    moved = [
+        f"{r.task} {r.gap['range test']:.1f} -> {r.gap[mine]:.1f} %"
+        for r in rows
+        if mine in r.gap
+        and "range test" in r.gap
+        and abs(r.gap[mine] - r.gap["range test"]) > 1e-9
+    ]
+    lines.append(
+        f"- where tune's default moved off the range test's pick: {', '.join(moved) or 'nowhere'}."
+    )
     picks = ", ".join(f"{f}: {c}" for f, c in chosen.items())
     lines += ["", f"Leave-one-family-out choices: {picks}."]
     kept = [r for r in raced if r.task in gaps and "range test" in r.gap]
@@ -416,7 +426,8 @@ def _summary(
             f"{statistics.fmean(pick):.1f} %: "
             + (
                 "held out, the race does not beat the pick it starts from, so tune's default "
-                "only vetoes a pick that diverges in the race."
+                "only vetoes a pick that diverges in the race, or replaces a pick the range "
+                "test's curve was too noisy to give (then the race is the only measurement)."
                 if statistics.median(held) >= statistics.median(pick)
                 else "held out, the race improves on the pick it starts from."
             )

@@ -27,8 +27,8 @@ def tune_command(
     race: str = typer.Option(
         "check",
         "--race",
-        help="check: the race only vetoes a pick that diverges; adopt: take the race's best; "
-        "off: no race.",
+        help="check: the race only vetoes a pick that diverges (or replaces one the range "
+        "test's noisy curve could not give); adopt: take the race's best; off: no race.",
     ),
     snapshots: str = typer.Option(
         "memory",

@@ -16,9 +16,11 @@ benchmarks.race_bound``: a perfect race at a tenth of the run, 0.6 % of the gap 
 62.8 % max, against the pick's 0.5 % and 32.6 %), and on the demo (MNIST-1D, 1,500 steps) the
 race's best, half the pick, trained to 93.2 % against the pick's 96.6 %. ``python -m
 benchmarks.tune_regret`` measures tune itself: on the 13 scoreboard tasks long enough for a
-race, its best, chosen leave-one-family-out, scores 1.0 % of the gap median held out against
+race, its best, chosen leave-one-family-out, scores 1.6 % of the gap median held out against
 the pick's 0.5 %. So by default (``race="check"``) the race only vetoes a pick that diverges in
-it; ``race="adopt"`` takes the race's best.
+it, except where the range test's curve was too noisy to read (its pick is the optimizer
+family's prior, a guess): there the race is the only measurement and its best is taken.
+``race="adopt"`` always takes the race's best.
 
 The budget: choosing costs at most :func:`choosing_budget` of the run's steps (15 % for runs of
 2,000 steps or more, 10 % from 5,000); what the range test leaves of it goes to the race, and a
@@ -57,7 +59,8 @@ RACE_MODES = ("check", "adopt", "off")
 DEFAULT_RACE = "check"
 """What ``race=True`` means. Chosen by ``python -m benchmarks.tune_regret``: on the scoreboard
 the race's best did no better than the range test's pick, held out (leave-one-family-out), so
-the race only vetoes a pick that diverges in it."""
+the race only vetoes a pick that diverges in it, or replaces a pick the curve could not give
+(:func:`lrpilot.finder.too_noisy`)."""
 
 
 def choosing_budget(steps: int) -> float:
@@ -173,7 +176,8 @@ def tune(
         seed: The seed of every stage (same initial weights for every race candidate).
         progress: Show progress bars.
         race: Race candidates after the range test (when the budget allows): ``True`` or
-            ``"check"`` keeps the range test's pick unless it diverges in the race;
+            ``"check"`` keeps the range test's pick unless it diverges in the race or the
+            range test's curve was too noisy to read (then the race's best);
             ``"adopt"`` takes the race's best; ``False`` runs no race.
         command: The command line that reproduces this, shown in the report.
 
