@@ -17,8 +17,7 @@ ADAM_FAMILY = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "SparseAdam", "Adafa
 def task_family(task: Any) -> str:
     """:func:`optimizer_family` of a :class:`~lrpilot.Task`'s recipe, read off its fingerprint
     (which builds the model once, the RNGs put back)."""
-    name = str(task.fingerprint()["optimizer"])
-    return "adam" if name in ADAM_FAMILY else name.lower()
+    return _family_of_class(str(task.fingerprint()["optimizer"]))
 
 
 def optimizer_family(optimizer: Any) -> str:
@@ -29,8 +28,11 @@ def optimizer_family(optimizer: Any) -> str:
     """
     from ._state import inner_optimizer
 
-    optimizer = inner_optimizer(optimizer)
-    name = type(optimizer).__name__
+    return _family_of_class(type(inner_optimizer(optimizer)).__name__)
+
+
+def _family_of_class(name: str) -> str:
+    """The family of an optimizer class called ``name``."""
     return "adam" if name in ADAM_FAMILY else name.lower()
 
 

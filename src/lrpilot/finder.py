@@ -335,7 +335,8 @@ def find_lr_for_task(
     options.setdefault("amp", task.amp)
     if "schedule" not in options and task.schedule is not None:
         options["schedule"] = task.schedule_for(options["steps"])
-    fallback = check.boolean("val_fallback", val_fallback) and _could_fall_back(task, options)
+    fallback = check.boolean("val_fallback", val_fallback)
+    could_fall_back = task.val_loader is not None and options.get("val_loader") is None
     with isolated_rng(generators_of([task.train_loader])):
         if seed is not None:
             torch.manual_seed(check.whole("seed", seed, 0))
@@ -346,9 +347,11 @@ def find_lr_for_task(
         held = _HELD_BACK.set(True)
         try:
             result = sweep(seed=seed, **options)
-            if fallback and too_noisy(result):
-                result = _clearer(result, sweep(seed=seed, **options, val_loader=task.val_loader))
-            elif _could_fall_back(task, options) and too_noisy(result):
+            z_train = _signal_to_noise(result) if could_fall_back else math.inf
+            if z_train < NOISE_LEVEL_Z and fallback:
+                again = sweep(seed=seed, **options, val_loader=task.val_loader)
+                result = _clearer(result, z_train, again)
+            elif z_train < NOISE_LEVEL_Z:
                 result.warnings.append(
                     "This task has validation data: find_lr_for_task(task, val_fallback=True) "
                     "(lrpilot find --val-fallback) sweeps again on fixed validation batches, "
@@ -362,24 +365,22 @@ def find_lr_for_task(
     return result
 
 
-def _could_fall_back(task: Task, options: dict[str, Any]) -> bool:
-    """Whether a sweep on validation batches is possible and was not asked for already."""
-    return task.val_loader is not None and options.get("val_loader") is None
-
-
 def too_noisy(result: LRFinderResult) -> bool:
     """Whether a range test's curve is too noisy to read: its drop is within reach of its own
     noise (:data:`NOISE_LEVEL_Z` standard errors), so its pick leans on the optimizer family's
     prior."""
-    return suggest.landmarks(result.lrs, result.losses).signal_to_noise < NOISE_LEVEL_Z
+    return _signal_to_noise(result) < NOISE_LEVEL_Z
 
 
-def _clearer(train: LRFinderResult, val: LRFinderResult) -> LRFinderResult:
-    """Of a training-loss sweep found too noisy and the validation-loss sweep run after it,
-    the one with the clearer curve, its ``cost_steps`` counting both and a note of what
-    happened."""
-    z_train = suggest.landmarks(train.lrs, train.losses).signal_to_noise
-    z_val = suggest.landmarks(val.lrs, val.losses).signal_to_noise
+def _signal_to_noise(result: LRFinderResult) -> float:
+    return suggest.landmarks(result.lrs, result.losses).signal_to_noise
+
+
+def _clearer(train: LRFinderResult, z_train: float, val: LRFinderResult) -> LRFinderResult:
+    """Of a training-loss sweep found too noisy (its signal-to-noise ``z_train``) and the
+    validation-loss sweep run after it, the one with the clearer curve, its ``cost_steps``
+    counting both and a note of what happened."""
+    z_val = _signal_to_noise(val)
     kept = val if z_val > z_train else train
     kept.cost_steps = train.cost_steps + val.cost_steps
     what = (
