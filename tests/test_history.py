@@ -284,3 +284,75 @@ def test_live_objects_get_the_fingerprint_fields_a_task_has():
     assert (
         history.fingerprint_of(model, optimizer, task.train_loader, steps=60)["id"] != live["id"]
     )
+
+
+def _seeded(tmp_path: Path, tasks: dict[str, tuple[float, dict]]) -> history.History:
+    """A store holding one scored run per past task: ``{task id: (lr, fingerprint fields)}``,
+    each an Adam MLP of 1,000 parameters unless its fields say otherwise."""
+    store = history.History(f"sqlite:///{tmp_path / 'seeded.sqlite'}")
+    for task_id, (lr, fields) in tasks.items():
+        fingerprint = {"id": task_id, "optimizer": "Adam", "model": "MLP", "parameters": 1000}
+        store.add("run", lr=lr, fingerprint={**fingerprint, **fields}, metric=1.0)
+    return store
+
+
+def _query(**fields) -> dict:
+    return {"optimizer": "Adam", "model": "MLP", "parameters": 1000, **fields}
+
+
+def test_the_dataset_size_decides_the_nearest_neighbour(tmp_path):
+    """Past task ``a`` has the query's dataset but twice its steps (log10 2 decades away);
+    ``b`` has its steps but a dataset 100x larger (2 decades at weight 1). Without the dataset
+    axis ``b`` is the nearer, with it ``a``."""
+    store = _seeded(
+        tmp_path,
+        {
+            "a": (1e-3, {"steps": 200, "dataset_size": 1_000, "grad_clip": None}),
+            "b": (1e-2, {"steps": 100, "dataset_size": 100_000, "grad_clip": None}),
+        },
+    )
+    query = _query(steps=100, dataset_size=1_000, grad_clip=None)
+    assert history.DATA_WEIGHT == 1.0
+    answer = store.recommend(query, k=1)
+    assert answer.lr == pytest.approx(1e-3) and answer.neighbours[0]["task_id"] == "a"
+    assert answer.neighbours[0]["distance"] == pytest.approx(math.log10(2))
+    past = history._past_tasks(store.records())
+    wanted = history._query_features(query, None)
+    off = history._recommend(past, wanted, 1, "test", data_weight=0.0)
+    assert off.lr == pytest.approx(1e-2) and off.neighbours[0]["distance"] == 0.0
+    both = store.recommend(query, k=2)  # weights 1 / (0.1 + d)^2: d = log10 2 and 2
+    wa, wb = 1 / (0.1 + math.log10(2)) ** 2, 1 / (0.1 + 2.0) ** 2
+    assert both.lr == pytest.approx(10 ** ((-3 * wa - 2 * wb) / (wa + wb)), rel=1e-9)
+
+
+def test_a_different_clipping_costs_the_clip_penalty(tmp_path):
+    """The query clips; ``a`` clips too, at 4x the steps (log10 4 = 0.60 decades away); ``b``
+    does not clip, at the query's steps (the penalty, 1 decade, away): ``a`` is the nearer."""
+    store = _seeded(
+        tmp_path,
+        {
+            "a": (3e-3, {"steps": 400, "grad_clip": 1.0}),
+            "b": (3e-4, {"steps": 100, "grad_clip": None}),
+        },
+    )
+    answer = store.recommend(_query(steps=100, grad_clip=0.5), k=2)
+    distances = {n["task_id"]: n["distance"] for n in answer.neighbours}
+    assert history.CLIP_PENALTY == 1.0
+    assert distances == pytest.approx({"a": math.log10(4), "b": 1.0})
+    assert answer.neighbours[0]["task_id"] == "a"
+    wa, wb = 1 / (0.1 + math.log10(4)) ** 2, 1 / 1.1**2
+    expected = 10 ** ((wa * math.log10(3e-3) + wb * math.log10(3e-4)) / (wa + wb))
+    assert answer.lr == pytest.approx(expected, rel=1e-9)
+
+
+def test_records_without_the_new_fields_count_the_missing_penalty(tmp_path):
+    """A record from before the dataset and clipping fields still compares: each field known
+    on one side only costs MISSING_PENALTY (times the axis's weight or penalty)."""
+    store = _seeded(tmp_path, {"old": (2e-3, {"steps": 100})})
+    answer = store.recommend(_query(steps=100, dataset_size=5_000, grad_clip=None), k=1)
+    m = history.MISSING_PENALTY
+    expected = math.hypot(history.DATA_WEIGHT * m, history.CLIP_PENALTY * m)
+    assert answer.lr == pytest.approx(2e-3) and answer.basis == "neighbours"
+    assert answer.neighbours[0]["distance"] == pytest.approx(expected)
+    # a query that does not say either (a hand-written dict) is 0 away from it
+    assert store.recommend(_query(steps=100), k=1).neighbours[0]["distance"] == 0.0

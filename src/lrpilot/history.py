@@ -16,7 +16,8 @@ trained LR, the outcome (metric, diverged) and features: for a range test, those
 The recommender (:func:`recommend`) predicts a good LR for a task from the user's past ones:
 the best LR of the same recipe (same fingerprint) when it was trained before, else a weighted
 geometric mean over the nearest past tasks of the same optimizer family (k-nearest neighbours
-in log space of parameter count, batch size and steps), or with the new task's range test, of
+in log space of parameter count, batch size, steps and dataset size, with penalties for a
+different model class, optimizer class or gradient clipping), or with the new task's range test, of
 their best LR relative to their range test's pick, times the new one's. With nothing similar
 it says so and returns no LR, and the advisor keeps to its rules.
 """
@@ -72,10 +73,11 @@ KINDS = ("range_test", "run", "trial")
 BUSY_TIMEOUT_S = 30.0
 """How long an SQLite writer waits for another process's transaction before failing."""
 
-NEIGHBOURS = 10
-"""Past tasks the recommender averages over (at most). Chosen, with :data:`OPTIMIZER_PENALTY`
-and :data:`ANCHOR`, by leave-one-family-out over the benchmark's 10 task families
-(``python -m benchmarks.recommender``; before: 5)."""
+NEIGHBOURS = 5
+"""Past tasks the recommender averages over (at most). Chosen, with :data:`OPTIMIZER_PENALTY`,
+:data:`CLIP_PENALTY`, :data:`DATA_WEIGHT` and :data:`ANCHOR`, by leave-one-family-out over the
+benchmark's 10 task families (``python -m benchmarks.recommender``; 10 before the dataset and
+clipping axes, 5 before that)."""
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -709,7 +711,20 @@ def record_trial(
 # --------------------------------------------------------------------------------------------
 
 _AXES = ("parameters", "batch_size", "steps")
-"""The numeric features compared in log10 space."""
+"""The numeric features compared in log10 space at weight 1."""
+
+DATA_AXIS = "dataset_size"
+"""The fingerprint's training-set size: a log10 axis weighted by :data:`DATA_WEIGHT`."""
+
+DATA_WEIGHT = 1.0
+"""The weight of the log10 dataset-size axis (a decade of dataset size counts this many
+decades of distance): 1, chosen like :data:`NEIGHBOURS` among 0, 0.5 and 1. Held out, it helps
+only together with :data:`CLIP_PENALTY` (RESULTS.md "recommender")."""
+
+CLIP_PENALTY = 1.0
+"""Distance added when one task clips its gradients and the other does not (in decades):
+clipping bounds the step, so a clipped recipe tolerates a different LR. 1, chosen like
+:data:`NEIGHBOURS` among 0 to 2 decades."""
 
 MISSING_PENALTY = 0.5
 """Distance added for an axis known on one side only (in decades)."""
@@ -720,9 +735,10 @@ MODEL_PENALTY = 0.5
 SPREAD_FLOOR = 0.15
 """The smallest spread (decades) a prediction is given: seed-to-seed noise of a best LR."""
 
-OPTIMIZER_PENALTY = 0.0
+OPTIMIZER_PENALTY = 0.5
 """Distance added when the optimizer classes differ within a family (Adam and AdamW, in
-decades): 0, chosen like :data:`NEIGHBOURS` among 0 to 2 decades."""
+decades): 0.5, chosen like :data:`NEIGHBOURS` among 0 to 2 decades (0 before the dataset and
+clipping axes)."""
 
 ANCHOR = "lr"
 """What the relative mode (the query's range test given) transfers the neighbours' best LR
@@ -746,6 +762,7 @@ class _PastTask:
     lr_min: float | None
     optimizer: str | None = None
     test_lr: float | None = None  # the latest range test's chosen LR
+    clipped: bool | None = None  # whether the recipe clips gradients; None: not recorded
 
     def anchor(self, kind: str) -> float | None:
         """The range-test landmark of the relative mode: ``lr_min`` or the chosen ``lr``."""
@@ -783,13 +800,17 @@ def _past_tasks(rows: Sequence[Record], *, seed_mean: bool = True) -> list[_Past
                 name=latest.task_name,
                 family=latest.family,
                 model=latest.model,
-                features={a: getattr(latest, a) for a in _AXES},
+                features={
+                    **{a: getattr(latest, a) for a in _AXES},
+                    DATA_AXIS: latest.fingerprint.get(DATA_AXIS),
+                },
                 lr=lr,
                 basis=basis,
                 count=count,
                 lr_min=lr_min,
                 optimizer=latest.fingerprint.get("optimizer"),
                 test_lr=test_lr,
+                clipped=_clipped(latest.fingerprint),
             )
         )
     return out
@@ -828,21 +849,47 @@ def _anchor(anchor: str | None) -> str:
     return ANCHOR if anchor is None else check.choice("anchor", anchor, ANCHORS)
 
 
+def _clipped(data: Mapping[str, Any]) -> bool | None:
+    """Whether a fingerprint's recipe clips gradients; ``None`` where it does not say (a
+    fingerprint of live objects, a record from before the field, a hand-written query)."""
+    return None if "grad_clip" not in data else data["grad_clip"] is not None
+
+
+def _log_gap(a: Any, b: Any) -> float:
+    """Decades between two sizes; :data:`MISSING_PENALTY` when only one is known."""
+    if a and b:
+        return abs(math.log10(float(a) / float(b)))
+    return MISSING_PENALTY if a or b else 0.0
+
+
+def _flag_gap(a: bool | None, b: bool | None) -> float:
+    """1 for two known flags that differ, 0 for equal ones; :data:`MISSING_PENALTY` (as a
+    share of a mismatch) when only one is known."""
+    if a is not None and b is not None:
+        return float(a != b)
+    return MISSING_PENALTY if a is not None or b is not None else 0.0
+
+
 def _distance(
-    past: _PastTask, wanted: Mapping[str, Any], optimizer_penalty: float = OPTIMIZER_PENALTY
+    past: _PastTask,
+    wanted: Mapping[str, Any],
+    optimizer_penalty: float = OPTIMIZER_PENALTY,
+    data_weight: float = DATA_WEIGHT,
+    clip_penalty: float = CLIP_PENALTY,
 ) -> float:
-    total = 0.0
-    for axis in _AXES:
-        a, b = past.features.get(axis), wanted.get(axis)
-        if a and b:
-            total += math.log10(float(a) / float(b)) ** 2
-        elif a or b:
-            total += MISSING_PENALTY**2
+    """The distance (in decades) from the query to a past task: the Euclidean norm of the
+    log10 gaps in parameter count, batch size and steps, the dataset size's times
+    ``data_weight``, and the penalties for a different model class, optimizer class and
+    clipping (``clip_penalty``). An axis known on one side only counts
+    :data:`MISSING_PENALTY`, so old records without a field still compare."""
+    gaps = [_log_gap(past.features.get(a), wanted.get(a)) for a in _AXES]
+    gaps.append(data_weight * _log_gap(past.features.get(DATA_AXIS), wanted.get(DATA_AXIS)))
     if wanted.get("model") and past.model and wanted["model"] != past.model:
-        total += MODEL_PENALTY**2
+        gaps.append(MODEL_PENALTY)
     if wanted.get("optimizer") and past.optimizer and wanted["optimizer"] != past.optimizer:
-        total += optimizer_penalty**2
-    return math.sqrt(total)
+        gaps.append(optimizer_penalty)
+    gaps.append(clip_penalty * _flag_gap(past.clipped, _clipped(wanted)))
+    return math.sqrt(sum(g * g for g in gaps))
 
 
 def _recommend(
@@ -853,6 +900,8 @@ def _recommend(
     *,
     optimizer_penalty: float = OPTIMIZER_PENALTY,
     anchor: str = ANCHOR,
+    data_weight: float = DATA_WEIGHT,
+    clip_penalty: float = CLIP_PENALTY,
 ) -> Recommendation:
     same = [p for p in past if wanted.get("id") and p.task_id == wanted.get("id")]
     if same and same[0].basis == "runs":
@@ -886,7 +935,9 @@ def _recommend(
             ),
             source=f"lrpilot history {source}",
         )
-    distances = ((_distance(p, wanted, optimizer_penalty), p) for p in pool)
+    distances = (
+        (_distance(p, wanted, optimizer_penalty, data_weight, clip_penalty), p) for p in pool
+    )
     ranked = sorted(distances, key=lambda t: t[0])[:k]
     return _neighbour_answer(ranked, wanted, source, anchor)
 
@@ -961,13 +1012,15 @@ def recommend(
 
     Same recipe first: when a task with the same fingerprint id was trained before, the LR of
     its best run. Otherwise the ``k`` nearest past tasks of the same optimizer family, by
-    distance in log10 space over parameter count, batch size and steps (plus a penalty for a
-    different model class): the weighted geometric mean of their best LRs (a past task's best
-    LR: the LR whose runs score the best mean metric), or, when ``range_test`` (the query's
-    range-test result) is given and they had range tests too, of their best LR over their
-    range test's chosen LR (``anchor="lr"``) or curve minimum (``"lr_min"``), times the
-    query's. With no past task of the family, ``lr`` is ``None`` and the reason says the
-    rules apply.
+    distance in log10 space over parameter count, batch size, steps and dataset size (times
+    :data:`DATA_WEIGHT`), plus penalties for a different model class, optimizer class
+    (:data:`OPTIMIZER_PENALTY`) and gradient clipping (:data:`CLIP_PENALTY`); a field known
+    on one side only counts :data:`MISSING_PENALTY`. The answer: the weighted geometric mean
+    of their best LRs (a past task's best LR: the LR whose runs score the best mean metric),
+    or, when ``range_test`` (the query's range-test result) is given and they had range tests
+    too, of their best LR over their range test's chosen LR (``anchor="lr"``) or curve
+    minimum (``"lr_min"``), times the query's. With no past task of the family, ``lr`` is
+    ``None`` and the reason says the rules apply.
 
     Measured held out (``python -m benchmarks.recommender``, RESULTS.md "recommender"): with
     the other task families in the history, the zero-shot LR lands within 2x of the oracle's
@@ -976,7 +1029,8 @@ def recommend(
 
     Args:
         query: a :class:`~lrpilot.Task`, or a dict with any of ``id``, ``family`` (or
-            ``optimizer``, a class name), ``model``, ``parameters``, ``batch_size``, ``steps``.
+            ``optimizer``, a class name), ``model``, ``parameters``, ``batch_size``, ``steps``,
+            ``dataset_size``, ``grad_clip`` (``None``: no clipping; absent: unknown).
         range_test: the query's range-test result (or its dict), if one was run.
         history: the store (default :func:`default_url`).
         k: neighbours to average.
