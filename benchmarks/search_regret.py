@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +41,15 @@ from benchmarks.results_md import write_section
 from benchmarks.suggestion import GRID_SEEDS
 from benchmarks.tasks import BenchTask, get_task
 from benchmarks.train import clamp
-from lrpilot._search import _pruning
+from lrpilot._search import _pruning, _runner
 
 QUICK_TASKS = ("diamonds_mlp:adamw", "movielens_mf:sgd")
 FULL_TASKS = (*QUICK_TASKS, "diamonds_mlp:sgd", "mnist1d_conv:adamw")
 COUNTS = (8, 16)
+ABLATIONS = {"fair 4/5": (4, 5), "fair 2/5": (2, 5), "fair 4/10": (4, 10)}
+"""The fair pruner with ``s`` startup trials and ``c`` checkpoints a run (``"fair s/c"``): its
+settings before (4, and a checkpoint every fifth of the run) and each of the two changes to the
+shipped ones (``_pruning.STARTUP_TRIALS``, ``_runner.CHECKPOINTS``) alone: what each buys."""
 CONFIGS = (
     ("grid", "none"),
     ("random", "none"),
@@ -51,11 +57,13 @@ CONFIGS = (
     ("bayes", "median"),
     ("bayes", "percentile"),
     ("bayes", "fair"),
+    *(("bayes", name) for name in ABLATIONS),
 )
 """``percentile`` is Optuna's ``PercentilePruner`` keeping the same share as the fair pruner (the
 top third, at each step, of the trials' values there): the like-for-like comparison for the
 fair pruner's prediction, beside Optuna's ``MedianPruner`` that the issue names. It is not one
-of ``lrpilot.search``'s choices: this script swaps it in for ``median``."""
+of ``lrpilot.search``'s choices: this script swaps it in for ``median``. Optuna's pruners get
+the shipped startup trials and checkpoints too."""
 
 
 @dataclass
@@ -95,21 +103,25 @@ def retrained_gap(task: BenchTask, best: float, lr: float, seed: int) -> float:
 @contextlib.contextmanager
 def _pruner_named(prune: str) -> Iterator[str]:
     """The name ``lrpilot.search`` takes for ``prune``: ``percentile`` runs as ``median`` with
-    Optuna's ``PercentilePruner`` at the fair pruner's percentile swapped in."""
-    if prune != "percentile":
+    Optuna's ``PercentilePruner`` at the fair pruner's percentile swapped in; an
+    :data:`ABLATIONS` entry runs as ``fair`` with its startup trials and checkpoints."""
+    if prune != "percentile" and prune not in ABLATIONS:
         yield prune
         return
-    original = _pruning.make_pruner
+    original, checkpoints = _pruning.make_pruner, _runner.CHECKPOINTS
     percentile = 100.0 * _pruning.KEEP_SHARE  # Optuna's: "the top 33.3 % of trials are kept"
+    startup, _runner.CHECKPOINTS = ABLATIONS.get(prune, (_pruning.STARTUP_TRIALS, checkpoints))
 
-    def make(name: str, n_startup_trials: int = 4) -> optuna.pruners.BasePruner:
-        return optuna.pruners.PercentilePruner(percentile, n_startup_trials=n_startup_trials)
+    def make(name: str, n_startup_trials: int = startup) -> optuna.pruners.BasePruner:
+        if prune == "percentile":
+            return optuna.pruners.PercentilePruner(percentile, n_startup_trials=n_startup_trials)
+        return original(name, n_startup_trials)
 
-    _pruning.make_pruner = make  # type: ignore[assignment]
+    _pruning.make_pruner = make
     try:
-        yield "median"
+        yield "median" if prune == "percentile" else "fair"
     finally:
-        _pruning.make_pruner = original  # type: ignore[assignment]
+        _pruning.make_pruner, _runner.CHECKPOINTS = original, checkpoints
 
 
 def one_search(
@@ -130,13 +142,17 @@ def _search(
         task.lrpilot_task(),
         method,
         trials,
-        str(folder / f"{task.name}-{method}-{prune}-{trials}-{seed}.journal".replace(":", "_")),
+        str(folder / _file_name(f"{task.name}-{method}-{prune}-{trials}-{seed}.journal")),
         "bench",
         space=(task.grid[0], task.grid[-1]),
         prune=name,
         seed=seed,
         progress=False,
     )
+
+
+def _file_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
 
 
 def range_test(task: BenchTask, best: float, seed: int) -> Outcome:
@@ -149,28 +165,41 @@ def range_test(task: BenchTask, best: float, seed: int) -> Outcome:
     )
 
 
-def run_all(tasks: tuple[str, ...], seeds: int) -> list[Outcome]:
-    cache = RunCache(cache_path(False))
+def run_all(tasks: tuple[str, ...], seeds: int, workers: int = 1) -> list[Outcome]:
+    """Every task's searches, the tasks spread over ``workers`` processes (one thread each)."""
+    if workers <= 1:
+        return [o for name in tasks for o in task_outcomes(name, seeds)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        done = pool.map(task_outcomes, tasks, [seeds] * len(tasks))
+        return [o for outcomes in done for o in outcomes]
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def task_outcomes(name: str, seeds: int) -> list[Outcome]:
+    """One task's range tests and searches, every config and trial count, seeds 0..seeds-1."""
+    task = get_task(name)
+    best = oracle(task, RunCache(cache_path(False)))
     out: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="lrpilot-search-bench-") as tmp:
-        for name in tasks:
-            task = get_task(name)
-            best = oracle(task, cache)
-            for seed in range(seeds):
-                out.append(range_test(task, best, seed))
-                for method, prune in CONFIGS:
-                    counts = (*COUNTS, 2 * COUNTS[-1]) if method == "random" else COUNTS
-                    for trials in counts:
-                        if method == "grid" and seed > 0:
-                            continue  # the grid does not depend on the seed
-                        o = one_search(task, best, method, prune, trials, seed, Path(tmp))
-                        out.append(o)
-                        print(
-                            f"{name:20s} {method:6s} {prune:6s} n={trials:2d} seed={seed} "
-                            f"lr={o.lr:.3g} gap={100 * o.gap:5.1f}% steps={o.steps} "
-                            f"({o.seconds:.0f} s)",
-                            flush=True,
-                        )
+        for seed in range(seeds):
+            out.append(range_test(task, best, seed))
+            for method, prune in CONFIGS:
+                counts = (*COUNTS, 2 * COUNTS[-1]) if method == "random" else COUNTS
+                for trials in counts:
+                    if method == "grid" and seed > 0:
+                        continue  # the grid does not depend on the seed
+                    o = one_search(task, best, method, prune, trials, seed, Path(tmp))
+                    out.append(o)
+                    print(
+                        f"{name:20s} {method:6s} {prune:9s} n={trials:2d} seed={seed} "
+                        f"lr={o.lr:.3g} gap={100 * o.gap:5.1f}% steps={o.steps} "
+                        f"({o.seconds:.0f} s)",
+                        flush=True,
+                    )
     return out
 
 
@@ -215,7 +244,12 @@ def report(outcomes: list[Outcome], tasks: tuple[str, ...], seeds: int, command:
         "with another seed and scored against the oracle (best mean of the stored grid over seeds "
         "0–2) as a % of the oracle–trivial gap. Steps: optimizer steps the search trained "
         "(pruned and diverged trials count what they ran); the range test counts its sweep plus "
-        "one run.",
+        "one run. Pruners: `fair` is lrpilot's (shipped settings: "
+        f"{_pruning.STARTUP_TRIALS} completed trials before any pruning, a checkpoint every "
+        f"1/{_runner.CHECKPOINTS} of the run); `fair s/c` the same with s startup trials and "
+        "c checkpoints a run (4/5: the settings before); `median` and `percentile` Optuna's "
+        "`MedianPruner` and `PercentilePruner` (keeping the top third) with the shipped "
+        "startup and checkpoints.",
         "",
         "| method | pruner | trials | mean % of gap | median % of gap | mean steps "
         "| steps / unpruned TPE |",
@@ -266,11 +300,12 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="2 tasks, 2 seeds")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one task each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tasks, seeds = (QUICK_TASKS, 2) if args.quick else (FULL_TASKS, 3)
     command = "python -m benchmarks.search_regret" + (" --quick" if args.quick else "")
-    outcomes = run_all(tasks, seeds)
+    outcomes = run_all(tasks, seeds, args.workers)
     body = report(outcomes, tasks, seeds, command)
     print(body)
     if not args.no_write:

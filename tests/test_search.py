@@ -155,6 +155,14 @@ def test_the_fair_pruner_waits_for_its_startup_trials_and_prunes_non_finite_valu
     assert ScheduleFairPruner(n_startup_trials=2).prune(study, _running(study, 1e-2, math.nan))
 
 
+def test_by_default_two_completed_trials_are_enough_to_prune():
+    study = _study(HISTORY[2:])  # finals -0.15 at 1e-2 and -0.10 at 1e-1: top third -0.117
+    behind = _running(study, 1e-2, -0.80)  # 0.10 behind its neighbour: predicted -0.25
+    assert ScheduleFairPruner(bandwidth=0.01).prune(study, behind)
+    assert not ScheduleFairPruner(bandwidth=0.01).prune(study, _running(study, 1e-1, -0.78))
+    assert not ScheduleFairPruner(n_startup_trials=3).prune(study, behind)
+
+
 # ------------------------------------------------------------------------------ a search
 
 
@@ -408,3 +416,21 @@ def test_a_search_does_not_warn_about_the_lrs_it_samples_itself(journal) -> None
     # trained by hand at such an LR, the same recipe warns, once.
     with pytest.warns(lrpilot.lint.LintWarning, match="below the usual range"):
         lrpilot.train(tiny_task(), 3e-6, progress=False)
+
+
+def test_the_search_benchmark_runs_a_pruner_ablation_with_its_settings_and_puts_them_back():
+    from benchmarks.search_regret import _pruner_named
+
+    from lrpilot._search import _pruning, _runner
+
+    shipped = (_pruning.make_pruner, _runner.CHECKPOINTS)
+    with _pruner_named("fair 4/5") as name:
+        pruner = _pruning.make_pruner(name)
+        assert name == "fair" and _runner.CHECKPOINTS == 5
+        assert isinstance(pruner, ScheduleFairPruner) and pruner._n_startup_trials == 4
+    with _pruner_named("percentile") as name:
+        pruner = _pruning.make_pruner(name)
+        assert isinstance(pruner, optuna.pruners.PercentilePruner)
+        assert pruner._n_startup_trials == _pruning.STARTUP_TRIALS
+    assert (_pruning.make_pruner, _runner.CHECKPOINTS) == shipped
+    assert _pruning.make_pruner("fair")._n_startup_trials == _pruning.STARTUP_TRIALS

@@ -383,8 +383,10 @@ def demo(
     seed: int = typer.Option(_SEED_DEFAULT, help="Seed of every stage and of both runs."),
     show_traceback: bool = _traceback_option(),
 ) -> None:
-    """``lrpilot tune`` on MNIST-1D (built locally, no download): advice, range test, race,
-    the run under the monitor and the HTML report; then the usual 1e-3 for comparison."""
+    """Run `lrpilot tune` on MNIST-1D (built locally), then the usual 1e-3 to compare.
+
+    Advice, range test, race, the run under the monitor and the HTML report, with no download.
+    """
     from rich.console import Console
 
     from ._cli_tune import print_summary
@@ -512,8 +514,10 @@ def advise_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     show_traceback: bool = _traceback_option(),
 ) -> None:
-    """Advice before the first step (LR, range, schedule, clipping), each with its source,
-    and what lint finds in the recipe."""
+    """Advice before the first step: LR, range, schedule, clipping, and lint findings.
+
+    Every piece of advice names its reason and its source.
+    """
     from .advisor import advise
     from .task import load_task_file
 

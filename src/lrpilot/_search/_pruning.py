@@ -28,7 +28,13 @@ from optuna.trial import FrozenTrial, TrialState
 from ..control.callbacks import Action, Callback, EvalInfo, StepInfo
 from ..errors import ConfigError
 
-__all__ = ["ScheduleFairPruner", "TrialReporter", "DIVERGED_FACTOR", "make_pruner"]
+__all__ = [
+    "ScheduleFairPruner",
+    "TrialReporter",
+    "DIVERGED_FACTOR",
+    "STARTUP_TRIALS",
+    "make_pruner",
+]
 
 DIVERGED_FACTOR = 20.0
 """A trial whose training loss exceeds this many times its first loss, or is not finite, is
@@ -36,6 +42,10 @@ stopped at once and recorded as diverged (the run layer's own detector, on a smo
 stops it too, a little later)."""
 
 PRUNERS = ("fair", "median", "none")
+STARTUP_TRIALS = 2
+"""Completed trials before any pruning (both pruners): the fewest that give the completed
+finals a spread, so that "the top third of them" is a threshold and not one trial's value.
+Optuna's pruners default to 5, which at 8 trials leaves pruning three trials at most."""
 KEEP_SHARE = 1 / 3
 """The share of trials the fair pruner lets go on: those whose predicted final metric lies in
 the top third of the finished trials' finals. An LR search looks for the best LR, not for a good
@@ -60,7 +70,7 @@ class ScheduleFairPruner(BasePruner):
 
     def __init__(
         self,
-        n_startup_trials: int = 4,
+        n_startup_trials: int = STARTUP_TRIALS,
         percentile: float = 100.0 * (1.0 - KEEP_SHARE),
         bandwidth: float = 0.5,
         n_warmup_steps: int = 0,
@@ -131,7 +141,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def make_pruner(name: str, n_startup_trials: int = 4) -> BasePruner:
+def make_pruner(name: str, n_startup_trials: int = STARTUP_TRIALS) -> BasePruner:
     """The pruner called ``name``: ``"fair"`` (:class:`ScheduleFairPruner`), ``"median"``
     (Optuna's ``MedianPruner`` with the same number of startup trials) or ``"none"``."""
     if name == "fair":
