@@ -300,10 +300,17 @@ def _query(**fields) -> dict:
     return {"optimizer": "Adam", "model": "MLP", "parameters": 1000, **fields}
 
 
-def test_the_dataset_size_decides_the_nearest_neighbour(tmp_path):
+def _nearest(store, query, k, **weights):
+    """The recommendation from ``store`` for ``query`` with the distance's weights given."""
+    past = history._past_tasks(store.records())
+    wanted = history._query_features(query, None)
+    return history._recommend(past, wanted, k, "test", **weights)
+
+
+def test_the_dataset_size_decides_the_nearest_neighbour_when_weighted(tmp_path):
     """Past task ``a`` has the query's dataset but twice its steps (log10 2 decades away);
     ``b`` has its steps but a dataset 100x larger (2 decades at weight 1). Without the dataset
-    axis ``b`` is the nearer, with it ``a``."""
+    axis (the default, weight 0) ``b`` is the nearer, with it ``a``."""
     store = _seeded(
         tmp_path,
         {
@@ -312,22 +319,20 @@ def test_the_dataset_size_decides_the_nearest_neighbour(tmp_path):
         },
     )
     query = _query(steps=100, dataset_size=1_000, grad_clip=None)
-    assert history.DATA_WEIGHT == 1.0
-    answer = store.recommend(query, k=1)
-    assert answer.lr == pytest.approx(1e-3) and answer.neighbours[0]["task_id"] == "a"
-    assert answer.neighbours[0]["distance"] == pytest.approx(math.log10(2))
-    past = history._past_tasks(store.records())
-    wanted = history._query_features(query, None)
-    off = history._recommend(past, wanted, 1, "test", data_weight=0.0)
+    assert history.DATA_WEIGHT == 0.0
+    off = store.recommend(query, k=1)
     assert off.lr == pytest.approx(1e-2) and off.neighbours[0]["distance"] == 0.0
-    both = store.recommend(query, k=2)  # weights 1 / (0.1 + d)^2: d = log10 2 and 2
+    on = _nearest(store, query, 1, data_weight=1.0)
+    assert on.lr == pytest.approx(1e-3) and on.neighbours[0]["task_id"] == "a"
+    assert on.neighbours[0]["distance"] == pytest.approx(math.log10(2))
+    both = _nearest(store, query, 2, data_weight=1.0)  # weights 1 / (0.1 + d)^2
     wa, wb = 1 / (0.1 + math.log10(2)) ** 2, 1 / (0.1 + 2.0) ** 2
     assert both.lr == pytest.approx(10 ** ((-3 * wa - 2 * wb) / (wa + wb)), rel=1e-9)
 
 
 def test_a_different_clipping_costs_the_clip_penalty(tmp_path):
     """The query clips; ``a`` clips too, at 4x the steps (log10 4 = 0.60 decades away); ``b``
-    does not clip, at the query's steps (the penalty, 1 decade, away): ``a`` is the nearer."""
+    does not clip, at the query's steps (a penalty of 1 decade away): ``a`` is the nearer."""
     store = _seeded(
         tmp_path,
         {
@@ -335,24 +340,27 @@ def test_a_different_clipping_costs_the_clip_penalty(tmp_path):
             "b": (3e-4, {"steps": 100, "grad_clip": None}),
         },
     )
-    answer = store.recommend(_query(steps=100, grad_clip=0.5), k=2)
+    query = _query(steps=100, grad_clip=0.5)
+    answer = _nearest(store, query, 2, clip_penalty=1.0)
     distances = {n["task_id"]: n["distance"] for n in answer.neighbours}
-    assert history.CLIP_PENALTY == 1.0
     assert distances == pytest.approx({"a": math.log10(4), "b": 1.0})
     assert answer.neighbours[0]["task_id"] == "a"
     wa, wb = 1 / (0.1 + math.log10(4)) ** 2, 1 / 1.1**2
     expected = 10 ** ((wa * math.log10(3e-3) + wb * math.log10(3e-4)) / (wa + wb))
     assert answer.lr == pytest.approx(expected, rel=1e-9)
+    assert history.CLIP_PENALTY == 0.0  # off by default: b, at the query's steps, is nearest
+    assert store.recommend(query, k=1).neighbours[0]["task_id"] == "b"
 
 
 def test_records_without_the_new_fields_count_the_missing_penalty(tmp_path):
     """A record from before the dataset and clipping fields still compares: each field known
     on one side only costs MISSING_PENALTY (times the axis's weight or penalty)."""
     store = _seeded(tmp_path, {"old": (2e-3, {"steps": 100})})
-    answer = store.recommend(_query(steps=100, dataset_size=5_000, grad_clip=None), k=1)
+    query = _query(steps=100, dataset_size=5_000, grad_clip=None)
+    answer = _nearest(store, query, 1, data_weight=1.0, clip_penalty=2.0)
     m = history.MISSING_PENALTY
-    expected = math.hypot(history.DATA_WEIGHT * m, history.CLIP_PENALTY * m)
     assert answer.lr == pytest.approx(2e-3) and answer.basis == "neighbours"
-    assert answer.neighbours[0]["distance"] == pytest.approx(expected)
+    assert answer.neighbours[0]["distance"] == pytest.approx(math.hypot(m, 2.0 * m))
     # a query that does not say either (a hand-written dict) is 0 away from it
-    assert store.recommend(_query(steps=100), k=1).neighbours[0]["distance"] == 0.0
+    bare = _nearest(store, _query(steps=100), 1, data_weight=1.0, clip_penalty=2.0)
+    assert bare.neighbours[0]["distance"] == 0.0

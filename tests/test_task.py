@@ -11,6 +11,7 @@ import textwrap
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 import lrpilot
 from lrpilot import schedules as S
@@ -152,3 +153,16 @@ def test_fingerprint_changes_with_the_recipe():
 def test_load_task_file_says_a_folder_is_a_folder(tmp_path):
     with pytest.raises(lrpilot.ConfigError, match="is a folder"):
         lrpilot.load_task_file(tmp_path)
+
+
+def test_fingerprint_reads_the_batch_size_of_a_loader_built_with_a_batch_sampler():
+    data = TensorDataset(torch.randn(20, 4), torch.randint(0, 2, (20,)))
+    sampler = BatchSampler(RandomSampler(data), batch_size=6, drop_last=False)
+    loader = DataLoader(data, batch_sampler=sampler)
+    assert loader.batch_size is None  # what torch reports for such a loader
+    fingerprint = _task(train_loader=loader).fingerprint()
+    assert fingerprint["batch_size"] == 6 and fingerprint["dataset_size"] == 20
+    indexed = DataLoader(data, sampler=sampler, batch_size=None)  # one indexing call a batch
+    assert _task(train_loader=indexed).fingerprint()["batch_size"] == 6
+    unknown = DataLoader(data, batch_sampler=[[0, 1], [2, 3, 4]])  # a plain list: no size
+    assert _task(train_loader=unknown).fingerprint()["batch_size"] is None

@@ -26,7 +26,7 @@ from .advice import PRIOR_LRS
 from .errors import ConfigError
 from .lint import Finding, build_quietly, has_frozen, lint
 from .rules import Reason, reason
-from .task import Task, _dataset_size
+from .task import Task, _dataset_size, loader_batch_size
 
 __all__ = ["Advice", "ParamGroup", "advise", "finetune_groups", "HISTORY_MIN_CONFIDENCE"]
 
@@ -234,7 +234,7 @@ def _gather(task_or_objects: Any, known: dict[str, Any]) -> _Known:
         facts.setdefault("train_loader", task.train_loader)
     loader = facts.get("train_loader")
     if facts.get("batch_size") is None and loader is not None:
-        facts["batch_size"] = _attr_int(loader, "batch_size")
+        facts["batch_size"] = loader_batch_size(loader)
     if facts.get("dataset_size") is None and loader is not None:
         facts["dataset_size"] = _dataset_size(loader)
     _fill(out, facts)
@@ -271,11 +271,6 @@ def _fill(out: _Known, facts: dict[str, Any]) -> None:
     out.beta2 = _beta2(facts.get("beta2"), out.optimizer)
     if out.batch_size is None:
         out.assumed["batch_size"] = "unknown: no batch-size scaling applied"
-
-
-def _attr_int(obj: Any, name: str) -> int | None:
-    value = getattr(obj, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _beta2(given: Any, optimizer: Any) -> float | None:

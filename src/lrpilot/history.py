@@ -16,9 +16,10 @@ trained LR, the outcome (metric, diverged) and features: for a range test, those
 The recommender (:func:`recommend`) predicts a good LR for a task from the user's past ones:
 the best LR of the same recipe (same fingerprint) when it was trained before, else a weighted
 geometric mean over the nearest past tasks of the same optimizer family (k-nearest neighbours
-in log space of parameter count, batch size, steps and dataset size, with penalties for a
-different model class, optimizer class or gradient clipping), or with the new task's range test, of
-their best LR relative to their range test's pick, times the new one's. With nothing similar
+in log space of parameter count, batch size and steps, with penalties for a different model
+or optimizer class; dataset-size and clipping axes exist, weighted 0 by default), or with the
+new task's range test, of their best LR relative to their range test's pick, times the new
+one's. With nothing similar
 it says so and returns no LR, and the advisor keeps to its rules.
 """
 
@@ -74,10 +75,9 @@ BUSY_TIMEOUT_S = 30.0
 """How long an SQLite writer waits for another process's transaction before failing."""
 
 NEIGHBOURS = 5
-"""Past tasks the recommender averages over (at most). Chosen, with :data:`OPTIMIZER_PENALTY`,
-:data:`CLIP_PENALTY`, :data:`DATA_WEIGHT` and :data:`ANCHOR`, by leave-one-family-out over the
-benchmark's 10 task families (``python -m benchmarks.recommender``; 10 before the dataset and
-clipping axes, 5 before that)."""
+"""Past tasks the recommender averages over (at most). Chosen, with :data:`OPTIMIZER_PENALTY`
+and :data:`ANCHOR`, by leave-one-family-out over the benchmark's 10 task families
+(``python -m benchmarks.recommender``)."""
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -716,15 +716,16 @@ _AXES = ("parameters", "batch_size", "steps")
 DATA_AXIS = "dataset_size"
 """The fingerprint's training-set size: a log10 axis weighted by :data:`DATA_WEIGHT`."""
 
-DATA_WEIGHT = 1.0
+DATA_WEIGHT = 0.0
 """The weight of the log10 dataset-size axis (a decade of dataset size counts this many
-decades of distance): 1, chosen like :data:`NEIGHBOURS` among 0, 0.5 and 1. Held out, it helps
-only together with :data:`CLIP_PENALTY` (RESULTS.md "recommender")."""
+decades of distance). 0: held out on the benchmark, opening it (with :data:`CLIP_PENALTY`)
+raised the share of picks within 2x of the best LR but doubled the median regret, so it is
+off (RESULTS.md "recommender", "Which axes help, held out")."""
 
-CLIP_PENALTY = 1.0
+CLIP_PENALTY = 0.0
 """Distance added when one task clips its gradients and the other does not (in decades):
-clipping bounds the step, so a clipped recipe tolerates a different LR. 1, chosen like
-:data:`NEIGHBOURS` among 0 to 2 decades."""
+clipping bounds the step, so a clipped recipe may tolerate another LR. 0, for the reason
+:data:`DATA_WEIGHT` is."""
 
 MISSING_PENALTY = 0.5
 """Distance added for an axis known on one side only (in decades)."""
@@ -735,10 +736,9 @@ MODEL_PENALTY = 0.5
 SPREAD_FLOOR = 0.15
 """The smallest spread (decades) a prediction is given: seed-to-seed noise of a best LR."""
 
-OPTIMIZER_PENALTY = 0.5
+OPTIMIZER_PENALTY = 1.0
 """Distance added when the optimizer classes differ within a family (Adam and AdamW, in
-decades): 0.5, chosen like :data:`NEIGHBOURS` among 0 to 2 decades (0 before the dataset and
-clipping axes)."""
+decades): 1, chosen like :data:`NEIGHBOURS` among 0 to 2 decades."""
 
 ANCHOR = "lr"
 """What the relative mode (the query's range test given) transfers the neighbours' best LR
@@ -1013,14 +1013,14 @@ def recommend(
     Same recipe first: when a task with the same fingerprint id was trained before, the LR of
     its best run. Otherwise the ``k`` nearest past tasks of the same optimizer family, by
     distance in log10 space over parameter count, batch size, steps and dataset size (times
-    :data:`DATA_WEIGHT`), plus penalties for a different model class, optimizer class
-    (:data:`OPTIMIZER_PENALTY`) and gradient clipping (:data:`CLIP_PENALTY`); a field known
-    on one side only counts :data:`MISSING_PENALTY`. The answer: the weighted geometric mean
-    of their best LRs (a past task's best LR: the LR whose runs score the best mean metric),
-    or, when ``range_test`` (the query's range-test result) is given and they had range tests
-    too, of their best LR over their range test's chosen LR (``anchor="lr"``) or curve
-    minimum (``"lr_min"``), times the query's. With no past task of the family, ``lr`` is
-    ``None`` and the reason says the rules apply.
+    :data:`DATA_WEIGHT`, 0 by default), plus penalties for a different model class, optimizer
+    class (:data:`OPTIMIZER_PENALTY`) and gradient clipping (:data:`CLIP_PENALTY`, 0 by
+    default); a field known on one side only counts :data:`MISSING_PENALTY`. The answer: the
+    weighted geometric mean of their best LRs (a past task's best LR: the LR whose runs score
+    the best mean metric), or, when ``range_test`` (the query's range-test result) is given
+    and they had range tests too, of their best LR over their range test's chosen LR
+    (``anchor="lr"``) or curve minimum (``"lr_min"``), times the query's. With no past task
+    of the family, ``lr`` is ``None`` and the reason says the rules apply.
 
     Measured held out (``python -m benchmarks.recommender``, RESULTS.md "recommender"): with
     the other task families in the history, the zero-shot LR lands within 2x of the oracle's

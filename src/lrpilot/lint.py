@@ -28,7 +28,7 @@ from . import rules
 from ._rng import generators_of, isolated_rng
 from ._state import inner_optimizer, loader_parts
 from ._step import own_iterators
-from .task import Task
+from .task import Task, loader_batch_size
 
 __all__ = [
     "Finding",
@@ -209,7 +209,7 @@ class _Context:
         accumulation = given["accumulation_steps"]
         if accumulation is None:
             accumulation = task.accumulation_steps if task is not None else 1
-        batch = given["batch_size"] or _loader_batch(loader)
+        batch = given["batch_size"] or loader_batch_size(loader)
         effective = (
             None if batch is None else rules.effective_batch(batch, given["devices"], accumulation)
         )
@@ -262,11 +262,6 @@ def _family(optimizer: Any) -> str | None:
         return rules.family_of(optimizer)
     except check.ArgError:
         return None
-
-
-def _loader_batch(loader: Any) -> int | None:
-    size = getattr(loader, "batch_size", None)
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 UNKNOWN_SCHEDULE = object()

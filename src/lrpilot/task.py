@@ -202,7 +202,7 @@ def recipe_of(model: nn.Module, optimizer: Any, loader: Any) -> dict[str, Any]:
         "optimizer": type(optimizer).__name__,
         "hyperparameters": _hyperparameters(optimizer),
         "param_groups": len(optimizer.param_groups),
-        "batch_size": _loader_batch_size(loader),
+        "batch_size": loader_batch_size(loader),
         "dataset_size": _dataset_size(loader),
     }
 
@@ -284,9 +284,16 @@ def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     return out
 
 
-def _loader_batch_size(loader: Any) -> int | None:
-    size = getattr(loader, "batch_size", None)
-    return int(size) if isinstance(size, int) else None
+def loader_batch_size(loader: Any) -> int | None:
+    """The loader's batch size, or its batch sampler's: a ``DataLoader`` built with
+    ``batch_sampler=`` (bucketing by length, a custom shuffle), or with a ``BatchSampler`` as
+    its ``sampler`` and ``batch_size=None`` (one indexing call a batch), reports ``None``."""
+    holders = (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None))
+    for holder in holders:
+        size = getattr(holder, "batch_size", None)
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size
+    return None
 
 
 def _dataset_size(loader: Any) -> int | None:
