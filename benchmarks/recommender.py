@@ -340,7 +340,10 @@ def held_out(
         past, before = _past_tasks(rows), _past_tasks(rows, seed_mean=False)
         others = [d for d in tasks if d.family != family]
         zero_c, rel_c = choose(past, others, False), choose(past, others, True)
-        cut = {name: choose(past, others, False, grid) for name, grid in GRIDS.items()}
+        cut = {
+            name: zero_c if grid == SHIPPED_GRID else choose(past, others, False, grid)
+            for name, grid in GRIDS.items()
+        }
         picks = []
         for d in (d for d in tasks if d.family == family):
             pick = picks_for(d, store, rules_of)

@@ -19,8 +19,7 @@ geometric mean over the nearest past tasks of the same optimizer family (k-neare
 in log space of parameter count, batch size and steps, with penalties for a different model
 or optimizer class; dataset-size and clipping axes exist, weighted 0 by default), or with the
 new task's range test, of their best LR relative to their range test's pick, times the new
-one's. With nothing similar
-it says so and returns no LR, and the advisor keeps to its rules.
+one's. With nothing similar it says so and returns no LR, and the advisor keeps to its rules.
 """
 
 from __future__ import annotations
