@@ -434,3 +434,15 @@ def test_the_search_benchmark_runs_a_pruner_ablation_with_its_settings_and_puts_
         assert pruner._n_startup_trials == _pruning.STARTUP_TRIALS
     assert (_pruning.make_pruner, _runner.CHECKPOINTS) == shipped
     assert _pruning.make_pruner("fair")._n_startup_trials == _pruning.STARTUP_TRIALS
+
+
+def test_a_trial_reports_its_metric_at_every_tenth_of_its_run(journal):
+    lrpilot.search(tiny_task(), "grid", 1, journal, "tenths", space=SPACE, progress=False)
+    study = optuna.load_study(
+        study_name="tenths",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(journal)
+        ),
+    )
+    (trial,) = study.get_trials()
+    assert sorted(trial.intermediate_values) == list(range(4, 40, 4))  # 40 steps: every 4th
