@@ -291,7 +291,63 @@ def report(outcomes: list[Outcome], tasks: tuple[str, ...], seeds: int, command:
             f"({'met' if regret_ok else 'not met'}); steps {fair[1]:.2f}× unpruned TPE "
             f"({'met' if steps_ok else 'not met'})." + "".join(optuna_rows)
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + held_out_lines(outcomes, tasks)) + "\n"
+
+
+SETTINGS = ("fair", *ABLATIONS)
+"""The fair pruner's settings the held-out check chooses among (shipped first)."""
+
+
+def held_out_lines(outcomes: list[Outcome], tasks: tuple[str, ...]) -> list[str]:
+    """The pruner's settings chosen without each task: among :data:`SETTINGS`, the one with
+    the fewest steps (as a share of unpruned TPE) among those whose mean regret on the other
+    tasks is within random search's at twice the trials (else the lowest regret), scored on
+    the held-out task; the mean over tasks beside the in-sample figure."""
+    lines = [
+        "",
+        "**Held out** (leave one task out: the fair pruner's startup and checkpoint settings, "
+        f"among {', '.join(f'`{s}`' for s in SETTINGS)}, chosen on the other tasks by the "
+        "target's rule, scored on the left-out one):",
+        "",
+    ]
+    for n in COUNTS:
+        folds = [_fold(outcomes, [t for t in tasks if t != held], held, n) for held in tasks]
+        if any(f is None for f in folds):
+            continue
+        gap = statistics.fmean(f[1] for f in folds if f)
+        ratio = statistics.fmean(f[2] for f in folds if f)
+        chosen = ", ".join(f"{held} `{f[0]}`" for held, f in zip(tasks, folds, strict=True) if f)
+        lines.append(
+            f"- N={n}: {gap:.1f} % of gap at {ratio:.2f}× unpruned TPE's steps (chosen: {chosen})."
+        )
+    return lines
+
+
+def _fold(
+    outcomes: list[Outcome], train: list[str], held: str, n: int
+) -> tuple[str, float, float] | None:
+    """The setting chosen on ``train`` and its (mean % of gap, steps ratio) on ``held``."""
+    found = {s: _score(outcomes, train, s, n) for s in SETTINGS}
+    scored = {s: v for s, v in found.items() if v is not None}
+    bar = _score(outcomes, train, "none", 2 * n, method="random")
+    if bar is None or len(scored) < len(SETTINGS):
+        return None
+    ok = [s for s, (gap, _) in scored.items() if gap <= bar[0]]
+    if ok:
+        choice = min(ok, key=lambda s: scored[s][1])
+    else:
+        choice = min(scored, key=lambda s: scored[s][0])
+    result = _score(outcomes, [held], choice, n)
+    return None if result is None else (choice, result[0], result[1])
+
+
+def _score(
+    outcomes: list[Outcome], tasks: list[str], prune: str, n: int, method: str = "bayes"
+) -> tuple[float, float] | None:
+    """Mean % of gap and mean steps ratio to unpruned TPE of one config on ``tasks``."""
+    table = summarize([o for o in outcomes if o.task in tasks])
+    row = table.get((method, prune, n))
+    return None if row is None else (row[0], row[1])
 
 
 def main() -> None:
