@@ -394,6 +394,32 @@ def test_a_divergence_cuts_by_ten_then_by_its_root_and_a_spike_in_a_healthy_run_
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1**0.5 * 0.5)
 
 
+class RecordLR(Callback):
+    """Records the LR of each step the first time it is taken (before any rollback)."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[int, float] = {}
+
+    def on_step(self, info):
+        self.lrs.setdefault(info.step, info.lr)  # the first pass, before any rollback
+
+
+def test_a_divergence_during_warmup_cuts_the_peak_to_a_tenth_of_the_lr_that_failed():
+    # a 40-step warmup to an LR far too high: the run blows up while the LR still climbs
+    task = _task(steps=200, schedule="warmup(0.2)+constant")
+    seen, monitor = RecordLR(), _quiet()
+    lrpilot.train(task, 30.0, progress=False, callbacks=[seen, monitor])
+    first = next(e for e in monitor.events if e["acted"])
+    failed = seen.lrs[first["step"]]
+    assert failed < 0.5 * 30.0  # caught in the warmup, well below the peak
+    # the new peak lies a tenth below the LR that failed, not a tenth below the old peak
+    assert 30.0 * monitor.to_dict()["lr_scale"] == pytest.approx(0.1 * failed)
+    # at (or past) the peak, a divergence cuts the peak by ten as before
+    constant, monitor = _task(steps=200), _quiet()
+    lrpilot.train(constant, 0.1, progress=False, callbacks=[MultiplyLR(60, 300.0), monitor])
+    assert monitor.lr_scale == pytest.approx(0.1)
+
+
 def test_a_restart_forgets_the_discarded_steps_statistics():
     torch.manual_seed(0)
     model = _model()

@@ -321,6 +321,7 @@ class Monitor(Callback):
         self._hot_steps = 0  # healthy steps at HOT_SHARE of the peak LR since the last restart
         self._peak_lr = math.nan  # the run's peak LR (lrpilot.train), or the highest seen
         self._run_peak = False  # _peak_lr is the scheduled peak (lrpilot.train), not the max
+        self._top_lr = 0.0  # the hottest LR applied since the start or the last rollback
         self._div_first = math.nan  # the run's divergence detector's first smoothed loss
         self._div_threshold = math.nan  # and its growth threshold (lrpilot.train's default)
         self._distributed = False
@@ -380,7 +381,10 @@ class Monitor(Callback):
         self._reset(total=info.steps)
         self._model = info.model
         self._distributed = _distributed()
-        self._peak_lr, self._run_peak = float(info.lr), True
+        # the first group's scheduled peak: the LR the steps report is that group's, which
+        # under discriminative LRs may be a fraction of the head's (info.lr)
+        first = info.optimizer.param_groups[0] if info.optimizer.param_groups else {}
+        self._peak_lr, self._run_peak = float(first.get("initial_lr", info.lr)), True
         from lrpilot.train import RUN_DIVERGENCE
 
         self._div_threshold = RUN_DIVERGENCE.threshold or math.nan
@@ -612,6 +616,7 @@ class Monitor(Callback):
         if math.isnan(self._snap_lr):
             self._snap_lr = lr
         self._lr = lr
+        self._top_lr = max(self._top_lr, lr)
         if not self._run_peak and not lr <= self._peak_lr:  # a plain loop: the highest seen
             self._peak_lr = lr
         if self._clip_cooldown:
@@ -701,7 +706,9 @@ class Monitor(Callback):
         cut = None
         if hot:
             cut = self.diverge_factor if not self._hot_cuts else math.sqrt(self.diverge_factor)
+            cut *= self._short_of_peak()
             self._hot_cuts += 1
+        self._top_lr = 0.0
         factor = self._cut(self._snap_scale, cut)
         back_to, before = self._snap_step, self._snap_lr
         self._scale = self._snap_scale * (factor or 1.0)
@@ -720,6 +727,26 @@ class Monitor(Callback):
             lrs=(before, self._snap_lr),
             back_to=back_to,
         )
+
+    def _short_of_peak(self) -> float:
+        """How far below its scheduled peak a run diverged: the hottest LR it applied since the
+        start or the last rollback, over the peak in force (1 once it reached the peak, and
+        where the peak is not known: a plain loop or a framework's).
+
+        Why: a run that diverges during its warmup proves the LR it had climbed to too hot, not
+        only the peak it was heading for, and its schedule will still climb to that peak. A cut
+        by ``diverge_factor`` from the peak lands above the LR that already failed when the
+        warmup had not passed a tenth of its peak: AdamW at 30x its best LR on mnist1d_conv
+        blew up at step 2 of a 10-step warmup, at 0.3 of its peak, and cut by 10 from the
+        peak it trained at 3x its best LR, past its cliff. Scaling the cut by this share puts
+        the new peak ``diverge_factor`` below the LR that failed. After the peak the default
+        cut already does that: the LRs still to come are no higher than the one in force."""
+        if not self._run_peak or not self._top_lr > 0:
+            return 1.0
+        peak = self._peak_lr * self._snap_scale
+        if not peak > 0 or self._top_lr >= (1 - 1e-6) * peak:
+            return 1.0
+        return self._top_lr / peak
 
     def _forget_trajectory(self) -> None:
         """After a rollback to the start: empty the running windows of the loss and the
