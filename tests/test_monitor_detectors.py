@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from lrpilot.control._detectors import (
+    LossPlateau,
     SpikeDetector,
     ZClip,
     declining,
@@ -193,3 +194,33 @@ def test_the_spike_detectors_running_median_is_the_windows_median():
 )
 def test_declining_tells_a_slow_descent_from_a_stall(values, falling):
     assert declining(values) is falling
+
+
+def _blocks(*medians: float, size: int = 10) -> list[float]:
+    """Blocks of ``size`` steps whose median is each of ``medians`` (a +-1 % jitter around it)."""
+    jitter = [1.0 + 0.01 * ((i * 7) % 5 - 2) / 2 for i in range(size)]  # median exactly 1
+    return [m * j for m in medians for j in jitter]
+
+
+@pytest.mark.parametrize(
+    ("medians", "lrs", "fires_at_block"),
+    [
+        ((2.0, 1.5, 1.2, 1.2, 1.2, 1.2), None, [6]),  # falls, then flat for 3 blocks
+        ((2.0, 1.5, 1.2, 1.1982, 1.1964, 1.1946), None, [6]),  # 0.15 % a block: too little
+        ((2.0, 1.5, 1.2, 1.19, 1.18, 1.17, 1.16), None, []),  # 0.8 % a block: improving
+        ((2.0, 1.5, 1.2, 1.197, 1.19, 1.187, 1.18), None, []),  # 0.5 % every other block
+        ((2.0, 1.5, 1.2, 1.3, 1.25, 1.21, 1.19), None, [6]),  # worse, then back: not below
+        ((2.0, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2), None, [5, 8]),  # counts again after one
+        ((2.0, 1.2, 1.2, 1.2, 1.2), "decay", []),  # the schedule moves the LR: never judged
+    ],
+)
+def test_loss_plateau_on_scripted_blocks(medians, lrs, fires_at_block):
+    detector = LossPlateau(block=10, patience=3, min_drop=0.005)
+    losses = _blocks(*medians)
+    rates = [0.1 * (1 - i / len(losses)) if lrs == "decay" else 0.1 for i in range(len(losses))]
+    found = [
+        (i + 1) // 10
+        for i, (v, lr) in enumerate(zip(losses, rates, strict=True))
+        if detector.update(v, lr) is not None
+    ]
+    assert found == fires_at_block

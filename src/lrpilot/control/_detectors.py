@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "LossPlateau",
     "Spike",
     "SpikeDetector",
     "ZClip",
@@ -32,6 +33,9 @@ __all__ = [
 
 MAD_TO_SIGMA = 1.4826
 """Scales a median absolute deviation to a standard deviation for Gaussian noise."""
+STEADY_LR = 0.9
+"""A block of steps holds its LR steady when its lowest LR is at least this share of its
+highest (:class:`LossPlateau`)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,52 @@ class ZClip:
         self.seen += 1
         self.norms.append(norm)
         return limit if clip else math.inf
+
+
+@dataclass
+class LossPlateau:
+    """The training loss no longer improving while the LR holds steady: reduce-on-plateau on
+    the training loss, for runs that are evaluated too rarely for the metric's plateau to show.
+
+    The loss is read in blocks of ``block`` steps, each summed up by its median (robust to the
+    odd outlier batch). A block improves when its median lies ``min_drop`` (relative) below the
+    best block so far, Keras' and torch's relative threshold. After ``patience`` blocks in a
+    row that do not, :meth:`update` returns the last block's median: a plateau. Only blocks
+    whose LR held steady (its lowest at least ``STEADY_LR`` of its highest) count against the
+    patience: where the schedule moves the LR (a warmup, a decay), the schedule is already
+    doing what a plateau cut would, and a block that is not steady starts the count again.
+    ``first`` keeps the first block's median: whether the loss fell at all (a floor reached
+    after a fall, not a loss that never moved) is the caller's judgement.
+    """
+
+    block: int
+    patience: int
+    min_drop: float = 0.005
+    best: float = math.inf
+    first: float = math.nan
+    bad: int = 0
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+
+    def update(self, loss: float, lr: float) -> float | None:
+        """Feed one healthy step; the block's median at a plateau, else ``None``."""
+        self.losses.append(loss)
+        self.lrs.append(lr)
+        if len(self.losses) < self.block:
+            return None
+        median = statistics.median(self.losses)
+        if math.isnan(self.first):
+            self.first = median
+        steady = min(self.lrs) >= STEADY_LR * max(self.lrs)
+        self.losses, self.lrs = [], []
+        if not steady or median < (1 - self.min_drop) * self.best:
+            self.best, self.bad = min(self.best, median), 0
+            return None
+        self.bad += 1
+        if self.bad < self.patience:
+            return None
+        self.bad = 0
+        return median
 
 
 def oscillating(

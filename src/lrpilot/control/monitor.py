@@ -63,6 +63,8 @@ from torch import nn
 from lrpilot import _validate as check
 from lrpilot._state import SpilledSnapshot, TrainingSnapshot, take_snapshot
 from lrpilot.control._detectors import (
+    MAD_TO_SIGMA,
+    LossPlateau,
     SpikeDetector,
     ZClip,
     declining,
@@ -92,12 +94,28 @@ loss flat without the LR being too high, and so may the tail of a decay."""
 STALL_DROP = 0.02
 """The loss "has progressed" once its median over 10 steps is this share below its first
 value."""
+STALL_Z = 2.0
+"""A stall is called only when the loss's median over the window lies this many standard
+errors above ``(1 - STALL_DROP)`` times the start. The start is one batch's loss, as noisy as
+any batch's (the window's spread, ``MAD_TO_SIGMA`` times its median absolute deviation, is
+taken for it), so the comparison's standard error is that spread times ``sqrt(1 + pi / 2n)``.
+A network knocked out to chance sits 2.3-4.4 of them above (mnist1d_conv at 10x its best LR);
+a loss as noisy as MovieLens' sits within 1.3 of them whether the LR is 10x too high or the
+best (Adam at its best LR there needs 300 steps to fall 2 %): the loss cannot tell them apart,
+and acting on it cut MovieLens' long Adam runs at their best LR to a hundredth."""
 MOVE_FLOOR = 1e-4
 """A stalled loss is blamed on an LR too high only when the weights move: at least this
 relative change per step, ``|w - w'| / |w'|`` over 5 steps. Healthy updates are about 1e-3 of
 the weights (Karpathy's update-to-weight rule of thumb); an LR too high moves them more, while
 one 100x too low leaves the loss flat with the weights all but still (1e-6 on a small MLP:
 2e-6 a step), and cutting it further would be the wrong way."""
+LOSS_PLATEAU_BLOCKS = 20
+"""A run whose length is known is read in blocks of a twentieth of it (at least ``window``
+steps) for a plateau of the training loss; a plain loop, in blocks of ``2 * window``."""
+LOSS_PLATEAU_DROP = 0.005
+"""A block of the training loss improves when its median is this share below the best block's.
+At the best LR of a 2,000-step constant-LR GRU the loss still falls about 1 % a block late in
+the run; at 4.6x and 10x that LR it has stopped by 500 and 300 steps."""
 CREEP_DROP = 0.0025
 """A loss "still falling" (:func:`~lrpilot.control._detectors.declining`) drops by this share
 between the halves of the last window (about 0.5 % a window): a slow but real descent, an LR
@@ -195,7 +213,16 @@ class Monitor(Callback):
             high: say so and cut it (``None``: never act on it).
         plateau_patience: Evaluations without improvement before the LR is cut by
             ``plateau_factor`` (:class:`~lrpilot.ReduceOnPlateau`); ``None``: off.
-        plateau_factor: The cut on a plateau.
+        plateau_factor: The cut on a plateau, of the metric or of the training loss.
+        loss_plateau_patience: Blocks (a twentieth of the run each) of the training loss, at
+            a steady LR, that do not improve on the best block by ``LOSS_PLATEAU_DROP``
+            before the LR is cut by ``plateau_factor``; ``None``: off. Reduce-on-plateau on the
+            training loss, for runs evaluated too rarely for the metric's plateau to show: a
+            constant LR too high for the later part of a run holds the loss at a floor that a
+            lower LR gets under (a character GRU at 10x its best LR stops improving after 15 %
+            of its run). Only once the best block lies ``slow_drop`` below the first (a fall,
+            then a floor), never where the schedule already moves the LR, after a note that
+            the LR is too low, or in the last block, where a cut has nothing left to change.
         overfit_patience: Evaluations of worsening validation metric while the training loss
             falls before an early stop; ``None``: off.
         stop_patience: Evaluations without improvement before an early stop; ``None``: off.
@@ -237,6 +264,7 @@ class Monitor(Callback):
         clip_too_high: float | None = 0.5,
         plateau_patience: int | None = 5,
         plateau_factor: float = 0.5,
+        loss_plateau_patience: int | None = 3,
         overfit_patience: int | None = 3,
         stop_patience: int | None = None,
         restore_best: bool = True,
@@ -271,6 +299,9 @@ class Monitor(Callback):
         self.plateau_patience = _optional_whole("plateau_patience", plateau_patience)
         self.plateau_factor = check.real(
             "plateau_factor", plateau_factor, 0.0, 1.0, open_low=True, open_high=True
+        )
+        self.loss_plateau_patience = _optional_whole(
+            "loss_plateau_patience", loss_plateau_patience, 1
         )
         self.overfit_patience = _optional_whole("overfit_patience", overfit_patience, 1)
         self.stop_patience = _optional_whole("stop_patience", stop_patience, 1)
@@ -345,6 +376,7 @@ class Monitor(Callback):
             min_scale=self.min_lr_factor,
         )
         self._plateau_state = self._plateau.init()
+        self._loss_plateau = self._new_loss_plateau()
         self._slow_checked = False
         self._said_too_low: int | None = None  # the step of a note that the LR is too low
         self._stopped = False  # after a stop, the run's final evaluation is only recorded
@@ -636,11 +668,13 @@ class Monitor(Callback):
             self._hot_steps += 1
         self._ema = loss if math.isnan(self._ema) else 0.9 * self._ema + 0.1 * loss
         self._history.append(loss)
+        plateau = self._loss_plateau.update(loss, lr) if self.loss_plateau_patience else None
         return (
             self._check_stalled()
             or self._check_oscillation(loss)
             or self._check_clipping(applied)
             or self._check_slow(step)
+            or self._check_loss_plateau(step, plateau)
             or self._maybe_snapshot(step, lr)
         )
 
@@ -693,6 +727,7 @@ class Monitor(Callback):
         self._healthy, self._bad, self._since = 0, 0, 0  # the peak stays: it blew up once
         self._hot_steps, self._probe = 0, None
         self._recent.clear()
+        self._loss_plateau = self._new_loss_plateau()
         if self._rollbacks >= self.max_rollbacks:
             self._stopped = True
             return _Decision(
@@ -838,6 +873,32 @@ class Monitor(Callback):
             "likely too low",
         )
 
+    def _new_loss_plateau(self) -> LossPlateau:
+        total = self._total
+        block = max(self.window, total // LOSS_PLATEAU_BLOCKS) if total else 2 * self.window
+        return LossPlateau(
+            block=block, patience=self.loss_plateau_patience or 1, min_drop=LOSS_PLATEAU_DROP
+        )
+
+    def _check_loss_plateau(self, step: int, median: float | None) -> _Decision | None:
+        """Reduce-on-plateau on the training loss at a steady LR (``loss_plateau_patience``);
+        ``median``: the plateaued block's median loss, fed every healthy step in
+        :meth:`_observe` so that the blocks stay aligned whatever else decides."""
+        detector = self._loss_plateau
+        if median is None or self._said_too_low is not None:
+            return None
+        if not detector.best < (1 - self.slow_drop) * detector.first:
+            return None  # it never fell: an LR too low, or a stall (their own rules judge it)
+        if self._total is not None and step + detector.block > self._total:
+            return None
+        return self._lower(
+            f"the training loss has not improved on {detector.best:.4g} by "
+            f"{100 * LOSS_PLATEAU_DROP:g}% for {detector.patience * detector.block} steps at a "
+            f"steady LR (median {median:.4g} over the last {detector.block})",
+            "loss plateau",
+            factor=self.plateau_factor,
+        )
+
     def _check_stalled(self) -> _Decision | None:
         """A loss whose median over the last ``window`` steps at (near) the peak LR is not
         below its start, and is not falling either: a stalled run. Roll back and cut by
@@ -855,7 +916,9 @@ class Monitor(Callback):
         chance). Only steps at ``HOT_SHARE`` of the peak LR count: a warmup's first steps, at
         a tiny LR, are not a stall. And the weights must move (``MOVE_FLOOR``, measured over
         the 5 steps after the loss first looks stalled): a loss left flat by an LR far too low
-        is not cut."""
+        is not cut. And the loss must lie above the start by more than the batches' noise
+        (``STALL_Z``): a loss that only looks flat because each batch's loss varies more than
+        it falls is no evidence either way."""
         first = self._losses.first
         if self._since % 5 or len(self._history) < 10:
             return None
@@ -863,8 +926,13 @@ class Monitor(Callback):
         if self._progressed or self._hot_steps < self.window:
             return None
         window = self._history[-self.window :]
-        if statistics.median(window) < (1 - STALL_DROP) * first:
+        level = statistics.median(window)
+        if level < (1 - STALL_DROP) * first:
             return None
+        spread = MAD_TO_SIGMA * statistics.median(abs(v - level) for v in window)
+        error = spread * math.sqrt(1 + math.pi / (2 * len(window)))
+        if level - (1 - STALL_DROP) * first < STALL_Z * error:
+            return None  # within the batches' noise of the one-batch start: no evidence
         if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
             return None
         moved = self._weights_moved()
