@@ -474,6 +474,19 @@ def test_no_plateau_cut_where_the_schedule_moves_the_lr_or_the_loss_never_fell()
     assert [e["kind"] for e in fell.events if e["acted"]] == ["loss plateau"]
 
 
+def test_a_plain_loop_told_its_length_judges_the_loss_plateau_in_twentieths_of_it():
+    fall_then_flat = [2.3 - 0.02 * i for i in range(40)] + [1.5] * 80
+    model = _model()
+    for steps, cuts in ((None, 1), (2000, 0)):  # blocks of 2 * window; of 2000 / 20 steps
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        monitor = _quiet(window=10, clip=None, oscillation_window=0)
+        monitor.watch(model, opt, steps=steps)
+        answers = _scripted(monitor, fall_then_flat)
+        assert sum(a.lr_factor is not None for a in answers) == cuts
+    with pytest.raises(lrpilot.ConfigError, match="steps"):
+        _quiet().watch(model, opt, steps=0)
+
+
 def test_a_restart_forgets_the_discarded_steps_statistics():
     torch.manual_seed(0)
     model = _model()

@@ -530,10 +530,22 @@ class Monitor(Callback):
     # ---- plain loop ----------------------------------------------------------------------------
 
     def watch(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, *schedulers: Any
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *schedulers: Any,
+        steps: int | None = None,
     ) -> Monitor:
         """Watch a plain training loop's ``model`` and ``optimizer`` (and the schedulers that
         drive it, so that an LR cut or a rollback reaches them); takes the first snapshot.
+
+        Args:
+            model: The model trained.
+            optimizer: Its optimizer.
+            *schedulers: The LR schedulers that drive ``optimizer``.
+            steps: The run's length in optimizer steps, when known: the slow-progress note
+                needs it, and the training loss's plateau is judged in twentieths of it
+                (without it, in blocks of ``2 * window`` steps).
 
         Returns:
             The monitor itself, for ``monitor = Monitor().watch(model, optimizer)``.
@@ -542,7 +554,8 @@ class Monitor(Callback):
             raise check.ArgError("model", model, "a torch nn.Module")
         if not isinstance(getattr(optimizer, "param_groups", None), list):
             raise check.ArgError("optimizer", optimizer, "a torch optimizer")
-        self._reset(total=None)
+        total = None if steps is None else check.whole("steps", steps, 1)
+        self._reset(total=total)
         self._model = model
         self._place = self._new_place()
         self._controls = _Controls(model, optimizer, list(schedulers), self._place)

@@ -99,9 +99,9 @@ class LRPilotCallback(_Base):
         if self.find_lr:
             self.result = self._range_test(trainer, pl_module, optimizer, schedulers)
         if self.monitor is not None:
-            self.monitor.watch(pl_module, optimizer, *schedulers)
             total = trainer.estimated_stepping_batches
-            self.monitor._total = int(total) if math.isfinite(total) else None
+            steps = int(total) if math.isfinite(total) and total >= 1 else None
+            self.monitor.watch(pl_module, optimizer, *schedulers, steps=steps)
 
     def _range_test(self, trainer: Any, pl_module: Any, optimizer: Any, schedulers: list) -> Any:
         import lrpilot

@@ -108,8 +108,10 @@ class MonitorCallback(_Base):
         """Start watching the model, optimizer and scheduler the Trainer built."""
         model, optimizer = kwargs["model"], kwargs["optimizer"]
         scheduler = kwargs.get("lr_scheduler")
-        self.monitor.watch(model, _inner(optimizer), *([scheduler] if scheduler else []))
-        self.monitor._total = int(state.max_steps) if state.max_steps else None
+        steps = int(state.max_steps) if state.max_steps and state.max_steps > 0 else None
+        self.monitor.watch(
+            model, _inner(optimizer), *([scheduler] if scheduler else []), steps=steps
+        )
         self._hook = model.register_forward_hook(self._keep_loss)
 
     def _keep_loss(self, module: Any, inputs: Any, output: Any) -> None:
