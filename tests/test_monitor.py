@@ -319,6 +319,7 @@ def test_bounded_attempts_stop_the_run_at_its_last_good_state():
         (dict(clip="always"), "clip"),
         (dict(window=1), "window"),
         (dict(stop_patience=0), "stop_patience"),
+        (dict(loss_plateau_patience=0), "loss_plateau_patience"),  # None turns it off
     ],
 )
 def test_bad_settings_are_refused(options, match):
