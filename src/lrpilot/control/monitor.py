@@ -94,15 +94,17 @@ loss flat without the LR being too high, and so may the tail of a decay."""
 STALL_DROP = 0.02
 """The loss "has progressed" once its median over 10 steps is this share below its first
 value."""
-STALL_Z = 2.0
-"""A stall is called only when the loss's median over the window lies this many standard
-errors above ``(1 - STALL_DROP)`` times the start. The start is one batch's loss, as noisy as
-any batch's (the window's spread, ``MAD_TO_SIGMA`` times its median absolute deviation, is
-taken for it), so the comparison's standard error is that spread times ``sqrt(1 + pi / 2n)``.
-A network knocked out to chance sits 2.3-4.4 of them above (mnist1d_conv at 10x its best LR);
-a loss as noisy as MovieLens' sits within 1.3 of them whether the LR is 10x too high or the
-best (Adam at its best LR there needs 300 steps to fall 2 %): the loss cannot tell them apart,
-and acting on it cut MovieLens' long Adam runs at their best LR to a hundredth."""
+EVIDENCE_Z = 2.0
+"""How many standard errors a loss-level comparison must clear before the monitor acts or
+speaks on it: the stall's (the window's median above ``(1 - STALL_DROP)`` times the start) and
+the slow-progress note's claim that the loss rose from the first window to the last (a note
+that the LR is too low stays an advisory reading of a small drop, noise or not). Both read medians of noisy batch losses; the spread of the batches,
+``MAD_TO_SIGMA`` times their median absolute deviation, gives each median's error
+(``sqrt(pi / 2n)`` times the spread), and the stall's one-batch start is as noisy as a batch.
+A network knocked out to chance sits 2.3-4.4 of them above its start (mnist1d_conv at 10x its
+best LR); a loss as noisy as MovieLens' sits within 1.3 of them whether the LR is 10x too high
+or the best (Adam at its best LR there needs 300 steps to fall 2 %): the loss cannot tell
+them apart, and acting on it cut MovieLens' long Adam runs at their best LR to a hundredth."""
 MOVE_FLOOR = 1e-4
 """A stalled loss is blamed on an LR too high only when the weights move: at least this
 relative change per step, ``|w - w'| / |w'|`` over 5 steps. Healthy updates are about 1e-3 of
@@ -873,6 +875,10 @@ class Monitor(Callback):
         drop = too_slow(self._history, window=window, min_drop=self.slow_drop)
         if drop is None:
             return None
+        head, tail = self._history[:window], self._history[-window:]
+        error = math.hypot(_median_error(head), _median_error(tail)) / statistics.median(head)
+        if drop < 0 and -drop <= EVIDENCE_Z * error:
+            return None  # within the batches' noise: no evidence that it rose
         if drop < 0:  # a loss that rose says the opposite of an LR too low
             return _Decision(
                 "slow",
@@ -930,7 +936,7 @@ class Monitor(Callback):
         a tiny LR, are not a stall. And the weights must move (``MOVE_FLOOR``, measured over
         the 5 steps after the loss first looks stalled): a loss left flat by an LR far too low
         is not cut. And the loss must lie above the start by more than the batches' noise
-        (``STALL_Z``): a loss that only looks flat because each batch's loss varies more than
+        (``EVIDENCE_Z``): a loss that only looks flat because each batch's loss varies more than
         it falls is no evidence either way."""
         first = self._losses.first
         if self._since % 5 or len(self._history) < 10:
@@ -942,9 +948,8 @@ class Monitor(Callback):
         level = statistics.median(window)
         if level < (1 - STALL_DROP) * first:
             return None
-        spread = MAD_TO_SIGMA * statistics.median(abs(v - level) for v in window)
-        error = spread * math.sqrt(1 + math.pi / (2 * len(window)))
-        if level - (1 - STALL_DROP) * first < STALL_Z * error:
+        error = _median_error(window) * math.sqrt(1 + 2 * len(window) / math.pi)
+        if level - (1 - STALL_DROP) * first < EVIDENCE_Z * error:
             return None  # within the batches' noise of the one-batch start: no evidence
         if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
             return None
@@ -1171,6 +1176,15 @@ def scale_lrs(optimizer: Any, schedulers: Iterable[Any], factor: float) -> None:
 
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _median_error(values: Sequence[float]) -> float:
+    """The standard error of the median of ``values`` (batch losses): ``sqrt(pi / 2n)`` times
+    their spread, ``MAD_TO_SIGMA`` times their median absolute deviation (robust to the odd
+    outlier batch)."""
+    level = statistics.median(values)
+    spread = MAD_TO_SIGMA * statistics.median(abs(v - level) for v in values)
+    return spread * math.sqrt(math.pi / (2 * len(values)))
 
 
 def _optional_whole(arg: str, value: Any, low: int = 1) -> int | None:
