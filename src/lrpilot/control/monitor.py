@@ -98,13 +98,14 @@ EVIDENCE_Z = 2.0
 """How many standard errors a loss-level comparison must clear before the monitor acts or
 speaks on it: the stall's (the window's median above ``(1 - STALL_DROP)`` times the start) and
 the slow-progress note's claim that the loss rose from the first window to the last (a note
-that the LR is too low stays an advisory reading of a small drop, noise or not). Both read medians of noisy batch losses; the spread of the batches,
-``MAD_TO_SIGMA`` times their median absolute deviation, gives each median's error
-(``sqrt(pi / 2n)`` times the spread), and the stall's one-batch start is as noisy as a batch.
-A network knocked out to chance sits 2.3-4.4 of them above its start (mnist1d_conv at 10x its
-best LR); a loss as noisy as MovieLens' sits within 1.3 of them whether the LR is 10x too high
-or the best (Adam at its best LR there needs 300 steps to fall 2 %): the loss cannot tell
-them apart, and acting on it cut MovieLens' long Adam runs at their best LR to a hundredth."""
+that the LR is too low stays an advisory reading of a small drop, noise or not). Both read
+medians of noisy batch losses; the spread of the batches, ``MAD_TO_SIGMA`` times their median
+absolute deviation, gives each median's error (``sqrt(pi / 2n)`` times the spread), and the
+stall's one-batch start is as noisy as a batch. A network knocked out to chance sits 2.3-4.4
+of them above its start (mnist1d_conv at 10x its best LR); a loss as noisy as MovieLens' sits
+within 1.3 of them whether the LR is 10x too high or the best (Adam at its best LR there needs
+300 steps to fall 2 %): the loss cannot tell them apart, and acting on it cut MovieLens' long
+Adam runs at their best LR to a hundredth."""
 MOVE_FLOOR = 1e-4
 """A stalled loss is blamed on an LR too high only when the weights move: at least this
 relative change per step, ``|w - w'| / |w'|`` over 5 steps. Healthy updates are about 1e-3 of
