@@ -591,3 +591,31 @@ def test_tune_regret_scores_each_choice_on_the_grid_and_picks_a_mode_held_out() 
     text = tr.markdown(list(rows.values()), outcomes, "python -m benchmarks.tune_regret")
     assert "loss on every task: met on 0 of 3 (not met)" in text
     assert "at most 10.0 % over 1 tasks (met)" in text
+
+
+def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> None:
+    from benchmarks import monitor as bench
+
+    def outcome(task: str, bare_ok: bool, watched_ok: bool) -> bench.Outcome:
+        return bench.Outcome(
+            task, 10.0, 0, 1.0, 1.5, 1.0, math.nan, bare_ok, watched_ok, False, 1, 0.1
+        )
+
+    short = [
+        outcome("diamonds_mlp:sgd", False, True),
+        outcome("fmnist_resnet:adamw", False, False),
+    ]
+    hot = [outcome(name, False, i == 0) for i, name in enumerate(bench.HOT_LONG_TASKS)]
+    best = [
+        bench.BestOutcome(
+            "mnist1d_conv-long:adam", 0.02, 0.95, 0.97, True, ["loss plateau"], 0.005
+        ),
+        bench.BestOutcome("diamonds_mlp-long:adamw", 0.05, 0.17, 0.21, False, [], math.nan),
+    ]
+    ratios = {"diamonds_mlp:adamw": {"cpu": [1.01, 1.02], "wall": [1.0, 1.03]}}
+    text = bench.report(short, ratios, "cmd", None, best, hot)
+    assert f"1 of {len(bench.HOT_LONG_TASKS)} recover with the monitor, 0 without" in text
+    assert "within 2% on 1 of 2; the monitor acted on 1" in text
+    assert "| mnist1d_conv-long:adam | 0.02 | 0.95 | 0.97 ✓ | 0.5 % | loss plateau x1 |" in text
+    assert "| diamonds_mlp-long:adamw | 0.05 | 0.17 | 0.21 | — | none |" in text
+    assert "Held out (fmnist_resnet:adamw" in text  # the tasks outside QUICK_TASKS
