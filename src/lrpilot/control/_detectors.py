@@ -181,13 +181,13 @@ class LossPlateau:
 
     The loss is read in blocks of ``block`` steps, each summed up by its median (robust to the
     odd outlier batch). A block improves when its median lies ``min_drop`` (relative) below the
-    best block so far, Keras' and torch's relative threshold. After ``patience`` blocks in a
-    row that do not, :meth:`update` returns the last block's median: a plateau. Only blocks
-    whose LR held steady (its lowest at least ``STEADY_LR`` of its highest) count against the
-    patience: where the schedule moves the LR (a warmup, a decay), the schedule is already
-    doing what a plateau cut would, and a block that is not steady starts the count again.
-    ``first`` keeps the first block's median: whether the loss fell at all (a floor reached
-    after a fall, not a loss that never moved) is the caller's judgement.
+    best block so far (torch's ``ReduceLROnPlateau`` with ``threshold_mode="rel"``). After
+    ``patience`` blocks in a row that do not, :meth:`update` returns the last block's median: a
+    plateau. Only blocks whose LR held steady (its lowest at least ``STEADY_LR`` of its
+    highest) count against the patience: where the schedule moves the LR (a warmup, a decay),
+    the schedule is already doing what a plateau cut would, and a block that is not steady
+    starts the count again. ``first`` keeps the first block's median: whether the loss fell at
+    all (a floor reached after a fall, not a loss that never moved) is the caller's judgement.
     """
 
     block: int

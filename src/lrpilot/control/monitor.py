@@ -1,25 +1,25 @@
 """The training monitor: detects what goes wrong in a run, acts, and says what it did.
 
 :class:`Monitor` watches the training loss, the gradient norm and the validation metric. It
-detects a non-finite loss or gradient, a loss spike against its running median (median/MAD,
-not a fixed threshold; two bad steps in a row, as one alone may be an outlier batch),
-exploding gradient norms, a stalled loss that stays at its start at full LR while the weights
-move (a network the LR knocked out, or a loss bouncing around its start: too high, not too
-low), the run's own divergence stop about to fire, sustained oscillation, a plateau of the
-validation metric or of the training loss at a steady LR, overfitting (validation worsening
-while training improves) and progress so slow that the LR is likely too low. A rule that reads
-the loss's level acts only beyond the batches' noise (``EVIDENCE_Z``). It acts: it rolls back
-to the last good snapshot (model, optimizer, schedule position, LR scale, RNGs) and cuts the
-LR (by 10 after a divergence, then by its root, from the LR that failed when a warmup had not
-reached its peak; by half after a spike in a run that was learning), a bounded number of
-times and never below a floor; it reduces the LR on a plateau
-(:class:`~lrpilot.ReduceOnPlateau` on the metric, a cut by ``plateau_factor`` on the training
-loss); it clips gradients adaptively from the norms observed (ZClip's z-score, or AutoClip's
-percentile) and says when more than half the steps are clipped (the LR is then too high, and
-it is cut); it stops early and restores the best weights. Every event is one plain sentence
-with the step, the reason and the action, printed as it happens (``quiet=True`` silences it),
-kept in ``monitor.events``, added to :attr:`RunResult.events <lrpilot.RunResult>` and, with
-``log=PATH``, appended to a JSON-lines file.
+detects a non-finite loss or gradient, a loss spike against its running median (median/MAD, not
+a fixed threshold; two bad steps in a row, as one alone may be an outlier batch), exploding
+gradient norms, a stalled loss that stays at its start at full LR while the weights move (a
+network the LR knocked out, or a loss bouncing around its start: too high, not too low), the
+run's own divergence stop about to fire, sustained oscillation, a plateau of the validation
+metric or of the training loss at a steady LR, overfitting (validation worsening while training
+improves) and progress so slow that the LR is likely too low. The stall, and the note that the
+loss rose, need evidence beyond the batches' noise (``EVIDENCE_Z``). It acts: it rolls back to
+the last good snapshot (model, optimizer, schedule position, LR scale, RNGs) and cuts the LR
+(by 10 after a divergence, then by its root, from the LR that failed when a warmup had not
+reached its peak; by half after a spike in a run that was learning), a bounded number of times
+and never below a floor; it reduces the LR on a plateau (:class:`~lrpilot.ReduceOnPlateau` on
+the metric, a cut by ``plateau_factor`` on the training loss); it clips gradients adaptively
+from the norms observed (ZClip's z-score, or AutoClip's percentile) and says when more than
+half the steps are clipped (the LR is then too high, and it is cut); it stops early and
+restores the best weights. Every event is one plain sentence with the step, the reason and the
+action, printed as it happens (``quiet=True`` silences it), kept in ``monitor.events``, added
+to :attr:`RunResult.events <lrpilot.RunResult>` and, with ``log=PATH``, appended to a
+JSON-lines file.
 
 With :func:`lrpilot.train`::
 
