@@ -12,6 +12,7 @@ from lrpilot.control._detectors import (
     SpikeDetector,
     ZClip,
     declining,
+    median_error,
     oscillating,
     overfitting,
     plateaued,
@@ -224,3 +225,10 @@ def test_loss_plateau_on_scripted_blocks(medians, lrs, fires_at_block):
         if detector.update(v, lr) is not None
     ]
     assert found == fires_at_block
+
+
+def test_median_error_is_the_mad_sigma_times_root_pi_over_2n() -> None:
+    # median 3, absolute deviations 2 1 0 1 2: MAD 1; an outlier moves neither
+    expected = 1.4826 * math.sqrt(math.pi / 10)
+    assert median_error([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(expected)
+    assert median_error([1.0, 2.0, 3.0, 4.0, 500.0]) == pytest.approx(expected)

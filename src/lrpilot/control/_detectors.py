@@ -25,6 +25,7 @@ __all__ = [
     "SpikeDetector",
     "ZClip",
     "declining",
+    "median_error",
     "oscillating",
     "overfitting",
     "plateaued",
@@ -218,6 +219,15 @@ class LossPlateau:
             return None
         self.bad = 0
         return median
+
+
+def median_error(values: Sequence[float]) -> float:
+    """The standard error of the median of ``values`` (batch losses): ``sqrt(pi / 2n)`` times
+    their spread, ``MAD_TO_SIGMA`` times their median absolute deviation (robust to the odd
+    outlier batch, as :class:`SpikeDetector`'s sigma is)."""
+    level = statistics.median(values)
+    spread = MAD_TO_SIGMA * statistics.median(abs(v - level) for v in values)
+    return spread * math.sqrt(math.pi / (2 * len(values)))
 
 
 def oscillating(

@@ -66,11 +66,11 @@ from torch import nn
 from lrpilot import _validate as check
 from lrpilot._state import SpilledSnapshot, TrainingSnapshot, take_snapshot
 from lrpilot.control._detectors import (
-    MAD_TO_SIGMA,
     LossPlateau,
     SpikeDetector,
     ZClip,
     declining,
+    median_error,
     oscillating,
     overfitting,
     plateaued,
@@ -880,7 +880,7 @@ class Monitor(Callback):
         if drop is None:
             return None
         head, tail = self._history[:window], self._history[-window:]
-        error = math.hypot(_median_error(head), _median_error(tail)) / statistics.median(head)
+        error = math.hypot(median_error(head), median_error(tail)) / statistics.median(head)
         if drop < 0 and -drop <= EVIDENCE_Z * error:
             return None  # within the batches' noise: no evidence that it rose
         if drop < 0:  # a loss that rose says the opposite of an LR too low
@@ -952,7 +952,7 @@ class Monitor(Callback):
         level = statistics.median(window)
         if level < (1 - STALL_DROP) * first:
             return None
-        error = _median_error(window) * math.sqrt(1 + 2 * len(window) / math.pi)
+        error = median_error(window) * math.sqrt(1 + 2 * len(window) / math.pi)
         if level - (1 - STALL_DROP) * first < EVIDENCE_Z * error:
             return None  # within the batches' noise of the one-batch start: no evidence
         if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
@@ -1180,15 +1180,6 @@ def scale_lrs(optimizer: Any, schedulers: Iterable[Any], factor: float) -> None:
 
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _median_error(values: Sequence[float]) -> float:
-    """The standard error of the median of ``values`` (batch losses): ``sqrt(pi / 2n)`` times
-    their spread, ``MAD_TO_SIGMA`` times their median absolute deviation (robust to the odd
-    outlier batch)."""
-    level = statistics.median(values)
-    spread = MAD_TO_SIGMA * statistics.median(abs(v - level) for v in values)
-    return spread * math.sqrt(math.pi / (2 * len(values)))
 
 
 def _optional_whole(arg: str, value: Any, low: int = 1) -> int | None:
