@@ -451,6 +451,32 @@ def _noisy_regression(schedule: str = "constant") -> lrpilot.Task:
     )
 
 
+def test_the_peak_is_read_from_the_group_the_steps_report_with_the_backbone_listed_first():
+    # the steps report the first group's LR (a backbone at a tenth of the head's): read
+    # against the head's peak, a run at its full LR would look short of its peak, and a
+    # divergence there would be cut 100x instead of 10x
+    def backbone_first(model, lr):
+        return torch.optim.SGD(
+            [{"params": model[0].parameters(), "lr": 0.1 * lr}, {"params": model[2].parameters()}],
+            lr=lr,
+            momentum=0.9,
+        )
+
+    calls = []
+
+    def blows_up_once(out, y):  # batches 80 and 81 blow the loss up, as a divergence would
+        calls.append(1)
+        return CE(out, y) * (100.0 if 80 <= len(calls) < 82 else 1.0)
+
+    monitor = _quiet()
+    task = _task(steps=200, optimizer_fn=backbone_first, loss_fn=blows_up_once)
+    lrpilot.train(task, 0.1, progress=False, callbacks=[monitor])
+    (first,) = [e for e in monitor.events if e["acted"]]
+    assert "above the run's first loss" in first["message"]
+    assert "LR 0.01 -> 0.001" in first["message"]  # the backbone's LR, cut by ten
+    assert monitor.lr_scale == pytest.approx(0.1)
+
+
 def test_a_plateau_of_the_training_loss_at_a_constant_lr_cuts_it_and_the_loss_gets_lower():
     bare = lrpilot.train(_noisy_regression(), 0.2, progress=False)
     monitor = _quiet()
