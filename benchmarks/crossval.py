@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -50,13 +51,19 @@ SPACE: dict[str, tuple] = {
     "adam_factor": (1.0, 0.5, 0.3, 0.2, 0.1),
     "onset_margin": (1.0, 0.0),
     "anchor": ("floor", "minimum"),
+    "floor_fraction": (0.03, 0.1, 0.3),
     "prior_weight": (0.0, 0.15, 0.3),
 }
-"""The candidate values of each constant; every combination is tried."""
+"""The candidate values of each constant; every combination is tried. The floor fractions stop
+at 0.3, the first past the edge's level (a quarter of the drop climbed back): beyond it the
+floor's top is the edge and only its low side still grows (tried in :data:`EXTENSIONS`)."""
 
 EXTENSIONS: dict[str, dict[str, tuple]] = {
     "a separate run-length exponent for the Adam family": {
         "adam_horizon_exponent": (0.0, 0.25, 0.5, 0.75, 1.0),
+    },
+    "a floor reaching further up the valley's low side (floor fraction 0.5, 0.7)": {
+        "floor_fraction": (0.03, 0.1, 0.3, 0.5, 0.7),
     },
 }
 """Constants tried and not in :data:`SPACE`: each widens the space and is fitted by the same
@@ -74,11 +81,35 @@ SAFETY_WEIGHT = 1.0
 
 @dataclass
 class Curve:
-    """One saved sweep, read down to what the rule's constants act on."""
+    """One saved sweep, read down to what the rule's constants act on: its smoothed losses,
+    whose landmarks are read once for each floor fraction the candidates ask for."""
 
-    marks: suggest.Landmarks
-    log_last_lr: float
-    edge_step: float
+    x: np.ndarray  # log10 LR
+    smooth: np.ndarray
+    stderr: float
+    _marks: dict[float, suggest.Landmarks] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, lrs: Sequence[float], losses: Sequence[float]) -> Curve:
+        x, y = suggest._as_curve(lrs, losses)
+        return cls(x, *suggest._fit(x, y))
+
+    def marks(self, floor_fraction: float = suggest.FLOOR_MIN_FRACTION) -> suggest.Landmarks:
+        """The curve's landmarks with the floor reaching ``floor_fraction`` of the drop."""
+        if floor_fraction not in self._marks:
+            self._marks[floor_fraction] = suggest._landmarks_xy(
+                self.x, self.smooth, self.stderr, floor_fraction=floor_fraction
+            )
+        return self._marks[floor_fraction]
+
+    @property
+    def log_last_lr(self) -> float:
+        return float(self.x[-1])
+
+    @functools.cached_property
+    def edge_step(self) -> float:
+        """The LR growth per step before the edge (which no floor fraction moves)."""
+        return suggest._edge_step(self.x, self.marks().edge)
 
 
 @dataclass
@@ -118,9 +149,7 @@ def load_cases(names: Iterable[str]) -> list[Case]:
 
 
 def _curve(saved: dict) -> Curve:
-    x = np.log10(np.asarray(saved["lrs"], dtype=float))
-    marks = suggest.landmarks(saved["lrs"], saved["losses"])
-    return Curve(marks, float(x[-1]), suggest._edge_step(x, marks.edge))
+    return Curve.of(saved["lrs"], saved["losses"])
 
 
 def _facts(task: BenchTask) -> RunFacts:
@@ -142,7 +171,7 @@ def picks(case: Case, constants: suggest.PilotConstants) -> list[float]:
     f = case.facts
     return [
         suggest.pilot_from_landmarks(
-            c.marks,
+            c.marks(constants.floor_fraction),
             c.log_last_lr,
             c.edge_step,
             steps=f.steps,
@@ -225,6 +254,7 @@ ABLATIONS: dict[str, Callable[[suggest.PilotConstants], bool]] = {
     "no optimizer-family factor": lambda c: c.adam_factor == 1.0,
     "no floor at the onset": lambda c: c.onset_margin == 0.0,
     "no least prior weight": lambda c: c.prior_weight == 0.0,
+    "a narrow floor (3 % of the drop)": lambda c: c.floor_fraction == 0.03,
 }
 """Each piece of evidence the rule uses, switched off: only the constants that hold it at its
 neutral value are tried, while the others are still fitted, to measure what the piece buys
@@ -398,7 +428,8 @@ def _constants_row(label: str, c: dict, band: Sequence[float]) -> str:
     return (
         f"| {label} | {c['reference_steps']} | {c['horizon_exponent']:g} | "
         f"{c['schedule_exponent']:g} | {c['adam_factor']:g} | {c['onset_margin']:g} | "
-        f"{c['anchor']} | {c['prior_weight']:g} | ×{band[0]:.2f} – ×{band[1]:.2f} |"
+        f"{c['anchor']} | {c['floor_fraction']:g} | {c['prior_weight']:g} | "
+        f"×{band[0]:.2f} – ×{band[1]:.2f} |"
     )
 
 
@@ -442,8 +473,8 @@ def markdown(result: dict, s: dict) -> str:
         f"gap, held out: {', '.join(held['worse_than_default']) or 'none'}.",
         "",
         "| constants | reference steps | horizon exponent | schedule exponent | Adam factor | "
-        "onset margin | anchor | prior weight | band |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        "onset margin | anchor | floor fraction | prior weight | band |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
         _constants_row(
             "**shipped (in sample)**",
             result["in_sample"]["constants"],

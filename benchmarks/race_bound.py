@@ -8,7 +8,7 @@ keeps the best, then corrects its LR for the real run's length. The scoreboard's
 are their short versions' recipes with 10× the steps, so the short version's oracle grid *is*
 a race at 1/10 of the run over every grid LR, with perfect selection (three seeds near the
 best). This script scores that perfect race: the short grid's best LR, times
-``(steps_long / steps_short) ** -e`` for a few horizon exponents ``e`` (lrpilot's fitted one
+``(steps_long / steps_short) ** -e`` for a few horizon exponents ``e`` (``tune``'s race one
 among them), looked up on the long task's grid. That is a race at its best: perfect
 selection among every grid LR; a real one has fewer candidates and noisier selection, and
 still costs a run-tenth per candidate (30-50 % of the run for a few), against lrpilot's single
@@ -29,9 +29,10 @@ from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
 from benchmarks.tasks import TASKS, BenchTask
 from lrpilot import suggest
+from lrpilot.autopilot import RACE_HORIZON_EXPONENT
 
-EXPONENTS = (0.0, suggest.PilotConstants().horizon_exponent, 0.5)
-"""Horizon exponents tried for the race's length correction (the shipped one in the middle)."""
+EXPONENTS = (0.0, RACE_HORIZON_EXPONENT, 0.5)
+"""Horizon exponents tried for the race's length correction (``tune``'s in the middle)."""
 
 
 @dataclass(frozen=True)

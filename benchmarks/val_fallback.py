@@ -61,7 +61,7 @@ def noisy_tasks(cases: list[crossval.Case]) -> list[str]:
     return [
         c.task.name
         for c in cases
-        if any(curve.marks.signal_to_noise < NOISE_LEVEL_Z for curve in c.curves)
+        if any(curve.marks().signal_to_noise < NOISE_LEVEL_Z for curve in c.curves)
     ]
 
 
@@ -81,7 +81,7 @@ def measure(case: crossval.Case) -> tuple[Row, list[dict]]:
         task=case.task.name,
         counted=case.task.counted,
         oracle_lr=10 ** crossval._oracle_x(case),
-        train_z=[c.marks.signal_to_noise for c in case.curves],
+        train_z=[c.marks().signal_to_noise for c in case.curves],
         val_z=[suggest.landmarks(r.lrs, r.losses).signal_to_noise for r in found],
         train_picks=[float(s["lr"]) for s in saved],
         val_picks=[r.lr for r in found],

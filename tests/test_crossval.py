@@ -23,8 +23,7 @@ def _curve(inflection: float) -> crossval.Curve:
     """A sigmoid fall at ``inflection`` (decades) and a cliff two decades above it."""
     loss = 2.0 - 1.5 / (1 + np.exp(-(X - inflection) / 0.3))
     loss += np.where(X > inflection + 2, 5 * (X - inflection - 2) ** 2, 0.0)
-    marks = suggest.landmarks(LRS, loss)
-    return crossval.Curve(marks, float(X[-1]), suggest._edge_step(X, marks.edge))
+    return crossval.Curve.of(LRS, loss)
 
 
 def _case(name: str, inflection: float, best: float, steps: int) -> crossval.Case:

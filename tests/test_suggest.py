@@ -116,6 +116,41 @@ def test_landmarks_without_a_cliff_has_no_edge():
     assert suggest.landmarks(LRS, falling).edge is None
 
 
+def double_dip_curve(second_deeper_by: float) -> np.ndarray:
+    """Flat at 2 up to 1e-5, a fall to 0.7 by 10^-4.5, two dips to 0.5 at 1e-4 and to
+    ``0.5 - second_deeper_by`` at 1e-2 with 0.7 between them, then a cliff past 10^-1.5: the
+    two dips' depths differ from seed to seed in real sweeps of recurrent models."""
+    base = np.interp(X, [-6, -5, -4.5], [2.0, 2.0, 0.7])
+    base -= 0.2 * np.exp(-0.5 * ((X + 4) / 0.25) ** 2)
+    base -= (0.2 + second_deeper_by) * np.exp(-0.5 * ((X + 2) / 0.25) ** 2)
+    return base + np.where(X > -1.5, 8 * (X + 1.5) ** 2, 0.0)
+
+
+def test_a_wide_floor_spans_both_dips_so_its_centre_does_not_jump_between_them():
+    """A narrow floor (3 % of the drop) holds only the deeper dip: its centre jumps two
+    decades when the other dip becomes the deeper by 0.08. A floor reaching 30 % of the drop
+    holds both dips and the hump between them: its centre moves by less than a tenth of a
+    decade."""
+    narrow, wide = [
+        [
+            suggest.landmarks(LRS, double_dip_curve(d), floor_fraction=f).floor_centre
+            for d in (-0.08, 0.08)
+        ]
+        for f in (0.03, 0.3)
+    ]
+    assert _near(narrow[0], 1e-4, decades=0.3) and _near(narrow[1], 1e-2, decades=0.3)
+    assert abs(math.log10(wide[1] / wide[0])) < 0.1
+    assert 10**-4.5 < wide[0] < 10**-2  # between the two dips, in log-LR
+    for d in (-0.08, 0.08):  # the rule reads its floor with its own fraction
+        constants = dataclasses.replace(
+            suggest.DEFAULT_CONSTANTS, floor_fraction=0.3, prior_weight=0.0
+        )
+        marks = suggest.landmarks(LRS, double_dip_curve(d), floor_fraction=0.3)
+        assert suggest.pilot(LRS, double_dip_curve(d), constants=constants) == pytest.approx(
+            marks.floor_centre, rel=1e-9
+        )
+
+
 # ----------------------------------------------------------------------------- pilot
 
 

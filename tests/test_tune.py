@@ -121,7 +121,7 @@ def test_tune_races_within_the_budget_and_trains_the_winner(tmp_path: Path) -> N
     for c in race["candidates"]:
         assert lo * 0.999 <= c["lr"] <= hi * 1.001
         # raced at the run-length correction for its rung: a short run takes a higher LR
-        ratio = (c["steps"] / 1000) ** -lrpilot.suggest.PilotConstants().horizon_exponent
+        ratio = (c["steps"] / 1000) ** -lrpilot.autopilot.RACE_HORIZON_EXPONENT
         assert c["raced_at"] == pytest.approx(c["lr"] * ratio)
         assert c["evals"][-1][0] == c["steps"]  # the final metric of a finished short run
     assert stages["race"]["steps"] == sum(c["steps"] for c in race["candidates"])
@@ -222,7 +222,7 @@ def test_a_pick_that_diverges_in_the_race_is_vetoed(
 ) -> None:
     task = lrpilot.load_task_file(write_task(tmp_path, 1000))
     found = tune(task, train=False, race=False, progress=False).range_test
-    scale = (50 / 1000) ** -lrpilot.suggest.PilotConstants().horizon_exponent
+    scale = (50 / 1000) ** -lrpilot.autopilot.RACE_HORIZON_EXPONENT
     _race_runs(monkeypatch, diverge_at=found["lr"] * 0.99 * scale)  # the pick and above blow up
     result = tune(task, train=False, progress=False)
     assert result.race["rungs"] == [50]  # 1000 x 25 % - 100 swept, over 3 candidates

@@ -209,17 +209,27 @@ class Landmarks:
         return (self.start_loss - self.min_loss) / max(self.stderr, 1e-12)
 
 
-def landmarks(lrs: Sequence[float], losses: Sequence[float]) -> Landmarks:
-    """The onset, minimum, floor and divergence edge of a range-test curve."""
-    x, y = _as_curve(lrs, losses)
-    return _landmarks_xy(x, *_fit(x, y))
-
-
 FLOOR_MIN_FRACTION = 0.03
-"""The valley floor reaches at least this fraction of the drop above the minimum."""
+"""The valley floor reaches at least this fraction of the drop above the minimum (the
+default of :func:`landmarks`; the default rule's own is :attr:`PilotConstants.floor_fraction`)."""
 
 
-def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
+def landmarks(
+    lrs: Sequence[float], losses: Sequence[float], *, floor_fraction: float = FLOOR_MIN_FRACTION
+) -> Landmarks:
+    """The onset, minimum, floor and divergence edge of a range-test curve.
+
+    Args:
+        floor_fraction: the floor holds the LRs whose smoothed loss lies within this fraction
+            of the drop above the minimum (or within two standard errors, if more).
+    """
+    x, y = _as_curve(lrs, losses)
+    return _landmarks_xy(x, *_fit(x, y), floor_fraction=floor_fraction)
+
+
+def _landmarks_xy(
+    x: np.ndarray, s: np.ndarray, stderr: float, *, floor_fraction: float = FLOOR_MIN_FRACTION
+) -> Landmarks:
     i_min = int(np.argmin(s))
     start = float(np.median(s[: max(3, len(s) // 20)]))
     drop = max(start - float(s[i_min]), 1e-12)
@@ -230,7 +240,7 @@ def _landmarks_xy(x: np.ndarray, s: np.ndarray, stderr: float) -> Landmarks:
     if risen.size:
         j = i_min + int(risen[0])
         edge = 10 ** _interpolate_crossing(x[j - 1], x[j], s[j - 1], s[j], s[i_min] + 0.25 * drop)
-    level = s[i_min] + max(FLOOR_MIN_FRACTION * drop, 2.0 * stderr)
+    level = s[i_min] + max(floor_fraction * drop, 2.0 * stderr)
     last = len(s) - 1 if edge is None else int(np.searchsorted(x, math.log10(edge)))
     near = np.flatnonzero(s[i_onset : last + 1] <= level) + i_onset
     lo, hi = int(near[0]), int(near[-1])
@@ -321,21 +331,26 @@ class PilotConstants:
             loss had made a tenth of its drop: below it, the sweep saw no training at all).
         anchor: the short-run estimate read off the curve: ``"floor"``, the centre of the
             valley's floor, or ``"minimum"``, the LR at the smoothed minimum.
+        floor_fraction: how far above the minimum, as a fraction of the sweep's drop, the
+            valley's floor reaches (:attr:`Landmarks.floor`). A wide floor spans both dips of
+            a double-dipped valley, so its centre does not jump from one dip to the other
+            between seeds, as the argmin and a narrow floor do.
         prior_weight: the least weight the optimizer family's prior LR keeps however clear
             the curve (in log-LR; it gets more as the curve's evidence weakens).
         band: ``(low, high)`` factors around the pick that held ~80% of the held-out tasks'
             near-best LRs.
     """
 
-    reference_steps: int = 250
-    horizon_exponent: float = 0.25
+    reference_steps: int = 100
+    horizon_exponent: float = 0.5
     adam_horizon_exponent: float | None = None
-    schedule_exponent: float = 1.5
+    schedule_exponent: float = 1.0
     adam_factor: float = 0.5
     onset_margin: float = 1.0
     anchor: str = "floor"
-    prior_weight: float = 0.15
-    band: tuple[float, float] = (0.50, 3.98)
+    floor_fraction: float = 0.3
+    prior_weight: float = 0.0
+    band: tuple[float, float] = (0.71, 4.47)
 
 
 DEFAULT_CONSTANTS = PilotConstants()
@@ -409,7 +424,7 @@ def pilot(
         constants: the rule's constants; the defaults were chosen by cross-validation.
     """
     x, y = _as_curve(lrs, losses)
-    marks = _landmarks_xy(x, *_fit(x, y))
+    marks = _landmarks_xy(x, *_fit(x, y), floor_fraction=constants.floor_fraction)
     return pilot_from_landmarks(
         marks,
         x[-1],
