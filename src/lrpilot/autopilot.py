@@ -11,15 +11,17 @@ LR than a long one, so each candidate ``c`` (an LR for the real run) is raced at
 ``c * (race / run) ** -e`` (:data:`RACE_HORIZON_EXPONENT`).
 
 What the race decides is measured, and limited by it. Carried to the full run, a short race's
-best did worse than the range test's pick on the scoreboard's long tasks (``python -m
-benchmarks.race_bound``: a perfect race at a tenth of the run, 0.6 % of the gap median and
-62.8 % max, against the pick's 0.5 % and 32.6 %), and on the demo (MNIST-1D, 1,500 steps) the
-race's best, half the pick, trained to 93.2 % against the pick's 96.6 %. ``python -m
+best did no better than the range test's pick on the scoreboard's long tasks, and far worse at
+worst (``python -m benchmarks.race_bound``: a perfect race at a tenth of the run, 0.6 % of the
+gap median and 62.8 % max, against the pick's 0.6 % and 32.7 %), and on the demo (MNIST-1D,
+1,500 steps) the race's best, half the previous rule's pick (0.01), trained to 93.2 % against
+that pick's 96.6 % (the rule with the wide valley floor picks 0.005 there: 92.8 %). ``python -m
 benchmarks.tune_regret`` measures tune itself: on the 13 scoreboard tasks long enough for a
-race, its best, chosen leave-one-family-out, scores 1.6 % of the gap median held out against
-the pick's 0.5 %. So by default (``race="check"``) the race only vetoes a pick that diverges in
-it, except where the range test's curve was too noisy to read (its pick is the optimizer
-family's prior, a guess): there the race is the only measurement and its best is taken.
+race, its best, chosen leave-one-family-out, scored 1.6 % of the gap median held out against
+the previous rule's pick's 0.5 % (not re-run for the current rule). So by default
+(``race="check"``) the race only vetoes a pick that diverges in it, except where the range
+test's curve was too noisy to read (its pick is the optimizer family's prior, a guess): there
+the race is the only measurement and its best is taken.
 ``race="adopt"`` always takes the race's best.
 
 The budget: choosing costs at most :func:`choosing_budget` of the run's steps (15 % for runs of

@@ -322,9 +322,9 @@ def find_lr_for_task(
     the sweep then runs again from the same start on fixed validation batches (``val_batches``
     of them), whose loss moves only with the weights; the result keeps the clearer of the two
     curves, says so in its warnings, and counts both sweeps in ``cost_steps``. It is off by
-    default: on the benchmark's one such family (MovieLens) it finds the short run's best LR
-    where the prior misses it 10-40x, but its long Adam runs want 10x less than the clear curve
-    says, and the default rule's constants refitted with it did worse held out
+    default: on the benchmark's one such family (MovieLens) it reads the SGD runs' best LR
+    where the prior misses it 20-40x, but its Adam-family runs want 2-7x less than the clear
+    curve says, and the default rule's constants refitted with it did worse held out
     (``python -m benchmarks.val_fallback``). Passing ``val_loader`` sweeps on validation
     batches from the start.
     """
