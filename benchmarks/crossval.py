@@ -62,6 +62,10 @@ EXTENSIONS: dict[str, dict[str, tuple]] = {
     "a separate run-length exponent for the Adam family": {
         "adam_horizon_exponent": (0.0, 0.25, 0.5, 0.75, 1.0),
     },
+    "a curve that must show more evidence before it outweighs the prior (half weight at a "
+    "drop of 20 or 30 standard errors, not 12)": {
+        "evidence_half_weight_z": (12.0, 20.0, 30.0),
+    },
     "a floor reaching further up the valley's low side (floor fraction 0.5, 0.7)": {
         "floor_fraction": (0.03, 0.1, 0.3, 0.5, 0.7),
     },

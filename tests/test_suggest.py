@@ -321,6 +321,23 @@ def test_pilot_keeps_the_curve_when_the_evidence_is_clear():
     assert math.log10(blended) == pytest.approx(expected, abs=0.02)
 
 
+@pytest.mark.parametrize("half_weight_z", [6.0, 12.0, 30.0])
+def test_the_curve_and_the_prior_weigh_as_the_evidence_half_weight_says(half_weight_z):
+    """In log-LR the pick lies ``w = z^4 / (z^4 + h^4)`` of the way from the prior to the
+    curve's own pick, ``z`` the curve's drop in standard errors, ``h`` the half-weight drop."""
+    curve = piecewise_curve() + np.random.default_rng(0).normal(0, 0.3, X.size)
+    z = suggest.landmarks(LRS, curve).signal_to_noise
+    c = dataclasses.replace(
+        suggest.DEFAULT_CONSTANTS, prior_weight=0.0, evidence_half_weight_z=half_weight_z
+    )
+    alone = suggest.pilot(LRS, curve, constants=c)
+    blended = suggest.pilot(LRS, curve, prior_lr=1e-6, constants=c)
+    w = z**4 / (z**4 + half_weight_z**4)
+    assert 0.05 < w < 0.999  # the curve is neither noise nor perfectly clear
+    expected = w * math.log10(alone) + (1 - w) * -6.0
+    assert math.log10(blended) == pytest.approx(expected, abs=1e-9)
+
+
 def test_pilot_is_robust_to_noise():
     picks = [
         suggest.pilot(LRS, sigmoid_curve(-3) + np.random.default_rng(s).normal(0, 0.05, X.size))

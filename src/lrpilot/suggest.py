@@ -302,6 +302,12 @@ def minimum(lrs: Sequence[float], losses: Sequence[float], *, divisor: float = 1
     return float(10 ** x[int(np.argmin(_smooth_xy(x, y)))] / divisor)
 
 
+EVIDENCE_HALF_WEIGHT_Z = 12.0
+"""The drop, in standard errors of the smoothed curve, at which curve and prior weigh the
+same: twice the largest "drop" pure noise shows (2 to 6, the minimum of ~100 correlated
+points of the smooth). The real curves in the benchmark show 60 to 300."""
+
+
 @dataclass(frozen=True)
 class PilotConstants:
     """The constants of the default rule, :func:`pilot`.
@@ -335,6 +341,10 @@ class PilotConstants:
             valley's floor reaches (:attr:`Landmarks.floor`). A wide floor spans both dips of
             a double-dipped valley, so its centre does not jump from one dip to the other
             between seeds, as the argmin and a narrow floor do.
+        evidence_half_weight_z: the curve's drop, in standard errors of its smooth
+            (:attr:`Landmarks.signal_to_noise`), at which the curve and the optimizer family's
+            prior weigh the same (:data:`EVIDENCE_HALF_WEIGHT_Z`, set by reasoning about pure
+            noise; a higher value is tried by the cross-validation as an extension).
         prior_weight: the least weight the optimizer family's prior LR keeps however clear
             the curve (in log-LR; it gets more as the curve's evidence weakens).
         band: ``(low, high)`` factors around the pick that held ~80% of the held-out tasks'
@@ -349,6 +359,7 @@ class PilotConstants:
     onset_margin: float = 1.0
     anchor: str = "floor"
     floor_fraction: float = 0.3
+    evidence_half_weight_z: float = EVIDENCE_HALF_WEIGHT_Z
     prior_weight: float = 0.0
     band: tuple[float, float] = (0.71, 4.47)
 
@@ -462,7 +473,8 @@ def pilot_from_landmarks(
     if constants.onset_margin > 0:
         log_lr = max(log_lr, math.log10(marks.onset * constants.onset_margin))
     if prior_lr is not None:
-        weight = _evidence_weight(marks) * (1.0 - constants.prior_weight)
+        weight = _evidence_weight(marks, constants.evidence_half_weight_z)
+        weight *= 1.0 - constants.prior_weight
         log_lr = weight * log_lr + (1.0 - weight) * math.log10(prior_lr)
     return float(10**log_lr)
 
@@ -489,7 +501,8 @@ def pilot_band(
     the prior's side as the curve's evidence weakens. Costs nothing beyond the landmarks."""
     low, high = constants.band
     marks = landmarks(lrs, losses)
-    widen = 1.0 + 3.0 * (1.0 - _evidence_weight(marks))  # up to 4x wider on a flat curve
+    evidence = _evidence_weight(marks, constants.evidence_half_weight_z)
+    widen = 1.0 + 3.0 * (1.0 - evidence)  # up to 4x wider on a flat curve
     return float(lr * low**widen), float(lr * high**widen)
 
 
@@ -538,17 +551,11 @@ def _edge_cap(log_last_lr: float, edge: float | None, edge_step: float) -> float
     return 10**log_edge / max(2.0, overshoot(10**edge_step))
 
 
-EVIDENCE_HALF_WEIGHT_Z = 12.0
-"""The drop, in standard errors of the smoothed curve, at which curve and prior weigh the
-same: twice the largest "drop" pure noise shows (2 to 6, the minimum of ~100 correlated
-points of the smooth). The real curves in the benchmark show 60 to 300."""
-
-
-def _evidence_weight(marks: Landmarks) -> float:
-    """How much to trust the curve over a prior, in [0, 1]: ``z^4 / (z^4 + 12^4)`` where
-    ``z`` is the curve's :attr:`Landmarks.signal_to_noise`."""
+def _evidence_weight(marks: Landmarks, half_weight_z: float = EVIDENCE_HALF_WEIGHT_Z) -> float:
+    """How much to trust the curve over a prior, in [0, 1]: ``z^4 / (z^4 + h^4)`` where
+    ``z`` is the curve's :attr:`Landmarks.signal_to_noise` and ``h`` is ``half_weight_z``."""
     z = marks.signal_to_noise
-    return float(z**4 / (z**4 + EVIDENCE_HALF_WEIGHT_Z**4))
+    return float(z**4 / (z**4 + half_weight_z**4))
 
 
 RULES: dict[str, Rule] = {
