@@ -874,7 +874,8 @@ def _assemble(
     """The result for the pick of rule ``name``: band, bounds and diagnostics."""
     lrs, losses = sweep.lrs, sweep.losses
     notes = list(notes)
-    marks = suggest.landmarks(lrs, losses)
+    # the floor as the default rule reads it: the fallback below names "the valley's floor"
+    marks = suggest.landmarks(lrs, losses, floor_fraction=suggest.DEFAULT_CONSTANTS.floor_fraction)
     pick = candidates[name]
     band = _band(name, rule, pick, lrs, losses, notes)
     pick, band = _off_the_start(name, pick, band, lrs, marks, facts.prior_lr, notes)

@@ -183,7 +183,9 @@ class Landmarks:
             whose smoothed loss cannot be told from the minimum: within two standard errors
             of the smoothed curve (at least 3% of the drop, for curves with almost no
             noise). Its geometric centre moves less between seeds than the argmin of a flat
-            or double-dipped floor.
+            or double-dipped floor. :func:`landmarks` takes the fraction of the drop as
+            ``floor_fraction``; the default rule reads a wider floor
+            (:attr:`PilotConstants.floor_fraction`).
         start_loss: the smoothed loss at the lowest LRs.
         min_loss: the smoothed minimum.
         stderr: the standard error of the smoothed curve.
