@@ -51,6 +51,7 @@ from .train import RunResult, train
 __all__ = ["TuneResult", "choosing_budget", "race_candidates", "race_rungs", "tune"]
 
 MIN_RACE_STEPS = 50
+"""The shortest race run worth its cost: below it a run says little about its LR."""
 RACE_HORIZON_EXPONENT = 0.25
 """``e`` in the race's length correction: a race run of ``r`` steps for a run of ``n`` steps
 takes ``(r / n) ** -e`` times the run's LR. ``python -m benchmarks.race_bound`` carries a
@@ -58,7 +59,6 @@ perfect race's winner at a tenth of the run to the scoreboard's long tasks: 0.6 
 median at 0.25, 2.0 % at 0 and 1.1 % at 0.5. (The range test's own run-length correction,
 from a sweep rather than a finished short run, is fitted apart: :class:`lrpilot.suggest.
 PilotConstants`.)"""
-"""The shortest race run worth its cost: below it a run says little about its LR."""
 RACE_FACTORS = (0.5, 1.0, 2.0)
 """Candidates: the range test's pick times these, kept inside its band."""
 RESULT_VERSION = 1
@@ -301,13 +301,12 @@ def _race(
             "stands."
         )
         return _no_race(why, found.lr)
-    exponent = RACE_HORIZON_EXPONENT
     field_: list[dict[str, Any]] = [
         {"lr": lr, "cut": "", "evals": [], "metric": None} for lr in lrs
     ]
     cost = 0
     for rung, length in enumerate(rungs):
-        scale = (length / task.steps) ** -exponent
+        scale = (length / task.steps) ** -RACE_HORIZON_EXPONENT
         raced = dataclasses.replace(task, eval_every=max(1, length // 5))
         standing = [c for c in field_ if not c["cut"]]
         for c in standing:
@@ -335,7 +334,8 @@ def _race(
     chosen["chosen"] = True
     note = (
         f"{len(lrs)} candidates; rungs of {', '.join(map(str, rungs))} steps, the schedule "
-        f"compressed to each; each candidate raced at its LR x (rung / run) ** -{exponent:g} "
+        f"compressed to each; each candidate raced at its LR x (rung / run) ** "
+        f"-{RACE_HORIZON_EXPONENT:g} "
         f"(the run-length correction). The race's best: {winner['lr']:.3g}. {why}"
     )
     return {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}, cost
