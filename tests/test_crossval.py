@@ -126,3 +126,26 @@ def test_ablation_of_every_piece_matches_the_held_out_scores_and_a_fixed_piece_i
     only_one = crossval.crossvalidate(CASES)
     assert held == pytest.approx([only_one["tasks"][c.task.name]["held_out_gap"] for c in CASES])
     assert "no run-length correction" not in result["ablations"]  # 0 is not in the space here
+
+
+def test_the_replayed_pick_reads_the_floor_of_the_candidates_floor_fraction() -> None:
+    """``picks`` replays :func:`suggest.pilot` exactly, the valley floor included: a curve whose
+    floor depends on its fraction (a wide, sloping valley) gets the live rule's pick at each."""
+    loss = 2.0 - 1.5 / (1 + np.exp(-(X + 3.0) / 0.6)) + 0.1 * np.maximum(X + 3.0, 0.0)
+    loss += np.where(X > -0.5, 5 * (X + 0.5) ** 2, 0.0)
+    case = crossval.Case(
+        TASKS["mnist1d_conv:adam"],
+        [crossval.Curve.of(LRS, loss)],
+        RunFacts(steps=200, schedule_mean=1.0, family="adam", prior_lr=None),
+        [(-3.0, 0.9)],
+        0.9,
+        (0.0, 0.0),
+    )
+    replayed = []
+    for fraction in (0.03, 0.3):
+        constants = suggest.PilotConstants(floor_fraction=fraction, prior_weight=0.0)
+        live = suggest.pilot(LRS, loss, steps=200, family="adam", constants=constants)
+        (pick,) = crossval.picks(case, constants)
+        assert pick == pytest.approx(live, rel=1e-9)
+        replayed.append(pick)
+    assert replayed[0] != pytest.approx(replayed[1], rel=0.05)  # the fraction mattered
