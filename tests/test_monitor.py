@@ -503,6 +503,11 @@ def test_no_plateau_cut_where_the_schedule_moves_the_lr_or_the_loss_never_fell()
     monitor = _quiet(window=10, clip=None, oscillation_window=0).watch(model, opt)
     answers = _scripted(monitor, [2.3 - 0.0001 * i for i in range(200)])
     assert not any(a.lr_factor for a in answers) and opt.param_groups[0]["lr"] == 0.1
+    # the same creep in a negative loss (a continuous negative log-likelihood) never fell
+    # either: "fell by slow_drop" is relative to |first|, as torch's relative threshold is
+    negative = _quiet(window=10, clip=None, oscillation_window=0).watch(model, opt)
+    answers = _scripted(negative, [-2.3 - 0.0001 * i for i in range(200)])
+    assert not [e for e in negative.events if e["kind"] == "loss plateau"]
     # the same creep after a fall is a floor: cut
     fell = _quiet(window=10, clip=None, oscillation_window=0).watch(model, opt)
     answers = _scripted(fell, [2.3 - 0.02 * i for i in range(40)] + [1.5] * 80)

@@ -227,6 +227,19 @@ def test_loss_plateau_on_scripted_blocks(medians, lrs, fires_at_block):
     assert found == fires_at_block
 
 
+def test_loss_plateau_threshold_is_relative_to_the_best_s_size_for_a_negative_loss() -> None:
+    """A loss can be negative (a log-likelihood bound, a contrastive score): a block improves
+    only when it lies 0.5 % of |best| below the best, as torch's relative threshold has it. A
+    floor at -10 after a fall from -5 is a plateau like a floor at 10 after a fall from 15."""
+    for sign in (1.0, -1.0):
+        detector = LossPlateau(block=10, patience=3, min_drop=0.005)
+        losses = _blocks(
+            *(15.0 if sign > 0 else -5.0, 10.0 * sign, 10.0 * sign, 10.0 * sign, 10.0 * sign)
+        )
+        fired = [i for i, v in enumerate(losses) if detector.update(v, 0.1) is not None]
+        assert [(i + 1) // 10 for i in fired] == [5], sign
+
+
 def test_median_error_is_the_mad_sigma_times_root_pi_over_2n() -> None:
     # median 3, absolute deviations 2 1 0 1 2: MAD 1; an outlier moves neither
     expected = 1.4826 * math.sqrt(math.pi / 10)

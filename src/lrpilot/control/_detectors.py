@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .plateau import ReduceOnPlateau
+
 __all__ = [
     "LossPlateau",
     "Spike",
@@ -211,7 +213,7 @@ class LossPlateau:
             self.first = median
         steady = min(self.lrs) >= STEADY_LR * max(self.lrs)
         self.losses, self.lrs = [], []
-        if not steady or median < (1 - self.min_drop) * self.best:
+        if not steady or ReduceOnPlateau(threshold=self.min_drop).is_better(median, self.best):
             self.best, self.bad = min(self.best, median), 0
             return None
         self.bad += 1

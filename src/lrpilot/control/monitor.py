@@ -910,7 +910,7 @@ class Monitor(Callback):
         detector = self._loss_plateau
         if median is None or self._said_too_low is not None:
             return None
-        if not detector.best < (1 - self.slow_drop) * detector.first:
+        if not ReduceOnPlateau(threshold=self.slow_drop).is_better(detector.best, detector.first):
             return None  # it never fell: an LR too low, or a stall (their own rules judge it)
         if self._total is not None and step + detector.block > self._total:
             return None
