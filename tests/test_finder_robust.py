@@ -383,6 +383,23 @@ def test_no_pick_is_the_sweeps_first_lr(loader, wrap):
     assert any("picked the sweep's first LR" in n for n in res.warnings)
 
 
+def test_without_a_prior_a_first_lr_pick_falls_back_on_the_floor_the_default_rule_reads(loader):
+    """Adagrad has no family prior: a rule that picked the sweep's first LR falls back on the
+    centre of the valley's floor, read at the default rule's floor fraction (the one
+    ``pilot`` anchors on), not the narrow floor of :func:`suggest.landmarks`' default."""
+    model = mlp()
+    opt = torch.optim.Adagrad(model.parameters(), lr=0.01)
+    res = lrpilot.find_lr(
+        model, opt, loader, nn.CrossEntropyLoss(), rule=lambda lrs, losses: lrs[0], **_quiet()
+    )
+    fraction = lrpilot.suggest.DEFAULT_CONSTANTS.floor_fraction
+    wide = lrpilot.suggest.landmarks(res.lrs, res.losses, floor_fraction=fraction)
+    narrow = lrpilot.suggest.landmarks(res.lrs, res.losses)
+    assert any("the centre of the valley's floor" in n for n in res.warnings)
+    assert res.lr == pytest.approx(wide.floor_centre, rel=1e-9)
+    assert res.lr != pytest.approx(narrow.floor_centre, rel=0.05)
+
+
 # ----------------------------------------------------------------------------- U4
 
 
