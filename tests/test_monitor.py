@@ -563,15 +563,18 @@ def test_a_stall_withdraws_an_earlier_note_that_the_lr_was_too_low():
     assert f"(not too low, as the note at step {slow['step']} said" in stall["message"]
 
 
-def test_a_lucky_stretch_of_a_stalled_run_is_not_the_snapshot_a_stall_goes_back_to():
+@pytest.mark.parametrize("shift", [0.0, -4.6])
+def test_a_lucky_stretch_of_a_stalled_run_is_not_the_snapshot_a_stall_goes_back_to(shift):
     """A too-hot run hovers at its start; ten steps dip below it, then it is back. The stall
     rule judges the run over ``window`` steps, and so does the snapshot rule: nothing in the
-    stalled stretch counts as good, and the stall rolls back to the start."""
+    stalled stretch counts as good, and the stall rolls back to the start. The same for a loss
+    below zero (``shift``: a negative log-likelihood starting at -2.3), where "2 % below the
+    start" is 2 % of its size below it, not 0.98 times it (above it: every step "progressed")."""
     torch.manual_seed(0)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     monitor = _quiet(slow_after=None, oscillation_window=0, clip=None).watch(model, opt)
-    losses = [2.3] * 30 + [2.2] * 15 + [2.3] * 75
+    losses = [v + shift for v in [2.3] * 30 + [2.2] * 15 + [2.3] * 75]
     answers = []
     for loss in losses:
         answers.append(monitor.step(loss, grad_norm=1.0))

@@ -16,6 +16,8 @@ from lrpilot.control._detectors import (
     oscillating,
     overfitting,
     plateaued,
+    relative_drop,
+    relative_rise,
     too_slow,
 )
 
@@ -116,6 +118,62 @@ def test_overfitting_on_scripted_metrics(val, train, patience, expected):
 def test_overfitting_needs_aligned_sequences():
     with pytest.raises(ValueError, match="differ in length"):
         overfitting([0.1, 0.2], [1.0], patience=1)
+
+
+NEGATIVE = [v - 3.0 for v in NOISY]  # a negative log-likelihood: level -2, +-0.05 jitter
+
+
+@pytest.mark.parametrize(
+    ("values", "spike_at"),
+    [
+        (NEGATIVE + [-1.96, -2.03], []),  # noise is never a spike
+        (NEGATIVE + [-0.5], [40]),  # up by 0.75x the median's size: past spike_ratio's 0.5x
+        (NEGATIVE + [-1.3], []),  # many sigmas, but up by only 0.35x its size
+        (NEGATIVE + [-0.8, -0.8, -2.0], [40, 41]),  # a spike does not enter the window
+        ([-2.0 - 0.02 * i for i in range(60)], []),  # a falling loss, further below zero
+        ([-2.0, -2.01, 3.0], [2]),  # a blow-up in the warmup: 2.5x the first's size above it
+    ],
+)
+def test_spike_detector_on_a_loss_below_zero(values, spike_at):
+    """ "``ratio`` times the median" for a negative median is a rise of ``ratio - 1`` times its
+    magnitude: -1.3 against -2 is no spike (it was one to a test that treated every rise
+    above a negative median as infinitely many times it), -0.5 is."""
+    detector = SpikeDetector(window=50, warmup=10, z=6.0, ratio=1.5, early_ratio=3.0)
+    found = [i for i, v in enumerate(values) if detector.update(v) is not None]
+    assert found == spike_at
+
+
+def test_relative_rise_and_drop_read_a_negative_base_by_its_size() -> None:
+    assert relative_rise(9.3, 1.0) == pytest.approx(9.3)  # value / base for a positive base
+    assert relative_rise(-1.0, -2.0) == pytest.approx(1.5)  # up by half its size
+    assert relative_rise(-3.0, -2.0) == pytest.approx(0.5)  # down by half its size
+    assert relative_drop(2.0, 1.5) == pytest.approx(0.25)
+    assert relative_drop(-2.0, -2.5) == pytest.approx(0.25)  # fell by a quarter of its size
+    assert relative_drop(-2.0, -1.5) == pytest.approx(-0.25)  # rose
+    assert math.isinf(relative_rise(1.0, 0.0)) and math.isnan(relative_drop(0.0, 1.0))
+
+
+def test_a_spike_below_zero_is_described_by_how_far_it_rose_not_a_ratio() -> None:
+    detector = SpikeDetector(window=50, warmup=10)
+    for v in NEGATIVE:
+        detector.update(v)
+    spike = detector.update(-0.5)
+    assert spike is not None
+    text = spike.describe("loss")
+    assert "above its running median" in text and "x its" not in text
+    assert f"{spike.value - spike.median:.3g}" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "expected"),
+    [
+        ([-2.0 - 0.001 * i for i in range(40)], 10, pytest.approx(0.0155, abs=1e-3)),  # 1.5 %
+        ([-2.0 - 0.02 * i for i in range(40)], 10, None),  # fell ~30 % of its size: fine
+        ([-2.0 + 0.01 * i for i in range(40)], 10, pytest.approx(-0.155, abs=1e-2)),  # rose
+    ],
+)
+def test_too_slow_reads_a_loss_below_zero_by_its_size(values, window, expected):
+    assert too_slow(values, window=window) == expected
 
 
 @pytest.mark.parametrize(

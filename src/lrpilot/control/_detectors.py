@@ -31,6 +31,8 @@ __all__ = [
     "oscillating",
     "overfitting",
     "plateaued",
+    "relative_drop",
+    "relative_rise",
     "too_slow",
 ]
 
@@ -41,14 +43,40 @@ STEADY_LR = 0.9
 highest (:class:`LossPlateau`)."""
 
 
+def relative_rise(value: float, base: float) -> float:
+    """How many times ``base`` a ``value`` is, read so that it means the same for a stream
+    that can go negative (a continuous negative log-likelihood): ``1 + (value - base) / |base|``,
+    which is ``value / base`` for a positive base. ``inf`` or ``-inf`` (or ``nan`` for equal
+    values) at a base of 0."""
+    if base == 0:
+        return math.copysign(math.inf, value) if value else math.nan
+    return 1.0 + (value - base) / abs(base)
+
+
+def relative_drop(start: float, now: float) -> float:
+    """The share of ``|start|`` by which ``now`` lies below ``start`` (negative when it rose):
+    ``(start - now) / |start|``, the same for a loss below zero as above; ``nan`` at 0."""
+    return (start - now) / abs(start) if start else math.nan
+
+
 @dataclass(frozen=True)
 class Spike:
-    """A value far above its running median: ``ratio`` times it, ``z`` robust sigmas above."""
+    """A value far above its running median: ``ratio`` times it (:func:`relative_rise`), ``z``
+    robust sigmas above."""
 
     value: float
     median: float
     ratio: float
     z: float
+
+    def describe(self, what: str) -> str:
+        """``what`` and how far above its median (its first value in the warmup) it was."""
+        against = "its running median" if math.isfinite(self.z) else "its first value"
+        if self.median > 0:
+            return f"{what} {self.ratio:.3g}x {against} ({self.value:.4g} vs {self.median:.4g})"
+        return f"{what} {self.value:.4g}, {self.value - self.median:.3g} above {against} " + (
+            f"{self.median:.4g}"
+        )
 
 
 @dataclass
@@ -58,9 +86,11 @@ class SpikeDetector:
     A value is a spike when it is more than ``z`` robust standard deviations
     (``1.4826 * MAD``) above the median **and** more than ``ratio`` times the median, once
     ``warmup`` values have been seen. Spikes and non-finite values do not enter the window, so
-    a run of bad steps does not teach the detector that bad is normal. Works for any positive
-    stream (a loss, a gradient norm). During warmup, a value above ``early_ratio`` times the
-    first one is a spike (a blow-up in the first steps; ``z`` is then ``inf``). With
+    a run of bad steps does not teach the detector that bad is normal. Works for a positive
+    stream (a loss, a gradient norm) and for one that goes below zero: "``ratio`` times" is
+    read as a rise of ``ratio - 1`` times the median's magnitude (:func:`relative_rise`).
+    During warmup, a value above ``early_ratio`` times the first one is a spike (a blow-up in
+    the first steps; ``z`` is then ``inf``). With
     ``min_excess``, the value must also exceed the median by that fraction of the first value:
     near convergence a loss of 0.01 whose batches swing to 0.04 is noise at the scale of the
     run (it started at 2.3), not a spike worth a rollback.
@@ -103,17 +133,19 @@ class SpikeDetector:
             return None
         if math.isnan(self.first):
             self.first = value
-        elif len(self.values) < self.warmup and value > self.early_ratio * self.first > 0:
-            return Spike(value, self.first, value / self.first, math.inf)
+        elif len(self.values) < self.warmup and self.first:
+            early = relative_rise(value, self.first)
+            if early > self.early_ratio:
+                return Spike(value, self.first, early, math.inf)
         if len(self.values) >= self.warmup:
             median = self.median()
-            if value <= self.ratio * median:  # cannot be a spike: spare the MAD (every step)
+            ratio = relative_rise(value, median)
+            if not ratio > self.ratio:  # cannot be a spike: spare the MAD (every step)
                 self._push(value)
                 return None
             mad = statistics.median([abs(v - median) for v in self.values])
             sigma = MAD_TO_SIGMA * mad + 1e-12 * max(abs(median), 1.0)
             z = (value - median) / sigma
-            ratio = value / median if median > 0 else math.inf
             big = value - median > self.min_excess * abs(self.first)
             if z > self.z and ratio > self.ratio and big:
                 return Spike(value, median, ratio, z)
@@ -317,15 +349,16 @@ def overfitting(
 
 
 def too_slow(values: Sequence[float], *, window: int, min_drop: float = 0.02) -> float | None:
-    """The relative drop of the loss from the first ``window`` values to the last ``window``,
-    when it is below ``min_drop`` (progress so slow that the LR is likely too low); else
-    ``None``. Needs at least ``2 * window`` finite values."""
+    """The relative drop of the loss (:func:`relative_drop`) from the median of the first
+    ``window`` values to that of the last ``window``, when it is below ``min_drop`` (progress
+    so slow that the LR is likely too low); else ``None``. Needs at least ``2 * window``
+    finite values."""
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2 * window:
         return None
     first = statistics.median(finite[:window])
     last = statistics.median(finite[-window:])
-    if first <= 0:
+    if first == 0:
         return None
-    drop = (first - last) / first
+    drop = relative_drop(first, last)
     return drop if drop < min_drop else None

@@ -74,6 +74,7 @@ from lrpilot.control._detectors import (
     oscillating,
     overfitting,
     plateaued,
+    relative_rise,
     too_slow,
 )
 from lrpilot.control.callbacks import Action, Callback, EvalInfo, GradInfo, RunInfo, StepInfo
@@ -95,11 +96,11 @@ HOT_SHARE = 0.5
 scheduled peak times the monitor's cuts): a warmup's first steps, at a tiny LR, may leave the
 loss flat without the LR being too high, and so may the tail of a decay."""
 STALL_DROP = 0.02
-"""The loss "has progressed" once its median over 10 steps is this share below its first
-value."""
+"""The loss "has progressed" once its median over 10 steps is this share of its first value's
+magnitude below it (:func:`_below_start`)."""
 EVIDENCE_Z = 2.0
 """How many standard errors a loss-level comparison must clear before the monitor acts or
-speaks on it: the stall's (the window's median above ``(1 - STALL_DROP)`` times the start) and
+speaks on it: the stall's (the window's median above :func:`_below_start`) and
 the slow-progress note's claim that the loss rose from the first window to the last (a note
 that the LR is too low stays an advisory reading of a small drop, noise or not). Both read
 medians of noisy batch losses; the spread of the batches, ``MAD_TO_SIGMA`` times their median
@@ -127,6 +128,14 @@ CREEP_DROP = 0.0025
 between the halves of the last window (about 0.5 % a window): a slow but real descent, an LR
 too low, passes; a knocked-out network creeping towards chance (0.1 % a window on mnist1d_conv)
 does not."""
+
+
+def _below_start(first: float) -> float:
+    """The level a loss must fall under to count as progressed from its ``first`` value:
+    :data:`STALL_DROP` of the first value's magnitude below it (``(1 - STALL_DROP) * first``
+    for a positive loss; the same margin for one below zero, such as a continuous negative
+    log-likelihood, where that product would lie above the start)."""
+    return first - STALL_DROP * abs(first)
 
 
 @dataclass(frozen=True)
@@ -709,17 +718,9 @@ class Monitor(Callback):
         spike = self._losses.update(loss)
         explode = self._norms.update(norm)
         if spike is not None:
-            against = "its running median" if math.isfinite(spike.z) else "its first value"
-            return (
-                f"loss {spike.ratio:.3g}x {against} ({spike.value:.4g} vs {spike.median:.4g})",
-                "spike",
-            )
+            return spike.describe("loss"), "spike"
         if explode is not None:
-            return (
-                f"gradient norm {explode.ratio:.3g}x its running median ({explode.value:.4g} "
-                f"vs {explode.median:.4g})",
-                "exploding",
-            )
+            return explode.describe("gradient norm"), "exploding"
         return None
 
     def _on_bad(self, reason: str, kind: str, *, applied: bool, hot: bool) -> _Decision:
@@ -880,7 +881,8 @@ class Monitor(Callback):
         if drop is None:
             return None
         head, tail = self._history[:window], self._history[-window:]
-        error = math.hypot(median_error(head), median_error(tail)) / statistics.median(head)
+        scale = abs(statistics.median(head)) or 1.0  # too_slow's drop is relative to it
+        error = math.hypot(median_error(head), median_error(tail)) / scale
         if drop < 0 and -drop <= EVIDENCE_Z * error:
             return None  # within the batches' noise: no evidence that it rose
         if drop < 0:  # a loss that rose says the opposite of an LR too low
@@ -945,23 +947,31 @@ class Monitor(Callback):
         first = self._losses.first
         if self._since % 5 or len(self._history) < 10:
             return None
-        self._progressed = statistics.median(self._history[-10:]) < (1 - STALL_DROP) * first
+        below = _below_start(first)
+        self._progressed = statistics.median(self._history[-10:]) < below
         if self._progressed or self._hot_steps < self.window:
             return None
         window = self._history[-self.window :]
         level = statistics.median(window)
-        if level < (1 - STALL_DROP) * first:
+        if level < below:
             return None
         error = median_error(window) * math.sqrt(1 + 2 * len(window) / math.pi)
-        if level - (1 - STALL_DROP) * first < EVIDENCE_Z * error:
+        if level - below < EVIDENCE_Z * error:
             return None  # within the batches' noise of the one-batch start: no evidence
         if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
             return None
         moved = self._weights_moved()
         if moved is None or moved < MOVE_FLOOR:
             return None
+        rise = relative_rise(self._peak, first)
         jumped = (
-            f", after jumping to {self._peak / first:.3g}x it" if self._peak >= 1.5 * first else ""
+            (
+                f", after jumping to {rise:.3g}x it"
+                if first > 0
+                else f", after jumping to {self._peak:.4g}"
+            )
+            if rise >= 1.5
+            else ""
         )
         withdrawn = (
             f" (not too low, as the note at step {self._said_too_low} said: the weights move)"
@@ -1005,7 +1015,7 @@ class Monitor(Callback):
         if step - self._snap_step < self.snapshot_every or self._healthy < self.snapshot_every:
             return None
         recent = self._history[-self.window :]
-        if statistics.median(recent) >= (1 - STALL_DROP) * self._losses.first:
+        if statistics.median(recent) >= _below_start(self._losses.first):
             return None
         self._mark_snapshot(step, lr)
         return _Decision("snapshot", "", snapshot=True)
