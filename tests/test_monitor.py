@@ -374,8 +374,11 @@ def test_a_loss_that_never_falls_below_its_start_means_the_lr_is_too_high(
         assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # a divergence's cut: / 10
 
 
-def test_the_monitor_rolls_back_on_the_step_the_runs_own_divergence_stop_fires():
-    task = _task(steps=200)
+@pytest.mark.parametrize("shift", [0.0, -5.0])
+def test_the_monitor_rolls_back_on_the_step_the_runs_own_divergence_stop_fires(shift):
+    """``shift`` moves the loss below zero (a negative log-likelihood): the run's detector
+    reads growth by the curve's own scale there, and the monitor's mirror of it must too."""
+    task = _task(steps=200, loss_fn=lambda out, y: CE(out, y) + shift)
     alone = lrpilot.train(task, 0.1, progress=False, callbacks=[MultiplyLR(60, 300.0)])
     assert alone.diverged  # the run's divergence stop ends it
     # the monitor's own rules silenced: only its mirror of train's detector can act

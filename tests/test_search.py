@@ -198,6 +198,37 @@ def test_a_diverging_trial_is_stopped_at_once_and_recorded(journal):
     assert all(t.steps < 40 for t in wild) and all("diverged" in t.reason for t in wild)
 
 
+@pytest.mark.parametrize(
+    ("losses", "stopped_at"),
+    [
+        ([1.0, 5.0, 19.0, 21.0], 4),  # over 20x its first value
+        ([-2.0, -1.0, 0.0, 5.0, 30.0, 40.0], 6),  # below zero: up by 19x its size (to 36)
+        ([-2.0, -1.0, 0.5, 2.0], None),  # a negative loss rising past zero is not yet that
+    ],
+)
+def test_a_trial_is_called_diverged_far_above_its_first_loss_of_either_sign(losses, stopped_at):
+    """A continuous negative log-likelihood starts below zero: "20x its first loss" is a
+    rise of 19 times its size there, not any value above 1e-12 times 20 (which stopped a
+    trial whose loss merely crossed zero)."""
+    from lrpilot._search._pruning import TrialReporter
+    from lrpilot.control.callbacks import StepInfo
+
+    reporter = TrialReporter(
+        None,  # type: ignore[arg-type]  # no checkpoint is reached: the trial is never asked
+        set(),
+        report_loss=True,
+        heartbeat=None,
+    )
+    stops = []
+    for step, loss in enumerate(losses, 1):
+        info = StepInfo(step, 100, 0.1, loss, 1.0, False, False, loss, nn.Identity(), None)  # type: ignore[arg-type]
+        action = reporter.on_step(info)
+        if action is not None and action.stop:
+            stops.append(step)
+    assert stops[:1] == ([] if stopped_at is None else [stopped_at])
+    assert bool(reporter.diverged) == (stopped_at is not None)
+
+
 def test_the_default_space_comes_from_a_range_test(journal):
     result = lrpilot.search(tiny_task(), "random", 2, journal, "r", progress=False)
     low, high = result.space["lr"]

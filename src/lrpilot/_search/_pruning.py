@@ -25,6 +25,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from ..control._detectors import relative_rise
 from ..control.callbacks import Action, Callback, EvalInfo, StepInfo
 from ..errors import ConfigError
 
@@ -37,9 +38,11 @@ __all__ = [
 ]
 
 DIVERGED_FACTOR = 20.0
-"""A trial whose training loss exceeds this many times its first loss, or is not finite, is
-stopped at once and recorded as diverged (the run layer's own detector, on a smoothed loss,
-stops it too, a little later)."""
+"""A trial whose training loss exceeds this many times its first loss (for a loss below zero:
+rises by ``DIVERGED_FACTOR - 1`` times its size, as
+:func:`~lrpilot.control._detectors.relative_rise` reads it), or is not finite, is stopped at
+once and recorded as diverged (the run layer's own detector, on a smoothed loss, stops it too,
+a little later)."""
 
 PRUNERS = ("fair", "median", "none")
 STARTUP_TRIALS = 2
@@ -187,10 +190,11 @@ class TrialReporter(Callback):
             self.first_loss = loss
         if not math.isfinite(loss):
             return self._diverge(f"the loss was not finite at step {info.step}")
-        if self.first_loss is not None and loss > DIVERGED_FACTOR * max(self.first_loss, 1e-12):
+        if self.first_loss is not None and relative_rise(loss, self.first_loss) > DIVERGED_FACTOR:
+            how_far = f"{DIVERGED_FACTOR:g}x" if self.first_loss > 0 else "far above"
             return self._diverge(
                 f"the loss reached {loss:.4g} at step {info.step}, over "
-                f"{DIVERGED_FACTOR:g}x its first value {self.first_loss:.4g}"
+                f"{how_far} its first value {self.first_loss:.4g}"
             )
         if self.report_loss and info.step in self.checkpoints:
             return self._report(-info.smoothed, info.step)

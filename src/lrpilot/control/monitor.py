@@ -78,6 +78,7 @@ from lrpilot.control._detectors import (
     too_slow,
 )
 from lrpilot.control.callbacks import Action, Callback, EvalInfo, GradInfo, RunInfo, StepInfo
+from lrpilot.control.divergence import _exceeds
 from lrpilot.control.plateau import ReduceOnPlateau
 from lrpilot.errors import ConfigError
 
@@ -369,6 +370,7 @@ class Monitor(Callback):
         self._run_peak = False  # _peak_lr is the scheduled peak (lrpilot.train), not the max
         self._top_lr = 0.0  # the hottest LR applied since the start or the last rollback
         self._div_first = math.nan  # the run's divergence detector's first smoothed loss
+        self._div_best = math.inf  # and its lowest
         self._div_threshold = math.nan  # and its growth threshold (lrpilot.train's default)
         self._distributed = False
         self._probe: tuple[int, torch.Tensor] | None = None  # (step, weights) of a stall
@@ -487,16 +489,18 @@ class Monitor(Callback):
         """
         if not math.isfinite(smoothed):
             return None
+        self._div_best = min(self._div_best, smoothed)
         if math.isnan(self._div_first):
             self._div_first = smoothed
             return None
         first, threshold = self._div_first, self._div_threshold
-        if not math.isfinite(threshold) or first <= 0:
+        if not math.isfinite(threshold):
             return None
-        if smoothed - first <= (threshold - 1.0) * first:
+        if not _exceeds(smoothed, first, threshold, first, self._div_best):
             return None
+        how_far = f"passed {threshold:g}x" if first > 0 else "rose far above"
         return (
-            f"the smoothed loss {smoothed:.4g} passed {threshold:g}x its start ({first:.4g}): "
+            f"the smoothed loss {smoothed:.4g} {how_far} its start ({first:.4g}): "
             "the run's divergence stop would end it"
         )
 
