@@ -80,22 +80,31 @@ def test_a_held_out_family_never_informs_its_own_constants() -> None:
 def test_in_sample_constants_are_the_best_over_every_task() -> None:
     result = crossval.crossvalidate(CASES)
     options = crossval.candidates()
-    gaps = crossval.score_matrix(CASES, options)
-    scores = crossval.objective(gaps, CASES, list(range(len(CASES))))
+    values = crossval.objective(crossval.score_matrix(CASES, options), CASES, range(len(CASES)))
     chosen = suggest.PilotConstants(**result["in_sample"]["constants"])
-    assert scores[options.index(chosen)] == pytest.approx(scores.min())
+    assert values[options.index(chosen)] == pytest.approx(values.min())
 
 
 def test_the_objective_weighs_counted_double_caps_gaps_and_charges_excess_over_default() -> None:
     gaps = np.array([[0.1, 3.0, 0.2, 0.0, 0.0]])  # counted: long ones, fmnist (no long one)
+    calm = crossval.Scores(gaps, np.full_like(gaps, 2.0))  # spreads within the target
     assert [c.task.counted for c in CASES[:3]] == [True, False, True]
     default = [min(c.gap(c.task.default_lr), 1.0) for c in CASES[:3]]
     capped = [0.1, 1.0, 0.2]
     excess = [max(g - d - 0.01, 0.0) for g, d in zip(capped, default, strict=True)]
     assert excess[1] > 0  # the capped 1.0 is far worse than the default
     total = [g + e for g, e in zip(capped, excess, strict=True)]
-    value = crossval.objective(gaps, CASES, [0, 1, 2])
+    value = crossval.objective(calm, CASES, [0, 1, 2])
     assert value[0] == pytest.approx((2 * total[0] + 1 * total[1] + 2 * total[2]) / 5)
+
+
+def test_the_objective_charges_each_doubling_of_the_seed_spread_beyond_the_target() -> None:
+    gaps = np.zeros((1, 5))
+    spreads = np.array([[8.0, 1.0, 3.0, 1.0, 1.0]])  # 2 and log2(1.5) doublings beyond 2x
+    value = crossval.objective(crossval.Scores(gaps, spreads), CASES, [0, 1, 2])
+    # zero gaps: nothing but the spread is charged (no task is worse than its default)
+    expected = crossval.SPREAD_WEIGHT * (2 * 2.0 + 0 + 2 * math.log2(1.5)) / 5
+    assert value[0] == pytest.approx(expected)
 
 
 def test_band_fit_is_the_narrowest_that_reaches_the_required_share() -> None:
@@ -119,9 +128,9 @@ def test_ablation_of_every_piece_matches_the_held_out_scores_and_a_fixed_piece_i
     # with the Adam factor held at 1, every fold's choice has it at 1: the same held-out
     # scores as a search space that only ever offered 1
     options = crossval.candidates()
-    gaps = crossval.score_matrix(CASES, options)
+    scores = crossval.score_matrix(CASES, options)
     rows = [i for i, o in enumerate(options) if o.adam_factor == 1.0]
-    held = crossval.held_out_gaps(CASES, options, gaps, rows)
+    held = crossval.held_out(CASES, scores, rows).gaps[0].tolist()
     monkeypatch.setitem(crossval.SPACE, "adam_factor", (1.0,))
     only_one = crossval.crossvalidate(CASES)
     assert held == pytest.approx([only_one["tasks"][c.task.name]["held_out_gap"] for c in CASES])

@@ -462,6 +462,30 @@ def test_diagnose_is_quiet_on_a_clean_valley():
     assert _diagnose(valley, diverged=True) == []
 
 
+def test_diagnose_says_when_the_pick_lies_nearer_the_prior_than_the_curve():
+    """A valley whose drop is clear of pure noise (over 8 standard errors) but under the
+    half-weight drop: the default rule's pick sits nearer the prior, and the note says so,
+    only where the rule reads a prior (a prior and a half weight given)."""
+    valley = (
+        2.0
+        - 1.0 / (1 + np.exp(-(DIAG_X + 3) / 0.3))
+        + np.where(DIAG_X > -1, 5 * (DIAG_X + 1) ** 2, 0)
+    )
+    noisy = valley + np.random.default_rng(1).normal(0, 0.3, DIAG_X.size)  # 16 std errors
+    marks = lrpilot.suggest.landmarks(DIAG_LRS, noisy)
+    half = lrpilot.suggest.DEFAULT_CONSTANTS.evidence_half_weight_z
+    assert lrpilot.finder.NOISE_LEVEL_Z <= marks.signal_to_noise < half
+
+    def notes(**kw: float | None) -> list[str]:
+        return lrpilot.finder.diagnose(marks, list(DIAG_LRS), diverged=True, **kw)
+
+    nearer = [n for n in notes(prior_lr=1e-3, half_weight_z=half) if "nearer the prior" in n]
+    assert len(nearer) == 1 and "lr 0.001" in nearer[0]
+    assert not any("nearer the prior" in n for n in notes(prior_lr=None, half_weight_z=half))
+    assert not any("nearer the prior" in n for n in notes(prior_lr=1e-3, half_weight_z=None))
+    assert not any("barely fell" in n for n in notes(prior_lr=1e-3, half_weight_z=half))
+
+
 def test_warnings_reach_the_result_and_the_caller(loader):
     model = mlp()
     with pytest.warns(RuntimeWarning, match="barely fell"):  # 1e-7 to 1e-4: nothing learnt

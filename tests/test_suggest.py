@@ -288,8 +288,14 @@ def test_pilot_band_holds_the_pick_at_its_factors_and_widens_on_a_flat_curve():
     pick = suggest.pilot(LRS, curve)
     low, high = suggest.DEFAULT_CONSTANTS.band
     band = suggest.pilot_band(pick, LRS, curve, suggest.DEFAULT_CONSTANTS)
-    assert band[0] == pytest.approx(pick * low, rel=1e-6)
-    assert band[1] == pytest.approx(pick * high, rel=1e-6)
+    # widened by 1 + 3 (1 - w), w the curve's evidence weight: next to nothing on a clean curve
+    weight = suggest._evidence_weight(
+        suggest.landmarks(LRS, curve), suggest.DEFAULT_CONSTANTS.evidence_half_weight_z
+    )
+    widen = 1 + 3 * (1 - weight)
+    assert widen < 1.001
+    assert band[0] == pytest.approx(pick * low**widen, rel=1e-9)
+    assert band[1] == pytest.approx(pick * high**widen, rel=1e-9)
     noise = 2.0 + np.random.default_rng(0).normal(0, 0.5, X.size)
     flat = suggest.pilot(LRS, noise)
     wide = suggest.pilot_band(flat, LRS, noise, suggest.DEFAULT_CONSTANTS)

@@ -879,7 +879,10 @@ def _assemble(
     pick = candidates[name]
     band = _band(name, rule, pick, lrs, losses, notes)
     pick, band = _off_the_start(name, pick, band, lrs, marks, facts.prior_lr, notes)
-    notes.extend(diagnose(marks, lrs, sweep.diverged, prior_lr=facts.prior_lr))
+    half_weight_z = suggest.DEFAULT_CONSTANTS.evidence_half_weight_z if name == "pilot" else None
+    notes.extend(
+        diagnose(marks, lrs, sweep.diverged, prior_lr=facts.prior_lr, half_weight_z=half_weight_z)
+    )
     notes.extend(f"Assumed {what}: {why}." for what, why in facts.assumed.items())
     samples = (
         sweep.batch_size * sweep.accumulation_steps * sweep.world_size
@@ -986,10 +989,14 @@ def diagnose(
     diverged: bool,
     *,
     prior_lr: float | None = None,
+    half_weight_z: float | None = None,
 ) -> list[str]:
     """What makes a range-test curve (its ``marks``, read off the sweep over ``lrs``) hard to
     trust, each with what to do about it. The advice fits the sweep: no "raise end_lr" where it
-    stopped on divergence, no prior mentioned where the optimizer has none (``prior_lr``)."""
+    stopped on divergence, no prior mentioned where the optimizer has none (``prior_lr``).
+    ``half_weight_z``: the drop at which the rule weighs the curve and the prior the same
+    (the default rule's :attr:`~lrpilot.suggest.PilotConstants.evidence_half_weight_z`;
+    ``None`` for a rule that reads no prior)."""
     notes = []
     if marks.signal_to_noise < NOISE_LEVEL_Z:
         lean = (
@@ -1003,7 +1010,15 @@ def diagnose(
             f"{more}{'use' if more else 'Use'} more steps (num_steps) or larger batches, or "
             "record a validation loss (val_loader)."
         )
-    elif marks.onset <= lrs[0] * (1 + 1e-9):
+    elif prior_lr is not None and half_weight_z and marks.signal_to_noise < half_weight_z:
+        notes.append(
+            f"The loss fell by {marks.signal_to_noise:.0f} standard errors of its noise, under "
+            f"the {half_weight_z:g} at which the curve and the optimizer family's prior (lr "
+            f"{prior_lr:.3g}) weigh the same: the suggestion lies nearer the prior than the "
+            "curve's own reading. For a pick that rests on the curve, use more steps "
+            "(num_steps) or larger batches, or record a validation loss (val_loader)."
+        )
+    if marks.onset <= lrs[0] * (1 + 1e-9) and marks.signal_to_noise >= NOISE_LEVEL_Z:
         notes.append(
             f"The loss was already falling at the sweep's first LR ({lrs[0]:.3g}): the lower "
             "bound (bounds[0]) only says the fall starts at or below it. Lower start_lr to see "
