@@ -2,7 +2,7 @@
 search given the same optimizer steps, and what choosing costs as a share of the run.
 
     python -m benchmarks.tune_regret --quick   # 4 long tasks, 1 seed: under a minute
-    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds: ~17 min on 2 cores
+    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds, 2 worker processes
     python -m benchmarks.tune_regret --report-only   # re-write RESULTS from the saved outcomes
 
 For each task and seed, ``lrpilot.tune(task, train=False, race="check")`` runs the range test
@@ -34,10 +34,12 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,20 +198,31 @@ def longest_costs() -> list[dict[str, Any]]:
     return rows
 
 
-def run_all(names: tuple[str, ...], seeds: int) -> list[Outcome]:
-    out = []
+def run_all(names: tuple[str, ...], seeds: int, workers: int = 1) -> list[Outcome]:
+    """Every task and seed's :func:`one_task`, spread over ``workers`` processes (one thread
+    each), in the order of ``names`` and seeds."""
+    jobs = [(name, seed) for name in names for seed in range(seeds)]
+    if workers <= 1:
+        return [_one_job(name, seed) for name, seed in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        return list(pool.map(_one_job, *zip(*jobs, strict=True)))
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+
+
+def _one_job(name: str, seed: int) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="lrpilot-tune-bench-") as tmp:
-        for name in names:
-            for seed in range(seeds):
-                o = one_task(TASKS[name], seed, Path(tmp))
-                out.append(o)
-                shown = " ".join(f"{k}={v:.3g}" for k, v in o.lrs.items())
-                print(
-                    f"{name:26s} seed={seed} cost={o.cost_steps}/{o.run_steps} "
-                    f"{shown} ({o.seconds:.0f} s)",
-                    flush=True,
-                )
-    return out
+        o = one_task(TASKS[name], seed, Path(tmp))
+    shown = " ".join(f"{k}={v:.3g}" for k, v in o.lrs.items())
+    print(
+        f"{name:26s} seed={seed} cost={o.cost_steps}/{o.run_steps} {shown} ({o.seconds:.0f} s)",
+        flush=True,
+    )
+    return o
 
 
 # --------------------------------------------------------------------------- scoring
@@ -524,6 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         help="train the pick and the race's best where they differ, to check the grid estimate",
     )
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     everything = QUICK_TASKS if args.quick else tuple(TASKS)
@@ -540,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         checked = saved.get("grid_check", [])
         longest = saved.get("longest", [])
     else:
-        outcomes = run_all(names, seeds)
+        outcomes = run_all(names, seeds, args.workers)
         longest = [] if args.quick else longest_costs()
         if args.merge:
             saved = json.loads(OUT.read_text())
