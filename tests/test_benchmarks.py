@@ -540,6 +540,48 @@ def test_the_race_bound_carries_the_short_runs_best_lr_to_the_long_run() -> None
     assert "| `fortunes_gru-long:adam` | 0.01 | 0.001 | 28.6 | 14.3 | 0.0 | 0.0 | – |" in text
 
 
+def test_spearman_is_the_correlation_of_ranks_with_ties_averaged() -> None:
+    from benchmarks.race_bound import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties: ranks (0, 1.5, 1.5, 3) against (0, 1, 2, 3): r = 4.5 / sqrt(4.5 * 5) (closed form)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5.0))
+    assert math.isnan(spearman([1, 2], [1, 2]))  # too few pairs to say anything
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))  # a constant says nothing
+
+
+def test_the_falls_table_says_which_shapes_track_the_fall_and_compares_schedules() -> None:
+    from benchmarks import race_bound
+
+    def bound(name: str, short: float, long: float) -> race_bound.Bound:
+        return race_bound.Bound(name, short, long, 10.0, {0.0: 0.0}, 0.0)
+
+    rows = [
+        bound("fortunes_gru-long:adam", 1e-2, 1e-3),  # falls 10x
+        bound("fortunes_gru-long:adamw", 1e-2, 1e-2),  # decaying: falls no further
+        bound("wordnet_gpt-long:adam", 1e-2, 5e-3),
+        bound("wordnet_gpt-long:adamw", 1e-2, 2e-3),  # decaying, yet falls further
+        bound("mnist1d_conv-long:adam", 1e-2, 7e-3),
+        bound("mnist1d_conv-long:adamw", 1e-2, 8e-3),
+    ]
+    assert race_bound.schedule_pairs(rows) == {
+        "fortunes_gru": True,
+        "wordnet_gpt": False,
+        "mnist1d_conv": True,
+    }
+    # a headroom that tracks the fall rank for rank; the other shapes constant
+    headroom = {r.task: math.log10(r.long_best / r.short_best) + 2 for r in rows}
+    read = {
+        t: {"headroom": h, "width": 1.0, "onset": 1.0, "drop": 50.0} for t, h in headroom.items()
+    }
+    text = "\n".join(race_bound.shape_lines(rows, read))
+    assert "| rank correlation with the fall (log) |" in text and "| +1.00 |" in text
+    assert "reach it: floor centre to edge (decades)." in text
+    assert "in 2 of 3 families (not in wordnet_gpt)" in text
+    assert race_bound.shape_lines(rows[:2], read) == []  # too few tasks to correlate
+
+
 class _QuadraticGrid:
     """A stored grid in closed form: accuracy ``0.9 - 0.1 * d**2`` at ``d`` decades from
     ``best`` (every seed alike), keyed by task name."""
