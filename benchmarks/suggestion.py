@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> None:
         "(what benchmarks.crossval replays); all: everything",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the summary only (a subset of tasks would replace RESULTS.md's section)",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     names = args.tasks.split(",") if args.tasks else list(QUICK_TASKS if args.quick else TASKS)
@@ -525,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     short = [s for s, t in zip(summaries, tasks, strict=True) if not t.counted]
     agg = {"counted": aggregate(counted, pickers), "short": aggregate(short, pickers)}
     print_summary(summaries, agg["counted"], pickers)
+    if args.no_write:
+        return
     from benchmarks.report import write_report
 
     write_report(summaries, agg, pickers, tasks, args, wall, platform.platform())

@@ -88,6 +88,45 @@ class ResNet(nn.Module):
         return self.net(x)
 
 
+class PatchViT(nn.Module):
+    """A small vision transformer for 28x28 images: 7x7 patches (16 tokens) embedded to
+    ``width`` with a class token and learnt positions, ``depth`` pre-LayerNorm encoder blocks
+    (GELU, MLP 2x wide, ``heads`` heads, no dropout), a final LayerNorm and a linear head on
+    the class token."""
+
+    def __init__(
+        self, width: int = 64, depth: int = 2, heads: int = 4, patch: int = 7, classes: int = 10
+    ) -> None:
+        super().__init__()
+        self.patch, self.side = patch, 28 // patch
+        self.embed = nn.Linear(patch * patch, width)
+        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos = nn.Parameter(0.02 * torch.randn(1, self.side**2 + 1, width))
+        block = nn.TransformerEncoderLayer(
+            width,
+            heads,
+            2 * width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, 28, 28)`` images as ``(batch, 16, 49)`` flattened 7x7 patches, row by
+        row."""
+        b, p, k = x.shape[0], self.patch, self.side
+        return x.reshape(b, k, p, k, p).permute(0, 1, 3, 2, 4).reshape(b, k * k, p * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        tokens = torch.cat([self.cls.expand(b, -1, -1), self.embed(self.patches(x))], dim=1)
+        return self.head(self.norm(self.blocks(tokens + self.pos))[:, 0])
+
+
 class Conv1dNet(nn.Module):
     """Three strided Conv1d-ReLU layers (32 channels) and a linear head: 40 samples -> 10."""
 
@@ -576,6 +615,23 @@ def _families() -> tuple[Family, ...]:
         f"windows of {LM_SEQ} bytes; validation = {LM_VAL_WINDOWS} windows of held-out files"
     )
     return (
+        Family(
+            "fmnist_vit",
+            "Fashion-MNIST, a small vision transformer (7x7 patches, width 64, 2 pre-LN blocks)",
+            data.fashion_mnist,
+            PatchViT,
+            accuracy,
+            "val accuracy",
+            True,
+            0.10,
+            steps=200,
+            long_steps=2000,
+            recipes=("adamw", "adam"),
+            batch_size=64,
+            notes="train 60,000 images, validation = the 10,000 test images; added on "
+            "2026-12-07, after the default rule's constants were chosen: held out by "
+            "construction",
+        ),
         Family(
             "fmnist_resnet",
             "Fashion-MNIST, ResNet (3 residual blocks, BatchNorm)",

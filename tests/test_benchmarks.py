@@ -540,6 +540,18 @@ def test_the_race_bound_carries_the_short_runs_best_lr_to_the_long_run() -> None
     assert "| `fortunes_gru-long:adam` | 0.01 | 0.001 | 28.6 | 14.3 | 0.0 | 0.0 | – |" in text
 
 
+def test_the_vision_transformer_cuts_images_into_patches_row_by_row() -> None:
+    model = bt.PatchViT()
+    x = torch.randn(2, 1, 28, 28)
+    patches = model.patches(x)
+    assert patches.shape == (2, 16, 49)
+    for i in range(4):
+        for j in range(4):  # patch i * 4 + j is the block at row i, column j
+            block = x[:, 0, 7 * i : 7 * i + 7, 7 * j : 7 * j + 7].reshape(2, 49)
+            assert torch.equal(patches[:, 4 * i + j], block)
+    assert model(x).shape == (2, 10)
+
+
 def test_spearman_is_the_correlation_of_ranks_with_ties_averaged() -> None:
     from benchmarks.race_bound import spearman
 
