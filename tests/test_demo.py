@@ -51,7 +51,10 @@ def test_train_and_score_runs_a_loss_step_only_task():
     assert train_and_score(task, lr=0.5) > task.metric(mlp(seed=0)) + 0.2
 
 
-def test_demo_writes_plot_and_json(tmp_path):
+def test_demo_writes_plot_and_json(tmp_path, monkeypatch):
+    # each call from an empty history: the advice (and with it the race's field) learns from
+    # the runs recorded before, so a second call on the same history may race other candidates
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-train"])
     assert result.exit_code == 0, result.output
@@ -65,6 +68,7 @@ def test_demo_writes_plot_and_json(tmp_path):
     assert f"report: {out / 'report.html'}" in result.output.replace("\n", "")
     warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warned) == len(set(warned))  # each warning once
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home-again"))
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "again"), "--no-train"])
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again" / "tune.json").read_text())["lr"] == tuned["lr"]

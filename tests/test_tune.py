@@ -116,8 +116,9 @@ def test_tune_races_within_the_budget_and_trains_the_winner(tmp_path: Path) -> N
     winners = [c for c in race["candidates"] if c.get("winner")]
     chosen = [c for c in race["candidates"] if c.get("chosen")]
     assert len(winners) == 1 and len(chosen) == 1 and chosen[0]["lr"] == result.lr
-    # race="check": the range test's pick stands, since it trained without diverging
-    assert result.lr == pytest.approx(result.range_test["lr"]) and chosen[0]["metric"] is not None
+    # the default, race="adopt": the race's best goes to the full run
+    assert lrpilot.autopilot.DEFAULT_RACE == "adopt"
+    assert chosen == winners and chosen[0]["metric"] is not None
     for c in race["candidates"]:
         assert lo * 0.999 <= c["lr"] <= hi * 1.001
         # raced at the run-length correction for its rung: a short run takes a higher LR
@@ -190,18 +191,28 @@ def _race_runs(monkeypatch: pytest.MonkeyPatch, diverge_at: float | None) -> Non
     monkeypatch.setattr(autopilot, "train", fake_train)
 
 
+def test_the_command_lines_race_default_is_the_librarys() -> None:
+    import inspect
+
+    from lrpilot._cli_tune import tune_command
+
+    option = inspect.signature(tune_command).parameters["race"].default
+    assert option.default == lrpilot.autopilot.DEFAULT_RACE
+
+
 @pytest.mark.parametrize(
     ("mode", "diverge", "expected"),
     [
         ("check", None, "pick"),  # the race prefers the lowest; the pick trained: it stands
         ("adopt", None, "lowest"),
+        (True, None, "lowest"),  # race=True is the default mode: adopt
         ("check", 0.0, "pick"),  # everything diverged: the pick stands, with the reason
     ],
 )
 def test_the_race_decides_only_as_far_as_asked(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    mode: str,
+    mode: str | bool,
     diverge: float | None,
     expected: str,
 ) -> None:
@@ -224,7 +235,7 @@ def test_a_pick_that_diverges_in_the_race_is_vetoed(
     found = tune(task, train=False, race=False, progress=False).range_test
     scale = (50 / 1000) ** -lrpilot.autopilot.RACE_HORIZON_EXPONENT
     _race_runs(monkeypatch, diverge_at=found["lr"] * 0.99 * scale)  # the pick and above blow up
-    result = tune(task, train=False, progress=False)
+    result = tune(task, train=False, race="check", progress=False)
     assert result.race["rungs"] == [50]  # 1000 x 25 % - 100 swept, over 3 candidates
     assert result.lr < found["lr"] and "diverged in the race" in result.race["note"]
     with pytest.raises(lrpilot.ConfigError, match="race"):
@@ -286,15 +297,15 @@ def test_the_command_fails_cleanly_on_a_missing_task_file(tmp_path: Path) -> Non
 
 def test_a_range_test_too_noisy_to_read_leaves_the_choice_to_the_race() -> None:
     """Where the sweep's curve says nothing (its pick is the family's prior, a guess), the
-    race is the only measurement: tune's default takes its best; with a clear curve the pick
-    stands (the tests above)."""
+    race is the only measurement: even race="check" takes its best; with a clear curve the pick
+    stands there (the tests above)."""
     import dataclasses
 
     from lrpilot.finder import too_noisy
     from test_finder_sweep import _noisy_regression
 
     task = dataclasses.replace(_noisy_regression(), steps=1000)
-    result = tune(task, train=False, progress=False)
+    result = tune(task, train=False, race="check", progress=False)
     assert too_noisy(lrpilot.LRFinderResult.from_dict(result.range_test))
     (winner,) = [c for c in result.race["candidates"] if c.get("winner")]
     assert winner.get("chosen") and result.lr == winner["lr"]

@@ -25,10 +25,10 @@ def tune_command(
     report: str | None = typer.Option(None, "--report", help="Write the HTML report here."),
     seed: int = typer.Option(0, help="Seed of every stage."),
     race: str = typer.Option(
-        "check",
+        "adopt",
         "--race",
-        help="check: the race only vetoes a pick that diverges (or replaces one the range "
-        "test's noisy curve could not give); adopt: take the race's best; off: no race.",
+        help="adopt: take the race's best; check: the race only vetoes a pick that diverges "
+        "(or replaces one the range test's noisy curve could not give); off: no race.",
     ),
     snapshots: str = typer.Option(
         "memory",
