@@ -158,3 +158,13 @@ def test_the_replayed_pick_reads_the_floor_of_the_candidates_floor_fraction() ->
         assert pick == pytest.approx(live, rel=1e-9)
         replayed.append(pick)
     assert replayed[0] != pytest.approx(replayed[1], rel=0.05)  # the fraction mattered
+
+
+def test_an_extension_earns_its_place_only_by_a_clear_held_out_gain() -> None:
+    without = {"objective": 0.100, "median_gap_pct": 1.0, "max_gap_pct": 30.0}
+    clear = {"objective": 0.097, "median_gap_pct": 1.0, "max_gap_pct": 30.0}
+    assert crossval.earns_its_place(clear, without)  # 3 % lower, nothing worse
+    slight = {**clear, "objective": 0.099}
+    assert not crossval.earns_its_place(slight, without)  # 1 %: within a refit's wobble
+    assert not crossval.earns_its_place({**clear, "median_gap_pct": 1.1}, without)
+    assert not crossval.earns_its_place({**clear, "max_gap_pct": 31.0}, without)

@@ -369,7 +369,7 @@ class PilotConstants:
     floor_fraction: float = 0.3
     evidence_half_weight_z: float = EVIDENCE_HALF_WEIGHT_Z
     prior_weight: float = 0.0
-    band: tuple[float, float] = (0.79, 7.08)
+    band: tuple[float, float] = (0.79, 3.16)
 
 
 DEFAULT_CONSTANTS = PilotConstants()
