@@ -141,7 +141,9 @@ def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lint warnings on the LRs a search samples
-        result = lrpilot.tune(task.lrpilot_task(), train=False, seed=seed, progress=False)
+        result = lrpilot.tune(
+            task.lrpilot_task(), train=False, seed=seed, progress=False, race="check"
+        )
         race = result.race or {}
         pick = float((result.range_test or {})["lr"])
         winner = next((c for c in race.get("candidates", []) if c.get("winner")), None)
