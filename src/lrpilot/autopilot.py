@@ -14,9 +14,9 @@ What the race decides is measured (``python -m benchmarks.tune_regret``, every c
 on the scoreboard's oracle grids), and the default follows the measurement. With the range
 test's current rule, whose run-length correction (``steps ** -0.5``) runs low on some long runs
 (MNIST-1D's long Adam-family runs, the long GRU with AdamW), the race's best is the mode chosen
-leave-one-family-out in every fold: on the 13 tasks long enough for a race it scores 0.9 % of
-the gap median, 4.0 % mean and 20.1 % max held out, against the range test's pick's 0.9 %,
-5.5 % and 32.9 %, and 16 of 39 tasks are within the regret target against 14. So by default
+leave-one-family-out in every fold: on the 15 tasks long enough for a race it scores 0.3 % of
+the gap median, 3.5 % mean and 20.1 % max held out, against the range test's pick's 0.5 %,
+4.8 % and 32.9 %, and 20 of 43 tasks are within the regret target against 18. So by default
 (``race="adopt"``) the full run gets the race's best. Under the previous rule the race did no
 better than the pick (1.6 % median held out against 0.5 %), and ``race="check"`` keeps that
 behaviour: the range test's pick unless it diverges in the race, or unless its curve was too
