@@ -436,3 +436,23 @@ def test_the_adam_family_shares_the_run_length_exponent_unless_given_its_own():
     assert suggest.horizon_exponent("adam", own) == 0.75
     assert suggest.horizon_exponent("sgd", own) == shipped.horizon_exponent
     assert suggest.horizon_exponent(None, own) == shipped.horizon_exponent
+
+
+def test_a_decaying_schedule_takes_its_own_run_length_exponent_only_when_given_one():
+    shipped = suggest.PilotConstants()
+    assert shipped.decay_horizon_exponent is None
+    assert suggest.horizon_exponent("sgd", shipped, 0.5) == shipped.horizon_exponent
+    own = dataclasses.replace(shipped, decay_horizon_exponent=0.1, adam_horizon_exponent=0.75)
+    assert suggest.horizon_exponent("adam", own, 0.5) == 0.1  # warmup + cosine: it decays
+    assert suggest.horizon_exponent("adam", own, 0.95) == 0.75  # a warmup alone: constant
+    assert suggest.horizon_exponent("adam", own, None) == 0.75  # unknown: not decaying
+    # the pick for a long cosine run moves by the exponent's difference: (100 / 10^4)^-(0.5 - 0.1)
+    curve = sigmoid_curve(-3)
+    args = dict(steps=10_000, schedule_mean=0.5, family="sgd")
+    base = suggest.pilot(LRS, curve, **args, constants=FREE)
+    decayed = suggest.pilot(
+        LRS, curve, **args, constants=dataclasses.replace(FREE, decay_horizon_exponent=0.1)
+    )
+    assert decayed / base == pytest.approx(
+        (100 / 10_000) ** (0.1 - FREE.horizon_exponent), rel=1e-6
+    )
