@@ -500,8 +500,9 @@ def markdown(result: dict, s: dict) -> str:
     lines = [
         "## Held out: the default rule's constants by leave-one-family-out cross-validation",
         "",
-        "`python -m benchmarks.crossval` (seconds: it replays saved sweeps, trains nothing). "
-        f"{result['candidates']} sets of `PilotConstants` (every combination of "
+        "`python -m benchmarks.crossval` (about 7 minutes on one core: it replays saved "
+        "sweeps, trains nothing). "
+        f"{result['candidates']:,} sets of `PilotConstants` (every combination of "
         "`benchmarks.crossval.SPACE`) are replayed on lrpilot's saved sweeps of "
         f"{n} tasks from {families} families (5 seeds a task), with the facts the finder "
         "passes (steps, the schedule's mean multiplier, the optimizer family, its prior). "
