@@ -148,14 +148,13 @@ def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
         pick = float((result.range_test or {})["lr"])
         winner = next((c for c in race.get("candidates", []) if c.get("winner")), None)
         adopt = float(winner["lr"]) if winner else result.lr
-        exponent = RACE_HORIZON_EXPONENT  # the race's own correction for its shorter runs
         tpe: dict[str, float] = {}
         tpe_steps: dict[str, int] = {}
         for trials in TPE_TRIALS:
             raw, length, spent = tpe_at_equal_steps(task, result.cost_steps, trials, seed, folder)
             tpe[f"TPE x{trials}, raw"] = raw
             tpe[f"TPE x{trials}, corrected"] = (
-                raw * (length / task.steps) ** exponent if spent else math.nan
+                raw * (length / task.steps) ** RACE_HORIZON_EXPONENT if spent else math.nan
             )
             tpe_steps[f"x{trials}"] = spent
     return Outcome(

@@ -968,15 +968,8 @@ class Monitor(Callback):
         if moved is None or moved < MOVE_FLOOR:
             return None
         rise = relative_rise(self._peak, first)
-        jumped = (
-            (
-                f", after jumping to {rise:.3g}x it"
-                if first > 0
-                else f", after jumping to {self._peak:.4g}"
-            )
-            if rise >= 1.5
-            else ""
-        )
+        peak = f"{rise:.3g}x it" if first > 0 else f"{self._peak:.4g}"
+        jumped = f", after jumping to {peak}" if rise >= 1.5 else ""
         withdrawn = (
             f" (not too low, as the note at step {self._said_too_low} said: the weights move)"
             if self._said_too_low is not None
