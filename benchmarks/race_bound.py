@@ -30,7 +30,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
+import scipy.stats
 
 from benchmarks import crossval
 from benchmarks.cache import RunCache, cache_path
@@ -135,25 +135,13 @@ def shape(curve: crossval.Curve) -> dict[str, float]:
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties; NaN pairs dropped; NaN for fewer
-    than 3 pairs or a constant)."""
+    """Spearman's rank correlation (SciPy's, ties at their average rank; NaN pairs dropped;
+    NaN for fewer than 3 pairs or a constant)."""
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if math.isfinite(x) and math.isfinite(y)]
-    if len(pairs) < 3:
-        return math.nan
-    ranks = [_ranks([p[k] for p in pairs]) for k in (0, 1)]
-    if min(r.std() for r in ranks) == 0:
-        return math.nan  # a constant says nothing
-    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
-
-
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
-    for value in set(values):  # ties share their mean rank
-        tied = [i for i, v in enumerate(values) if v == value]
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(pairs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return math.nan  # too few to rank, or a constant, which says nothing
+    return float(scipy.stats.spearmanr(xs, ys).statistic)
 
 
 def shapes(rows: list[Bound]) -> dict[str, dict[str, float]]:
