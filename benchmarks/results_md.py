@@ -18,6 +18,7 @@ ORDER = (
     "horizon",
     "overhead",
     "search",
+    "search_replay",
     "monitor",
     "snapshots",
     "recommender",

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import lrpilot
 from conftest import make_classification
 from lrpilot._search import log_grid
-from lrpilot._search._pruning import ScheduleFairPruner, predict_final
+from lrpilot._search._pruning import ScheduleFairPruner, predict_bracketed, predict_final
 from lrpilot._search._runner import is_surplus
 from lrpilot._search._storage import masked
 from lrpilot.cli import app
@@ -147,6 +147,22 @@ def test_the_prediction_is_a_neighbours_final_plus_the_gap_now():
     assert predicted == pytest.approx(-0.15 + 0.10)
 
 
+def test_the_bracketed_prediction_prunes_only_when_both_neighbours_say_it_ends_behind():
+    study = _study(HISTORY)  # the top third of the finals: -0.15
+    split = _running(study, 3e-2, -0.80)  # 1e-2 says -0.25, 1e-1 says -0.10
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert predict_bracketed(split, done, 10) == pytest.approx(-0.10)
+    weighted = ScheduleFairPruner(n_startup_trials=4, prediction="weighted")
+    assert weighted.prune(study, split)  # the weighted mean of the two: about -0.18
+    assert not ScheduleFairPruner(n_startup_trials=4).prune(study, split)  # the default
+    behind = _running(study, 3e-2, -0.90)  # both say it ends behind: -0.35 and -0.20
+    assert ScheduleFairPruner(n_startup_trials=4).prune(study, behind)
+    beyond = _running(study, 5.0, -0.84)  # above every completed LR: the nearest alone
+    assert predict_bracketed(beyond, done, 10) == pytest.approx(-0.10 - 0.04)
+    with pytest.raises(lrpilot.ConfigError, match="prediction"):
+        ScheduleFairPruner(prediction="mean")
+
+
 def test_the_fair_pruner_waits_for_its_startup_trials_and_prunes_non_finite_values():
     study = _study(HISTORY[:3])
     assert (
@@ -237,6 +253,20 @@ def test_the_default_space_comes_from_a_range_test(journal):
     # a rerun reads the stored space instead of testing again
     again = lrpilot.search(tiny_task(), "random", 3, journal, "r", progress=False)
     assert again.space == result.space and again.range_test_steps == 0
+    assert again.range_test_lr is None and again.to_dict()["range_test_lr"] is None
+
+
+def test_the_range_tests_suggestion_is_the_first_trial(journal):
+    result = lrpilot.search(tiny_task(), "bayes", 3, journal, "s", progress=False)
+    suggested = lrpilot.find_lr_for_task(tiny_task(), seed=0, progress=False).lr
+    assert result.range_test_lr == pytest.approx(suggested)
+    assert result.trials[0].lr == pytest.approx(suggested)
+    assert result.to_dict()["range_test_lr"] == pytest.approx(suggested)
+    given = lrpilot.search(tiny_task(), "bayes", 2, journal, "t", start=[0.1], progress=False)
+    assert given.trials[0].lr == pytest.approx(0.1)  # the user's start replaces it
+    grid = lrpilot.search(tiny_task(), "grid", 4, journal, "u", progress=False)
+    assert grid.range_test_lr is not None  # a grid tries only its own points
+    assert all(t.lr != pytest.approx(grid.range_test_lr) for t in grid.trials)
 
 
 def test_a_nan_metric_fails_that_trial_with_its_reason_and_the_search_goes_on(journal):

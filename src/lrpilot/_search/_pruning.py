@@ -11,9 +11,17 @@ The prediction comes from the completed trials nearest in log-LR (and with the s
 knobs): a neighbour that scored ``v_j`` at this step and ``f_j`` at the end says the trial
 will end near ``f_j + (v - v_j)``. What the rest of the schedule still adds at that LR (a decay
 still to come, warmup not over) is carried by the neighbour's own curve, so a trial is judged
-by where runs like it ended, not by where it stands now. Trials report at equal progress
-through their own schedule (``report(value, step)`` at the same fractions of the run), so the
-comparison also holds when trials differ in schedule.
+by where runs like it ended, not by where it stands now. By default the nearest completed
+trial on each side in LR gives its guess and the better one counts: curves change shape with
+the LR (near the edge of stability a higher LR starts worse and ends better once the schedule
+decays), so one neighbour's gap need not last, and a trial is pruned only when both sides say
+it ends below the leaders. Trials report at equal progress through their own schedule
+(``report(value, step)`` at the same fractions of the run), so the comparison also holds when
+trials differ in schedule.
+
+Measured on stored trial curves of 43 scoreboard tasks (``benchmarks.prune_replay``), this
+pruner is on par with Optuna's ``MedianPruner`` (about 0.15 points of the oracle-trivial gap
+better, inside the noise, for the same steps), not better than it.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ once and recorded as diverged (the run layer's own detector, on a smoothed loss,
 a little later)."""
 
 PRUNERS = ("fair", "median", "none")
+PREDICTIONS = ("weighted", "bracket")
 STARTUP_TRIALS = 2
 """Completed trials before any pruning (both pruners): the fewest that give the completed
 finals a spread, so that "the top third of them" is a threshold and not one trial's value.
@@ -69,6 +78,14 @@ class ScheduleFairPruner(BasePruner):
         bandwidth: Width, in decades of LR, of the Gaussian weight given to each completed
             neighbour.
         n_warmup_steps: Never prune at or before this step.
+        prediction: ``"bracket"`` (the default): the better of the guesses of the nearest
+            completed trial below and above the trial's LR (:func:`predict_bracketed`), so that
+            a trial is pruned only when the neighbours on both sides say it ends below the
+            leaders; ``"weighted"``: the Gaussian-weighted mean of every completed neighbour's
+            guess (:func:`predict_final`; ``bandwidth`` is its width). On 43 scoreboard tasks
+            replayed (``benchmarks.prune_replay``) the weighted mean pruned the eventual best
+            trial more often: 0.6-0.8 points of the gap worse than Optuna's ``MedianPruner``,
+            where the bracket is on par with it.
     """
 
     def __init__(
@@ -77,6 +94,7 @@ class ScheduleFairPruner(BasePruner):
         percentile: float = 100.0 * (1.0 - KEEP_SHARE),
         bandwidth: float = 0.5,
         n_warmup_steps: int = 0,
+        prediction: str = "bracket",
     ) -> None:
         if n_startup_trials < 1:
             raise ConfigError(f"n_startup_trials must be >= 1, got {n_startup_trials}")
@@ -84,6 +102,9 @@ class ScheduleFairPruner(BasePruner):
             raise ConfigError(f"percentile must be in (0, 100), got {percentile}")
         if not bandwidth > 0.0:
             raise ConfigError(f"bandwidth must be > 0, got {bandwidth}")
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self._prediction = prediction
         self._n_startup_trials = n_startup_trials
         self._percentile = percentile
         self._bandwidth = bandwidth
@@ -104,7 +125,10 @@ class ScheduleFairPruner(BasePruner):
         ]
         if len(done) < self._n_startup_trials:
             return False
-        predicted = predict_final(trial, done, step, self._bandwidth)
+        if self._prediction == "bracket":
+            predicted = predict_bracketed(trial, done, step)
+        else:
+            predicted = predict_final(trial, done, step, self._bandwidth)
         finals = sorted(t.value for t in done if t.value is not None)
         return predicted < _percentile(finals, self._percentile)
 
@@ -130,6 +154,25 @@ def predict_final(
         )
         return guesses[nearest]
     return sum(w * g for w, g in zip(weights, guesses, strict=True)) / total
+
+
+def predict_bracketed(trial: FrozenTrial, done: list[FrozenTrial], step: int) -> float:
+    """``trial``'s final metric as the better of two guesses ``f_j + (v - v_j)``: those of
+    the nearest completed trials at or below and at or above its LR (one, beyond the ends).
+
+    Why the better one: a curve's shape changes with the LR (near the edge of stability a
+    higher LR starts worse and, once the schedule decays, ends better), so a neighbour's gap
+    at this step need not last. Between two neighbours the trial's curve lies between theirs;
+    pruning only when both bracketing guesses fall short keeps a trial that one side would
+    wrongly condemn."""
+    value = trial.intermediate_values[step]
+    same = [t for t in done if _same_choices(t, trial)] or done
+    lr = trial.params["lr"]
+    below = [t for t in same if t.params["lr"] <= lr]
+    above = [t for t in same if t.params["lr"] >= lr]
+    sides = [max(below, key=lambda t: t.params["lr"])] if below else []
+    sides += [min(above, key=lambda t: t.params["lr"])] if above else []
+    return max(float(t.value) + (value - t.intermediate_values[step]) for t in sides)  # type: ignore[arg-type]
 
 
 def _same_choices(a: FrozenTrial, b: FrozenTrial) -> bool:

@@ -88,6 +88,8 @@ class SearchResult:
         storage: Where it is stored (passwords masked).
         space: The space searched (:meth:`SearchSpace.to_dict`).
         range_test_steps: Steps the range test took to choose the space (0 when given).
+        range_test_lr: The range test's suggestion, tried as the first trial (``None`` when
+            the space was given or stored: no range test ran).
     """
 
     lr: float
@@ -99,6 +101,7 @@ class SearchResult:
     storage: str
     space: dict[str, Any]
     range_test_steps: int = 0
+    range_test_lr: float | None = None
 
     @property
     def steps(self) -> int:
@@ -125,6 +128,7 @@ class SearchResult:
             "space": self.space,
             "steps": self.steps,
             "range_test_steps": self.range_test_steps,
+            "range_test_lr": self.range_test_lr,
             "counts": self.counts(),
             "trials": [t.to_dict() for t in self.trials],
         }

@@ -147,10 +147,12 @@ def search(
         if not isinstance(name, str) or not name:
             raise check.ArgError("study", study, "a non-empty study name")
         stored = _stored_space(store, name)
-        range_steps = 0
+        range_steps, suggested = 0, None
         chosen = given or stored
         if chosen is None:
-            chosen, range_steps = space_from_range_test(task, seed)
+            chosen, range_steps, suggested = space_from_range_test(task, seed)
+            if not starts and settings.method != "grid":
+                starts = [min(max(suggested, chosen.lr[0]), chosen.lr[1])]
         _start_in_space(starts, chosen)
         optuna_study = _open_study(store, name, fingerprint, chosen, settings)
         _enqueue(optuna_study, starts, settings.trials)
@@ -158,7 +160,7 @@ def search(
         runner = _Runner(task, settings, chosen, store, optuna_study)
         with _progress(progress, settings.trials) as show:
             runner.run(show)
-        return _result(optuna_study, settings, chosen, store.shown, range_steps)
+        return _result(optuna_study, settings, chosen, store.shown, range_steps, suggested)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,24 +347,8 @@ class _Runner:
         study.optimize(self._objective, n_trials=1, catch=(_Surplus,), gc_after_trial=False)
 
     def _sampler(self, existing: int) -> Any:
-        import optuna
-
-        seed = self.settings.seed * 1_000_003 + existing  # for TPE, reseeded per trial
-        if self.settings.method == "bayes":
-            startup = max(3, min(10, self.settings.trials // 4))
-            return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed)
-        if self.settings.method == "random":
-            return optuna.samplers.QMCSampler(
-                qmc_type="sobol",
-                scramble=True,
-                seed=self.settings.seed,
-                warn_asynchronous_seeding=False,
-                warn_independent_sampling=False,
-            )
-        per_schedule = max(1, len(self.space.schedules))
-        points = -(-self.settings.trials // per_schedule)
-        # one seed for every trial and worker: the grid's order (and trial i's point) is shared
-        return optuna.samplers.GridSampler(self.space.grid(points), seed=self.settings.seed)
+        settings = self.settings
+        return make_sampler(settings.method, settings.trials, settings.seed, existing, self.space)
 
     def _objective(self, trial: Any) -> float:
         import optuna
@@ -408,6 +394,29 @@ class _Runner:
         return metric
 
 
+def make_sampler(method: str, trials: int, seed: int, number: int, space: SearchSpace) -> Any:
+    """The Optuna sampler a search of ``trials`` trials with ``method`` uses for trial
+    ``number``: TPE reseeded per trial (so two workers never draw alike), scrambled Sobol, or
+    the log-even grid shared by every worker. The search runner and the benchmark's replay of
+    stored trial curves (``benchmarks.prune_replay``) both take their sampler from here."""
+    import optuna
+
+    if method == "bayes":
+        startup = max(3, min(10, trials // 4))
+        return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed * 1_000_003 + number)
+    if method == "random":
+        return optuna.samplers.QMCSampler(
+            qmc_type="sobol",
+            scramble=True,
+            seed=seed,
+            warn_asynchronous_seeding=False,
+            warn_independent_sampling=False,
+        )
+    points = -(-trials // max(1, len(space.schedules)))
+    # one seed for every trial and worker: the grid's order (and trial i's point) is shared
+    return optuna.samplers.GridSampler(space.grid(points), seed=seed)
+
+
 def counts(trial: Any) -> bool:
     """Whether ``trial`` counts towards the requested number: finished by lrpilot (complete,
     pruned, or failed with a reason), running, or queued. A trial failed without a reason (a
@@ -449,7 +458,12 @@ def _final_metric(run: Any, from_loss: bool) -> float:
 
 
 def _result(
-    study: Any, settings: _Settings, space: SearchSpace, shown: str, range_steps: int
+    study: Any,
+    settings: _Settings,
+    space: SearchSpace,
+    shown: str,
+    range_steps: int,
+    suggested: float | None,
 ) -> SearchResult:
     records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
     counted = [
@@ -469,6 +483,7 @@ def _result(
         storage=shown,
         space=space.to_dict(),
         range_test_steps=range_steps,
+        range_test_lr=suggested,
     )
 
 

@@ -129,15 +129,17 @@ def space_from(space: Any) -> SearchSpace | None:
     raise check.ArgError("space", space, "(low, high) LR bounds, a dict or a SearchSpace")
 
 
-def space_from_range_test(task: Task, seed: int) -> tuple[SearchSpace, int]:
+def space_from_range_test(task: Task, seed: int) -> tuple[SearchSpace, int, float]:
     """The default space from a range test of ``task``: one decade either side of the
-    suggestion, widened to hold its band; and the steps the sweep took."""
+    suggestion, widened to hold its band; the steps the sweep took; and the suggestion (the
+    search tries it first)."""
     from ..finder import find_lr_for_task
 
     result = find_lr_for_task(task, seed=seed, progress=False)
     low = min(result.band[0], result.lr / RANGE_MARGIN)
     high = max(result.band[1], result.lr * RANGE_MARGIN)
-    return SearchSpace(lr=(float(f"{low:.3g}"), float(f"{high:.3g}"))), result.cost_steps
+    space = SearchSpace(lr=(float(f"{low:.3g}"), float(f"{high:.3g}")))
+    return space, result.cost_steps, float(result.lr)
 
 
 def task_for(task: Task, params: Mapping[str, Any]) -> Task:
