@@ -53,17 +53,16 @@ import torch
 
 import lrpilot
 from benchmarks.cache import STORE, RunCache, cache_path
-from benchmarks.data import OUT
 from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
 from benchmarks.sources import code_of
+from benchmarks.suggestion import CURVES, SPREAD_SEEDS
 from benchmarks.tasks import TASKS, BenchTask
 from lrpilot._search import _pruning, _runner
-from lrpilot._search._space import SearchSpace
+from lrpilot._search._space import RANGE_MARGIN, SearchSpace
 from lrpilot.control._detectors import relative_rise
 
 CURVES_PATH = STORE / "trial_curves.json"
-RESULTS_JSON = OUT / "results.json"
 CURVE_SEED = 0
 SLOW = ("fortunes_gru-long", "wordnet_gpt-long", "fmnist_vit-long")
 """Families whose long runs take 25-45 s each: left out unless ``--slow`` (16 LRs each)."""
@@ -266,13 +265,14 @@ def replay_search(
     checkpoint_every: int = 1,
     startup: int = _pruning.STARTUP_TRIALS,
     start: float | None = None,
+    lr_range: tuple[float, float] | None = None,
 ) -> tuple[float | None, int]:
     """One search replayed on ``curves``: (the best completed trial's LR or ``None`` when
     none completed, the steps it trained). ``checkpoint_every``: report at every k-th stored
     checkpoint only (2: every fifth of the run); ``startup``: the pruner's startup trials;
     ``start``: an LR enqueued as the first trial, as ``lrpilot.search`` does with its range
-    test's suggestion."""
-    space = SearchSpace(lr=(curves[0].lr, curves[-1].lr))
+    test's suggestion; ``lr_range``: the space's bounds (default: the grid's)."""
+    space = SearchSpace(lr=lr_range or (curves[0].lr, curves[-1].lr))
     study = optuna.create_study(direction="maximize", pruner=make_pruner(prune, startup))
     if start is not None:
         study.enqueue_trial({"lr": min(max(start, space.lr[0]), space.lr[1])})
@@ -359,33 +359,67 @@ def replay_task(name: str, seeds: int) -> list[Replayed]:
                 )
                 add(method, prune, trials, seed, lr, steps)
     for seed in range(seeds if picks else 0):
-        start, sweep = picks[0][seed % len(picks[0])], picks[1]  # type: ignore[index]
-        add("range test", "-", 1, seed, start, sweep + task.steps)
+        pick = picks[seed % len(picks)]  # type: ignore[index]
+        add("range test", "-", 1, seed, pick.lr, pick.steps + task.steps)
+        own = pick.space(curves[0].lr, curves[-1].lr)
         for prune in START_PRUNES:
             for trials in COUNTS:
-                lr, steps = replay_search(
-                    curves, task.steps, "bayes", prune, trials, seed, start=start
-                )
-                add(START, prune, trials, seed, lr, steps + sweep)
+                for method, lr_range in ((START, None), (START_OWN, own)):
+                    lr, steps = replay_search(
+                        curves,
+                        task.steps,
+                        "bayes",
+                        prune,
+                        trials,
+                        seed,
+                        start=pick.lr,
+                        lr_range=lr_range,
+                    )
+                    add(method, prune, trials, seed, lr, steps + pick.steps)
     return out
 
 
 START = "bayes, range-test start"
+START_OWN = "bayes, range-test start and space"
 START_PRUNES = ("none", "fair", "median")
 
 
+@dataclass(frozen=True)
+class RangePick:
+    """One seed's range test of a task: its pick, band and steps."""
+
+    lr: float
+    band: tuple[float, float]
+    steps: int
+
+    def space(self, low: float, high: float) -> tuple[float, float]:
+        """``lrpilot.search``'s own space from this range test (``space_from_range_test``:
+        a decade either side of the pick, widened to hold the band, to 3 figures), kept
+        within ``low``-``high`` (the grid, where the curves are)."""
+        lo = float(f"{min(self.band[0], self.lr / RANGE_MARGIN):.3g}")
+        hi = float(f"{max(self.band[1], self.lr * RANGE_MARGIN):.3g}")
+        return max(lo, low), min(hi, high)
+
+
 @functools.cache
-def range_test_picks() -> dict[str, tuple[list[float], int]]:
-    """Each task's range-test picks over the scoreboard's seeds and the mean steps of its
-    sweep, from the scoreboard's last full run (``out/results.json``, written by
-    ``python -m benchmarks.suggestion``); empty when there is none."""
-    if not RESULTS_JSON.exists():
-        return {}
+def range_test_picks() -> dict[str, list[RangePick]]:
+    """Each task's range tests over the scoreboard's seeds, from its saved sweeps
+    (``out/curves``, written by ``python -m benchmarks.suggestion``); a task without all of
+    them is left out."""
     found = {}
-    for summary in json.loads(RESULTS_JSON.read_text())["summaries"]:
-        ours = summary.get("pickers", {}).get("lrpilot")
-        if ours and ours.get("picks"):
-            found[summary["task"]] = (list(ours["picks"]), round(ours["sweep_steps"]))
+    for name in TASKS:
+        files = [CURVES / f"{name}__lrpilot__seed{s}.json" for s in SPREAD_SEEDS]
+        if not all(f.exists() for f in files):
+            continue
+        sweeps = [json.loads(f.read_text()) for f in files]
+        found[name] = [
+            RangePick(
+                float(sweep["lr"]),
+                (float(sweep["extra"]["band"][0]), float(sweep["extra"]["band"][1])),
+                int(sweep["extra"]["cost_steps"]),
+            )
+            for sweep in sweeps
+        ]
     return found
 
 
@@ -483,9 +517,12 @@ def report(rows: list[Replayed], tasks: list[str], seeds: int, command: str) -> 
         "shipped with before; `fair s/c`: s startup trials, c checkpoints a run; `fair 1/2`: "
         "keeps half; `median`, `percentile` (the top third), `halving`: Optuna's "
         "`MedianPruner`, `PercentilePruner`, `SuccessiveHalvingPruner`. "
-        f"`{START}`: TPE whose first trial is the scoreboard's range-test pick for the seed "
-        "(what `lrpilot.search` does when it chooses the space itself), the sweep's steps "
-        "counted; `range test`: that pick alone, its sweep and one run.",
+        f"`{START}`: TPE over the grid's range whose first trial is the range test's pick "
+        "(the scoreboard's saved sweep of the seed, seeds 0–4 in turn); "
+        f"`{START_OWN}`: the same in the space `lrpilot.search` builds from that range test "
+        "(a decade either side of the pick, widened to its band; kept within the grid, where "
+        "the curves are): what `lrpilot.search` does by default; both count the sweep's "
+        "steps. `range test`: the pick alone, its sweep and one run.",
         "",
         "| method | pruner | trials | mean % of gap | median % of gap | steps / unpruned TPE |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
@@ -588,12 +625,16 @@ def target_lines(table: dict[Key, tuple[float, float, float]]) -> list[str]:
 def start_lines(rows: list[Replayed], table: dict[Key, tuple[float, float, float]]) -> list[str]:
     """What trying the range test's pick first buys TPE, at equal trials."""
     if not any(r.method == START for r in rows):
-        return ["(No range-test picks at hand: run `python -m benchmarks.suggestion` first.)"]
+        return [
+            "(No saved range tests at hand: run `python -m benchmarks.suggestion --stage "
+            "sweeps --pickers lrpilot` first.)"
+        ]
     alone = table.get(("range test", "-", 1))
     tasks = len({r.task for r in rows if r.method == START})
     lines = [
         f"**The range test's pick as the first trial** ({tasks} tasks; steps include the "
-        "sweep's):",
+        "sweep's; TPE over the grid's range → with the pick first (→ with the pick first "
+        "and the search's own space around it: the default `lrpilot.search`)):",
         "",
     ]
     if alone is not None:
@@ -602,11 +643,13 @@ def start_lines(rows: list[Replayed], table: dict[Key, tuple[float, float, float
         cells = []
         for prune in START_PRUNES:
             plain, first = table.get(("bayes", prune, n)), table.get((START, prune, n))
-            if plain is None or first is None:
+            own = table.get((START_OWN, prune, n))
+            if plain is None or first is None or own is None:
                 continue
             cells.append(
-                f"{prune}: {plain[0]:.1f} → {first[0]:.1f} % at {plain[2]:.2f}× → "
-                f"{first[2]:.2f}× unpruned TPE's steps"
+                f"{prune}: {plain[0]:.1f} → {first[0]:.1f} % ({own[0]:.1f} % in its own "
+                f"space) at {plain[2]:.2f}× → {first[2]:.2f}× ({own[2]:.2f}×) unpruned TPE's "
+                "steps"
             )
         bar = table.get(("random", "none", 2 * n))
         shown = f" (random@{2 * n}: {bar[0]:.1f} %)" if bar else ""

@@ -164,3 +164,10 @@ def test_the_range_tests_pick_is_tried_first_and_its_sweep_is_counted() -> None:
     assert lr == pytest.approx(10**-2.2) and steps == 100
     lr, steps = pr.replay_search(curves, 100, "bayes", "none", 1, seed=0, start=1e3)
     assert lr is None and steps == 30  # tried at the range's edge (10), where it diverges
+
+
+def test_the_searchs_own_space_is_a_decade_either_side_widened_to_the_band() -> None:
+    pick = pr.RangePick(1e-2, (3e-3, 0.2), 120)
+    assert pick.space(1e-5, 10.0) == (1e-3, 0.2)  # the band reaches past 10x above
+    assert pick.space(5e-3, 0.05) == (5e-3, 0.05)  # kept within the grid
+    assert pr.RangePick(3.3333e-2, (0.02, 0.05), 9).space(1e-5, 10.0) == (0.00333, 0.333)

@@ -405,6 +405,19 @@ def test_cli_search_json_prints_the_best_and_every_trial(tmp_path):
     assert "hunter2" not in unreachable.output and "Traceback" not in unreachable.output
 
 
+def test_cli_search_table_says_where_the_space_and_the_first_trial_came_from(tmp_path):
+    path = tmp_path / "task.py"
+    path.write_text(TASK_FILE)
+    args = ["search", str(path), "--method", "bayes", "--trials", "2"]
+    out = CliRunner().invoke(app, [*args, "--storage", str(tmp_path / "s.journal")])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.stdout.splitlines() if x.startswith("range test ("))
+    assert "suggested" in line and "tried first" in line and "LR space" in line
+    given = ["--storage", str(tmp_path / "g.journal"), "--lr-min", "1e-3", "--lr-max", "1"]
+    quiet = CliRunner().invoke(app, [*args, *given])
+    assert quiet.exit_code == 0 and "range test (" not in quiet.stdout
+
+
 def test_cli_impact_json_and_table(tmp_path):
     path = tmp_path / "task.py"
     path.write_text(TASK_FILE)

@@ -51,6 +51,14 @@ def print_search(result: SearchResult, plot: str | None = None) -> None:
         f"({c['COMPLETE']} complete, {c['PRUNED']} pruned of which {c['diverged']} diverged, "
         f"{c['FAIL']} failed; {result.steps} optimizer steps)"
     )
+    if result.range_test_lr is not None:
+        low, high = result.space["lr"]
+        first = "" if result.method == "grid" else ", tried first"
+        console.print(
+            f"range test ({result.range_test_steps} steps): suggested "
+            f"{result.range_test_lr:.3g}{first}; LR space {low:.3g} to {high:.3g}",
+            highlight=False,
+        )
     console.print(f"storage: {escape(result.storage)}", highlight=False)
     if plot:
         console.print(f"plot: {escape(plot)}", highlight=False)
