@@ -619,6 +619,18 @@ def target_lines(table: dict[Key, tuple[float, float, float]]) -> list[str]:
             met = row[0] <= bar[0] and row[2] <= 0.5
             cells.append(f"{prune} {row[0]:.1f} % at {row[2]:.2f}×{' (met)' if met else ''}")
         lines.append(f"- N={n} (random@{2 * n}: {bar[0]:.1f} %): " + "; ".join(cells) + ".")
+    for n in COUNTS:
+        bar, ours = table.get(("random", "none", 2 * n)), table.get((START_OWN, "fair", n))
+        if bar is None or ours is None:
+            continue
+        regret_met = "met" if ours[0] <= bar[0] else "not met"
+        steps_met = "met" if ours[2] <= 0.5 else "not met"
+        lines.append(
+            f"- `lrpilot.search` as it runs by default (the range test's pick first, in its own "
+            f"space, lrpilot's pruner), N={n}: {ours[0]:.2f} % of gap against random@{2 * n}'s "
+            f"{bar[0]:.2f} % ({regret_met}); {ours[2]:.2f}× unpruned TPE's steps, the sweep "
+            f"counted ({steps_met})."
+        )
     return lines
 
 
