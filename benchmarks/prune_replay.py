@@ -52,6 +52,7 @@ import optuna
 import torch
 
 import lrpilot
+from benchmarks import search_regret
 from benchmarks.cache import STORE, RunCache, cache_path
 from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
@@ -438,28 +439,8 @@ Key = tuple[str, str, int]
 def summarize(rows: list[Replayed]) -> dict[Key, tuple[float, float, float]]:
     """(method, prune, trials) -> (mean % of gap, median % of gap, mean steps as a share of
     unpruned TPE's with the same task, seed and trials)."""
-    plain = {
-        (r.task, r.seed, r.trials): r.steps
-        for r in rows
-        if r.method == "bayes" and r.prune == "none"
-    }
-    groups: dict[Key, list[Replayed]] = {}
-    for r in rows:
-        groups.setdefault((r.method, r.prune, r.trials), []).append(r)
-    table = {}
-    for key, items in groups.items():
-        gaps = [100 * r.gap for r in items]
-        ratios = [
-            r.steps / plain[(r.task, r.seed, r.trials)]
-            for r in items
-            if plain.get((r.task, r.seed, r.trials))
-        ]
-        table[key] = (
-            statistics.fmean(gaps),
-            statistics.median(gaps),
-            statistics.fmean(ratios) if ratios else math.nan,
-        )
-    return table
+    table = search_regret.summarize(rows)  # type: ignore[arg-type]  # the same fields
+    return {key: (mean, median, ratio) for key, (mean, ratio, median) in table.items()}
 
 
 def paired(rows: list[Replayed], a: str, b: str, trials: int) -> tuple[float, float, float, float]:
