@@ -726,7 +726,10 @@ def search_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     plot: str | None = typer.Option(None, "--plot", help="Save the metric-vs-LR plot here."),
     start: str | None = typer.Option(
-        None, "--start", help="Comma-separated LRs to try first: 3e-3,1e-3 (each once per study)."
+        None,
+        "--start",
+        help="Comma-separated LRs to try first: 3e-3,1e-3 (each once per study). Default: the "
+        "range test's suggestion when the search runs one (no --lr-min/--lr-max).",
     ),
     from_history: bool = typer.Option(
         False, "--from-history", help="Try the history's recommended LR first (if it has one)."

@@ -123,6 +123,8 @@ def search(
             with ``skip_if_exists``), so rerunning the search does not try it twice; the
             sampler picks the other knobs of the space and the trials after them. Each must
             lie in the LR space. Not with ``method="grid"`` (a grid tries its own points).
+            Default: none, except when the search runs its own range test (no ``space`` given
+            or stored), whose suggestion is then tried first (``SearchResult.range_test_lr``).
 
     Returns:
         A :class:`SearchResult`.
