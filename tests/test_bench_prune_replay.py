@@ -3,7 +3,9 @@ stored curves, steps counted as a search counts them, and the paired comparison.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import optuna
 import pytest
@@ -171,3 +173,22 @@ def test_the_searchs_own_space_is_a_decade_either_side_widened_to_the_band() -> 
     assert pick.space(1e-5, 10.0) == (1e-3, 0.2)  # the band reaches past 10x above
     assert pick.space(5e-3, 0.05) == (5e-3, 0.05)  # kept within the grid
     assert pr.RangePick(3.3333e-2, (0.02, 0.05), 9).space(1e-5, 10.0) == (0.00333, 0.333)
+
+
+def test_range_tests_are_read_from_the_saved_sweeps_of_every_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "diamonds_mlp:sgd"
+    for seed in range(5):
+        sweep = {"lr": 0.01 * (seed + 1), "extra": {"band": [0.005, 0.05], "cost_steps": 90}}
+        (tmp_path / f"{name}__lrpilot__seed{seed}.json").write_text(json.dumps(sweep))
+    (tmp_path / "mnist1d_conv:sgd__lrpilot__seed0.json").write_text("{}")  # seeds missing
+    monkeypatch.setattr(pr, "CURVES", tmp_path)
+    pr.range_test_picks.cache_clear()
+    try:
+        picks = pr.range_test_picks()
+    finally:
+        pr.range_test_picks.cache_clear()
+    assert list(picks) == [name]
+    assert [p.lr for p in picks[name]] == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])
+    assert picks[name][0] == pr.RangePick(0.01, (0.005, 0.05), 90)
