@@ -76,7 +76,7 @@ def trial_version() -> str:
     code of the search's ``TrialReporter`` (its divergence stop), the divergence factor and
     the checkpoints. Not the pruners': replaying them is this benchmark's point."""
     text = code_of(inspect.getsource(_pruning.TrialReporter))
-    text += f"|{_pruning.DIVERGED_FACTOR}|{inspect.getsource(relative_rise)}"
+    text += f"|{_pruning.DIVERGED_FACTOR}|{code_of(inspect.getsource(relative_rise))}"
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return f"trial-{digest}-c{_runner.CHECKPOINTS}"
 
