@@ -25,8 +25,10 @@ training it again) as a share of the oracle-trivial gap, as the scoreboard compu
 are what the search trained.
 
 What this does not model: the noise between two trainings at one LR (every replay sees seed
-0's curves; the real benchmark trains each trial with the search's seed) and the curve between
-grid LRs (interpolated). Both pruners see the same curves, so their comparison is paired.
+0's curves; the real benchmark trains each trial with the search's seed), the curve between
+grid LRs (interpolated), and a finished run whose metric is not finite (stored as diverged
+here: a real search fails that trial instead). Every pruner sees the same curves, so their
+comparisons are paired.
 """
 
 from __future__ import annotations
