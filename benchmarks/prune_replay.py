@@ -62,7 +62,7 @@ from benchmarks.sources import code_of
 from benchmarks.suggestion import CURVES, SPREAD_SEEDS
 from benchmarks.tasks import TASKS, BenchTask
 from lrpilot._search import _pruning, _runner
-from lrpilot._search._space import RANGE_MARGIN, SearchSpace
+from lrpilot._search._space import SearchSpace, space_around
 from lrpilot.control._detectors import relative_rise
 
 CURVES_PATH = STORE / "trial_curves.json"
@@ -396,11 +396,10 @@ class RangePick:
     steps: int
 
     def space(self, low: float, high: float) -> tuple[float, float]:
-        """``lrpilot.search``'s own space from this range test (``space_from_range_test``:
+        """``lrpilot.search``'s own space from this range test (``_space.space_around``:
         a decade either side of the pick, widened to hold the band, to 3 figures), kept
         within ``low``-``high`` (the grid, where the curves are)."""
-        lo = float(f"{min(self.band[0], self.lr / RANGE_MARGIN):.3g}")
-        hi = float(f"{max(self.band[1], self.lr * RANGE_MARGIN):.3g}")
+        lo, hi = space_around(self.lr, self.band)
         return max(lo, low), min(hi, high)
 
 

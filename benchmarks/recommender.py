@@ -380,14 +380,13 @@ def in_sample(tasks: Sequence[TaskData], folder: Path) -> tuple[Constants, Const
 
 
 def search_space(curve: dict[str, Any]) -> tuple[float, float]:
-    """lrpilot.search's default space for a saved sweep (``_space.space_from_range_test``):
-    one decade either side of the pick, widened to hold its band, to 3 significant figures."""
-    from lrpilot._search._space import RANGE_MARGIN
+    """lrpilot.search's default space for a saved sweep (``_space.space_around``): one decade
+    either side of the pick, widened to hold its band, to 3 significant figures."""
+    from lrpilot._search._space import space_around
 
     lr = float(curve["lr"])
     band = (curve.get("extra") or {}).get("band") or (lr, lr)
-    low, high = min(band[0], lr / RANGE_MARGIN), max(band[1], lr * RANGE_MARGIN)
-    return float(f"{low:.3g}"), float(f"{high:.3g}")
+    return space_around(lr, (float(band[0]), float(band[1])))
 
 
 def simulate(

@@ -139,14 +139,13 @@ def predict_final(
     """``trial``'s final metric predicted from completed trials ``done``: each says
     ``f_j + (v - v_j)`` (its final plus the gap at ``step``), weighted by a Gaussian in
     log10-LR distance; trials with other categorical knobs count only when none match."""
-    value = trial.intermediate_values[step]
-    same = [t for t in done if _same_choices(t, trial)] or done
+    same = _comparable(trial, done)
     log_lr = math.log10(trial.params["lr"])
     weights, guesses = [], []
     for t in same:
         distance = (math.log10(t.params["lr"]) - log_lr) / bandwidth
         weights.append(math.exp(-0.5 * distance * distance))
-        guesses.append(float(t.value) + (value - t.intermediate_values[step]))  # type: ignore[arg-type]
+        guesses.append(_guess(trial, t, step))
     total = sum(weights)
     if total < 1e-12:  # every neighbour far away: the nearest decides
         nearest = min(
@@ -165,14 +164,24 @@ def predict_bracketed(trial: FrozenTrial, done: list[FrozenTrial], step: int) ->
     at this step need not last. Between two neighbours the trial's curve lies between theirs;
     pruning only when both bracketing guesses fall short keeps a trial that one side would
     wrongly condemn."""
-    value = trial.intermediate_values[step]
-    same = [t for t in done if _same_choices(t, trial)] or done
+    same = _comparable(trial, done)
     lr = trial.params["lr"]
     below = [t for t in same if t.params["lr"] <= lr]
     above = [t for t in same if t.params["lr"] >= lr]
     sides = [max(below, key=lambda t: t.params["lr"])] if below else []
     sides += [min(above, key=lambda t: t.params["lr"])] if above else []
-    return max(float(t.value) + (value - t.intermediate_values[step]) for t in sides)  # type: ignore[arg-type]
+    return max(_guess(trial, t, step) for t in sides)
+
+
+def _comparable(trial: FrozenTrial, done: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The completed trials with ``trial``'s categorical knobs; all of them when none has."""
+    return [t for t in done if _same_choices(t, trial)] or done
+
+
+def _guess(trial: FrozenTrial, neighbour: FrozenTrial, step: int) -> float:
+    """What completed ``neighbour`` says ``trial`` ends at: its final plus the gap at ``step``."""
+    gap = trial.intermediate_values[step] - neighbour.intermediate_values[step]
+    return float(neighbour.value) + gap  # type: ignore[arg-type]
 
 
 def _same_choices(a: FrozenTrial, b: FrozenTrial) -> bool:

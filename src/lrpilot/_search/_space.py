@@ -19,7 +19,7 @@ from .. import _validate as check
 from ..errors import ConfigError
 from ..task import Task
 
-__all__ = ["SearchSpace", "log_grid", "space_from", "space_from_range_test"]
+__all__ = ["SearchSpace", "log_grid", "space_around", "space_from", "space_from_range_test"]
 
 RANGE_MARGIN = 10.0
 """How far beyond the range test's suggestion the default space reaches, each way (a factor)."""
@@ -136,10 +136,16 @@ def space_from_range_test(task: Task, seed: int) -> tuple[SearchSpace, int, floa
     from ..finder import find_lr_for_task
 
     result = find_lr_for_task(task, seed=seed, progress=False)
-    low = min(result.band[0], result.lr / RANGE_MARGIN)
-    high = max(result.band[1], result.lr * RANGE_MARGIN)
-    space = SearchSpace(lr=(float(f"{low:.3g}"), float(f"{high:.3g}")))
+    space = SearchSpace(lr=space_around(result.lr, result.band))
     return space, result.cost_steps, float(result.lr)
+
+
+def space_around(lr: float, band: tuple[float, float]) -> tuple[float, float]:
+    """The LR bounds around a range test's suggestion ``lr``: ``RANGE_MARGIN`` either side,
+    widened to hold its ``band``, to 3 significant figures."""
+    low = min(band[0], lr / RANGE_MARGIN)
+    high = max(band[1], lr * RANGE_MARGIN)
+    return float(f"{low:.3g}"), float(f"{high:.3g}")
 
 
 def task_for(task: Task, params: Mapping[str, Any]) -> Task:
