@@ -15,7 +15,9 @@ TPE search (``lrpilot.search``, method ``bayes``, no pruning) gets exactly the s
 compressed to them (a full-length trial would not fit: choosing may cost 15-25 % of one run),
 over the oracle grid's LR range. A short trial prefers a higher LR than the full run, so its best
 LR is carried to the run by the same horizon exponent the race uses (``TPE xn, corrected``);
-``TPE xn, raw`` takes it as is.
+``TPE xn, raw`` takes it as is. Where tune's steps pay for two or more whole runs (a run short
+enough that tune races its candidates whole: ``autopilot.FULL_RACE_STEPS``), ``TPE, whole
+runs`` is a search of that many whole-run trials, its best taken as is.
 
 Every choice is scored on the task's stored oracle grid (``benchmarks/store/runs.json``, the
 mean over seeds 0-2 near the optimum, linear in log-LR between grid points: the estimate
@@ -54,7 +56,7 @@ from benchmarks.replay import grid_curve, interpolate
 from benchmarks.results_md import write_section
 from benchmarks.tasks import TASKS, BenchTask
 from benchmarks.train import train_run
-from lrpilot.autopilot import DEFAULT_RACE, RACE_HORIZON_EXPONENT
+from lrpilot.autopilot import DEFAULT_RACE, FULL_RACE_STEPS, RACE_HORIZON_EXPONENT
 
 QUICK_TASKS = (
     "mnist1d_conv-long:adamw",
@@ -74,6 +76,7 @@ CHOICES = (
     "TPE x6, corrected",
     "TPE x12, corrected",
     "TPE x6, raw",
+    "TPE, whole runs",
     "default",
 )
 TUNE_CHOICES = ("range test", "tune (check)", "tune (adopt)", "race's best if lower")
@@ -117,8 +120,9 @@ def tpe_at_equal_steps(
 ) -> tuple[float, int, int]:
     """An unpruned TPE search of ``trials`` trials of ``budget / trials`` steps each over the
     grid's range: its best trial's LR (at the trials' length), the trials' length and the steps
-    it ran (``nan, 0, 0`` when a trial would be shorter than :data:`MIN_TRIAL_STEPS`)."""
-    length = budget // trials
+    it ran (``nan, 0, 0`` when a trial would be shorter than :data:`MIN_TRIAL_STEPS`). A trial
+    never runs longer than the task's run."""
+    length = min(budget // trials, task.steps)
     if length < MIN_TRIAL_STEPS:
         return math.nan, 0, 0
     short = dataclasses.replace(task.lrpilot_task(), steps=length)
@@ -157,6 +161,11 @@ def one_task(task: BenchTask, seed: int, folder: Path) -> Outcome:
                 raw * (length / task.steps) ** RACE_HORIZON_EXPONENT if spent else math.nan
             )
             tpe_steps[f"x{trials}"] = spent
+        whole = result.cost_steps // task.steps  # where tune raced whole runs, so can TPE
+        if whole >= 2:
+            tpe["TPE, whole runs"], _, tpe_steps["whole"] = tpe_at_equal_steps(
+                task, whole * task.steps, whole, seed, folder
+            )
     return Outcome(
         task=task.name,
         seed=seed,
@@ -257,7 +266,7 @@ def score(outcomes: list[Outcome], cache: RunCache) -> list[Scored]:
         oracle_lr, oracle = best(task, grid)
         gap, regret, lrs = {}, {}, {}
         for choice in CHOICES:
-            picked = [o.lrs[choice] for o in items if math.isfinite(o.lrs[choice])]
+            picked = [o.lrs[choice] for o in items if math.isfinite(o.lrs.get(choice, math.nan))]
             if not picked:
                 continue
             gap[choice] = statistics.fmean(gap_pct(task, grid, lr) for lr in picked)
@@ -326,8 +335,14 @@ def markdown(
         "(Optuna TPE, unpruned), 6 or 12 trials "
         "sharing exactly tune's choosing steps, the schedule compressed to each trial, over the "
         "grid's LR range; *corrected* carries its best LR to the full run by the race's horizon "
-        "exponent. Every choice is scored on the stored oracle grid (interpolated in log-LR, "
-        "not retrained) as a % of the oracle–trivial gap (mean over seeds).",
+        "exponent; *TPE, whole runs*: as many whole-run trials as tune's steps pay for, where "
+        "they pay for two or more. A run short enough that its candidates' whole runs cost at "
+        f"most {FULL_RACE_STEPS:,} steps (up to 333 steps with three candidates) is raced "
+        "whole, outside the share budget (the cost column: choosing's steps as a share of one "
+        "run). Every choice is scored on the stored oracle grid (interpolated in log-LR, not "
+        "retrained) as a % of the oracle–trivial gap (mean over seeds); the race's best on one "
+        "seed is scored on the seeds' mean, so a candidate that wins its race by that seed's "
+        "luck scores as the LR it is.",
         "",
         "| task | steps | cost | oracle LR | " + " | ".join(CHOICES) + " | held out (choice) |",
         "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in CHOICES) + " | --- |",
@@ -386,7 +401,7 @@ def _summary(
         f"- regret ≤ 0.5 accuracy point / ≤ 1 % excess loss on every task: met on "
         f"{len(within)} of {len(rows)} ({'met' if len(within) == len(rows) else 'not met'})."
     )
-    for rival in ("range test", "TPE x6, corrected", "TPE x12, corrected"):
+    for rival in ("range test", "TPE x6, corrected", "TPE x12, corrected", "TPE, whole runs"):
         both = [r for r in rows if mine in r.gap and rival in r.gap]
         lower = sum(r.gap[mine] < r.gap[rival] - 1e-9 for r in both)
         ties = sum(abs(r.gap[mine] - r.gap[rival]) <= 1e-9 for r in both)

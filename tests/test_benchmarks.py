@@ -7,6 +7,7 @@ here are built on random inputs.
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -645,6 +646,30 @@ def test_tune_regret_scores_each_choice_on_the_grid_and_picks_a_mode_held_out() 
     text = tr.markdown(list(rows.values()), outcomes, "python -m benchmarks.tune_regret")
     assert "loss on every task: met on 1 of 3 (not met)" in text  # adopt: fmnist at its best
     assert "at most 10.0 % over 1 tasks (met)" in text
+
+
+def test_tune_regrets_tpe_trials_never_outrun_the_run_and_old_outcomes_still_score(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import tune_regret as tr
+
+    task = bt.TASKS["mnist1d_conv:sgd"]  # 200 steps
+    seen: list[int] = []
+
+    def fake_search(short, method, trials, storage, study, **options):  # type: ignore[no-untyped-def]
+        seen.append(short.steps)
+        return types.SimpleNamespace(lr=0.05, steps=trials * short.steps)
+
+    monkeypatch.setattr(tr.lrpilot, "search", fake_search)
+    assert tr.tpe_at_equal_steps(task, 700, 3, 0, tmp_path) == (0.05, 200, 600)  # whole runs
+    assert tr.tpe_at_equal_steps(task, 700, 6, 0, tmp_path) == (0.05, 116, 696)
+    assert tr.tpe_at_equal_steps(task, 50, 6, 0, tmp_path)[1:] == (0, 0)  # 8-step trials: none
+    assert seen == [200, 116]
+    # an outcome saved before "TPE, whole runs" existed scores without it
+    lrs = {c: 1e-2 for c in tr.CHOICES if c != "TPE, whole runs"}
+    old = tr.Outcome("mnist1d_conv:sgd", 0, 200, lrs, 100, 100, {}, "", 0.0)
+    (row,) = tr.score([old], _QuadraticGrid({"mnist1d_conv:sgd": 1e-2}))  # type: ignore[arg-type]
+    assert "TPE, whole runs" not in row.gap and row.gap["range test"] == pytest.approx(0.0)
 
 
 def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> None:

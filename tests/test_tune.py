@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import lrpilot
 from lrpilot.autopilot import (
+    FULL_RACE_STEPS,
     MIN_RACE_STEPS,
     choosing_budget,
     race_candidates,
@@ -242,8 +243,26 @@ def test_a_pick_that_diverges_in_the_race_is_vetoed(
         tune(task, race="sometimes")
 
 
-def test_a_run_too_short_to_race_says_so(tmp_path: Path) -> None:
+def test_a_very_short_run_is_raced_whole(tmp_path: Path) -> None:
     task = lrpilot.load_task_file(write_task(tmp_path, 300))  # 75 steps of budget, 100 swept
+    result = tune(task, train=False, progress=False)
+    race = result.race
+    assert race["rungs"] == [300] and "whole run" in race["note"]
+    assert len(race["candidates"]) * 300 <= FULL_RACE_STEPS
+    for c in race["candidates"]:  # whole runs: raced at their own LR, no run-length correction
+        assert c["steps"] == 300 and c["raced_at"] == c["lr"]
+        assert c["evals"][-1][0] == 300
+    (winner,) = [c for c in race["candidates"] if not c["cut"]]
+    assert winner.get("winner")
+    assert winner["metric"] == max(c["metric"] for c in race["candidates"])
+    assert result.lr == winner["lr"]
+    assert result.cost_steps == result.range_test["cost_steps"] + 300 * len(race["candidates"])
+    assert result.cost_steps > choosing_budget(300) * 300  # outside the share budget, said so
+
+
+def test_a_run_too_short_to_race_says_so(tmp_path: Path) -> None:
+    # 100 steps of budget, all swept; three whole runs (1,200 steps) exceed FULL_RACE_STEPS
+    task = lrpilot.load_task_file(write_task(tmp_path, 400))
     result = tune(task, train=False, progress=False)
     assert result.lr == result.range_test["lr"]
     assert result.race["candidates"] == [] and "no race" in result.race["note"]
