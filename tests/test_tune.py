@@ -15,6 +15,8 @@ import lrpilot
 from lrpilot.autopilot import (
     FULL_RACE_STEPS,
     MIN_RACE_STEPS,
+    SPREAD_COUNTS,
+    band_candidates,
     choosing_budget,
     race_candidates,
     race_rungs,
@@ -331,3 +333,40 @@ def test_a_range_test_too_noisy_to_read_leaves_the_choice_to_the_race() -> None:
     assert "too noisy to read" in result.race["note"]
     best = max(c["metric"] for c in result.race["candidates"] if c["metric"] is not None)
     assert winner["metric"] == best
+
+
+@pytest.mark.parametrize(
+    ("pick", "band", "count", "expected"),
+    [  # the midpoints of `count` equal log-segments of the band, and the pick
+        (1e-3, (1e-4, 1e0), 4, [10**-3.5, 1e-3, 10**-2.5, 10**-1.5, 10**-0.5]),
+        (10**-3.5, (1e-4, 1e0), 4, [10**-3.5, 10**-2.5, 10**-1.5, 10**-0.5]),  # on a midpoint
+        (1.1e-3, (1e-4, 1e-1), 3, [10**-3.5, 1.1e-3, 10**-2.5, 10**-1.5]),
+        (10**-2.45, (1e-4, 1e-1), 3, [10**-3.5, 10**-2.5, 10**-1.5]),  # within 20 %: once
+    ],
+)
+def test_band_candidates_spread_over_the_band_beside_the_pick(
+    pick: float, band: tuple[float, float], count: int, expected: list[float]
+) -> None:
+    got = band_candidates(pick, band, count)
+    assert got == pytest.approx(expected)
+    assert band[0] < min(got) and max(got) < band[1]  # neither end of the band raced
+
+
+def test_a_short_run_whose_curve_gave_no_pick_races_the_whole_band() -> None:
+    """Where the sweep's pick is the family's prior (a guess), a run short enough to race
+    whole spreads the field over the band rather than around the guess."""
+    import dataclasses
+
+    from lrpilot.finder import too_noisy
+    from test_finder_sweep import _noisy_regression
+
+    task = dataclasses.replace(_noisy_regression(), steps=150)
+    result = tune(task, train=False, progress=False)
+    found = lrpilot.LRFinderResult.from_dict(result.range_test)
+    assert too_noisy(found)
+    race = result.race
+    lrs = [c["lr"] for c in race["candidates"]]
+    assert lrs == pytest.approx(band_candidates(found.lr, found.band, SPREAD_COUNTS[0]))
+    assert race["rungs"] == [150] and "spread over the band" in race["note"]
+    assert max(lrs) / min(lrs) > 10  # beyond the clustered field's x1/2-x2
+    assert result.lr == next(c["lr"] for c in race["candidates"] if c.get("winner"))

@@ -15,10 +15,10 @@ on the scoreboard's oracle grids), and the default follows the measurement. With
 test's current rule, whose run-length correction (``steps ** -0.5``) runs low on some long runs
 (MNIST-1D's long Adam-family runs, the long GRU with AdamW), the race's best is the mode chosen
 leave-one-family-out in every fold: on the 40 tasks where a race runs (short runs raced whole,
-below) it scores 0.8 % of the gap median, 6.8 % mean and 72.8 % max held out, against the range
-test's pick's 1.2 %, 8.9 % and 85.7 %, and 21 of 43 tasks are within the regret target against
-18 (a whole race costs more than the pick on some short tasks: a candidate that wins on its
-own seed by luck, MNIST-1D's, MovieLens' and the LSTM's gains outweigh it). So by default
+below) it scores 0.7 % of the gap median, 2.5 % mean and 20.1 % max held out, against the range
+test's pick's 1.2 %, 8.9 % and 85.7 %, and 22 of 43 tasks are within the regret target against
+18 (a whole race costs more than the pick on some short tasks, where a candidate wins on its own
+seed by luck; MNIST-1D's, MovieLens' and the LSTM's gains outweigh it). So by default
 (``race="adopt"``) the full run gets the race's best. Under the previous rule the race did no
 better than the pick (1.6 % median held out against 0.5 %), and ``race="check"`` keeps that
 behaviour: the range test's pick unless it diverges in the race, or unless its curve was too
@@ -31,7 +31,9 @@ run too short for a race of :data:`MIN_RACE_STEPS` steps a candidate keeps the r
 pick (and says so). The exception is a run so short that racing every candidate for the whole
 run costs at most :data:`FULL_RACE_STEPS` steps (a run of up to 333 steps with three
 candidates): then each candidate runs it whole, which no share of the run would pay for and
-which needs no run-length correction.
+which needs no run-length correction. Such a race, when the range test's curve was too noisy to
+give a pick (its pick is then the optimizer family's prior), spreads its candidates over the band
+(:func:`band_candidates`) instead of clustering them around that guess.
 """
 
 from __future__ import annotations
@@ -52,7 +54,14 @@ from .lint import LintWarning
 from .task import Task
 from .train import RunResult, train
 
-__all__ = ["TuneResult", "choosing_budget", "race_candidates", "race_rungs", "tune"]
+__all__ = [
+    "TuneResult",
+    "band_candidates",
+    "choosing_budget",
+    "race_candidates",
+    "race_rungs",
+    "tune",
+]
 
 MIN_RACE_STEPS = 50
 """The shortest race run worth its cost: below it a run says little about its LR."""
@@ -106,6 +115,30 @@ def race_candidates(
         lrs.append(advised)
     kept: list[float] = []
     for lr in sorted(lrs):
+        if not kept or lr > kept[-1] * 1.2:
+            kept.append(lr)
+    return kept
+
+
+SPREAD_COUNTS = (4, 3)
+"""How many LRs a whole race (:data:`FULL_RACE_STEPS`) spreads over the band when the range
+test's curve was too noisy to give a pick (:func:`lrpilot.finder.too_noisy`): the most of these
+that fit, each with the pick (the optimizer family's prior) beside them."""
+
+
+def band_candidates(pick: float, band: tuple[float, float], count: int) -> list[float]:
+    """``count`` LRs spread evenly in log over ``band`` (the midpoints of ``count`` equal
+    log-segments, so neither the band's lowest LR nor its highest, which a noisy sweep puts
+    near its divergence, is raced), with ``pick`` added; near-duplicates (within 20 %) dropped,
+    ascending.
+
+    Why: where the sweep's curve said nothing, its pick is a prior, not a measurement, and
+    candidates clustered around it (:func:`race_candidates`) cannot reach an LR a decade away;
+    the band is what the sweep did say (where the loss moved, where it blew up)."""
+    low, high = math.log10(band[0]), math.log10(band[1])
+    spread = [10 ** (low + (high - low) * (i + 0.5) / count) for i in range(count)]
+    kept: list[float] = []
+    for lr in sorted([*spread, pick]):
         if not kept or lr > kept[-1] * 1.2:
             kept.append(lr)
     return kept
@@ -302,9 +335,8 @@ def _race(
     assert task.steps is not None
     budget = int(choosing_budget(task.steps) * task.steps) - int(found.cost_steps)
     advised = None if advice is None else advice.get("lr")
-    lrs = race_candidates(found.lr, found.band, advised)
-    whole = len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS
-    rungs = [task.steps] if whole else race_rungs(len(lrs), budget)
+    guessed = too_noisy(found)
+    lrs, rungs, whole = _field(task, found, advised, budget, guessed)
     if not rungs:
         why = (
             f"no race: {max(budget, 0)} steps of the budget are left after the range test, "
@@ -341,7 +373,7 @@ def _race(
         diverged = "every race run diverged; the range test's pick stands."
         return _no_race(diverged, found.lr)[0], cost
     winner["winner"] = True
-    chosen, why = _choose(field_, winner, found.lr, mode, guessed=too_noisy(found))
+    chosen, why = _choose(field_, winner, found.lr, mode, guessed=guessed)
     chosen["chosen"] = True
     how = (
         f"each raced for the whole run ({task.steps} steps: {len(lrs)} whole runs cost at "
@@ -351,8 +383,33 @@ def _race(
         f"each candidate raced at its LR x (rung / run) ** -{RACE_HORIZON_EXPONENT:g} (the "
         "run-length correction)"
     )
-    note = f"{len(lrs)} candidates; {how}. The race's best: {winner['lr']:.3g}. {why}"
+    spread = " spread over the band (the range test's curve gave no pick)" if guessed else ""
+    note = f"{len(lrs)} candidates{spread}; {how}. The race's best: {winner['lr']:.3g}. {why}"
     return {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}, cost
+
+
+def _field(
+    task: Task, found: Any, advised: float | None, budget: int, guessed: bool
+) -> tuple[list[float], list[int], bool]:
+    """The race's candidates, its rungs (``[]``: no race) and whether it runs them whole.
+
+    Around a pick read off the curve: :func:`race_candidates`. Around a guess (``guessed``)
+    when the race runs them whole: :func:`band_candidates`, the most of :data:`SPREAD_COUNTS`
+    that fit :data:`FULL_RACE_STEPS`. A compressed race keeps the clustered field even then:
+    its winner reaches the run through the run-length correction, whose error grows with the
+    distance from the pick, so a spread field trades a bounded miss (×½-×2 around the prior)
+    for an unbounded one (``benchmarks.tune_regret``: MovieLens' 2,000-step Adam-family runs
+    went from 2.3 and 19.6 % of the gap to 28.4 and 65.8 % with a spread field raced at 71
+    steps, while its 200-step runs, raced whole, went from 58-73 % to 0.1-12 %)."""
+    assert task.steps is not None
+    if guessed and found.band is not None:
+        for count in SPREAD_COUNTS:
+            lrs = band_candidates(found.lr, found.band, count)
+            if len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS:
+                return lrs, [task.steps], True
+    lrs = race_candidates(found.lr, found.band, advised)
+    whole = len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS
+    return lrs, [task.steps] if whole else race_rungs(len(lrs), budget), whole
 
 
 def _choose(
