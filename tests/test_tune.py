@@ -331,6 +331,9 @@ def test_a_range_test_too_noisy_to_read_leaves_the_choice_to_the_race() -> None:
     (winner,) = [c for c in result.race["candidates"] if c.get("winner")]
     assert winner.get("chosen") and result.lr == winner["lr"]
     assert "too noisy to read" in result.race["note"]
+    # a compressed race (1,000 steps) keeps its field around the guess, and says nothing else
+    assert "spread over the band" not in result.race["note"]
+    assert len(result.race["candidates"]) <= len(lrpilot.autopilot.RACE_FACTORS) + 1
     best = max(c["metric"] for c in result.race["candidates"] if c["metric"] is not None)
     assert winner["metric"] == best
 

@@ -92,7 +92,8 @@ pick unless it diverges in the race, or unless the curve could not give one:
 def choosing_budget(steps: int) -> float:
     """The share of a run's steps that choosing its LR may cost: 10 % for runs of 5,000 steps
     or more, 15 % from 2,000, 25 % below (a short run is cheap to race, and one sweep of 100
-    steps is already a large share of it)."""
+    steps is already a large share of it). A run short enough to race whole
+    (:data:`FULL_RACE_STEPS`) is raced outside this share."""
     if steps >= 5000:
         return 0.10
     if steps >= 2000:
@@ -336,7 +337,7 @@ def _race(
     budget = int(choosing_budget(task.steps) * task.steps) - int(found.cost_steps)
     advised = None if advice is None else advice.get("lr")
     guessed = too_noisy(found)
-    lrs, rungs, whole = _field(task, found, advised, budget, guessed)
+    lrs, rungs, whole, spread = _field(task, found, advised, budget, guessed)
     if not rungs:
         why = (
             f"no race: {max(budget, 0)} steps of the budget are left after the range test, "
@@ -383,15 +384,16 @@ def _race(
         f"each candidate raced at its LR x (rung / run) ** -{RACE_HORIZON_EXPONENT:g} (the "
         "run-length correction)"
     )
-    spread = " spread over the band (the range test's curve gave no pick)" if guessed else ""
-    note = f"{len(lrs)} candidates{spread}; {how}. The race's best: {winner['lr']:.3g}. {why}"
+    where = " spread over the band (the range test's curve gave no pick)" if spread else ""
+    note = f"{len(lrs)} candidates{where}; {how}. The race's best: {winner['lr']:.3g}. {why}"
     return {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}, cost
 
 
 def _field(
     task: Task, found: Any, advised: float | None, budget: int, guessed: bool
-) -> tuple[list[float], list[int], bool]:
-    """The race's candidates, its rungs (``[]``: no race) and whether it runs them whole.
+) -> tuple[list[float], list[int], bool, bool]:
+    """The race's candidates, its rungs (``[]``: no race), whether it runs them whole and
+    whether they are spread over the band.
 
     Around a pick read off the curve: :func:`race_candidates`. Around a guess (``guessed``)
     when the race runs them whole: :func:`band_candidates`, the most of :data:`SPREAD_COUNTS`
@@ -406,10 +408,10 @@ def _field(
         for count in SPREAD_COUNTS:
             lrs = band_candidates(found.lr, found.band, count)
             if len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS:
-                return lrs, [task.steps], True
+                return lrs, [task.steps], True, True
     lrs = race_candidates(found.lr, found.band, advised)
     whole = len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS
-    return lrs, [task.steps] if whole else race_rungs(len(lrs), budget), whole
+    return lrs, [task.steps] if whole else race_rungs(len(lrs), budget), whole, False
 
 
 def _choose(
