@@ -2,7 +2,7 @@
 search given the same optimizer steps, and what choosing costs as a share of the run.
 
     python -m benchmarks.tune_regret --quick   # 4 long tasks, 1 seed: under a minute
-    python -m benchmarks.tune_regret           # all 39 tasks, 3 seeds, 2 worker processes
+    python -m benchmarks.tune_regret           # all 43 tasks, 3 seeds, 2 workers: over an hour
     python -m benchmarks.tune_regret --report-only   # re-write RESULTS from the saved outcomes
 
 For each task and seed, ``lrpilot.tune(task, train=False, race="check")`` runs the range test
