@@ -114,6 +114,12 @@ def race_candidates(
     lrs = [min(max(pick * f, low), high) for f in factors]
     if advised is not None and low <= advised <= high:
         lrs.append(advised)
+    return _distinct(lrs)
+
+
+def _distinct(lrs: list[float]) -> list[float]:
+    """``lrs`` ascending, each more than 20 % above the one kept before it (a race that ran
+    two LRs that close would learn nothing from the second)."""
     kept: list[float] = []
     for lr in sorted(lrs):
         if not kept or lr > kept[-1] * 1.2:
@@ -138,11 +144,7 @@ def band_candidates(pick: float, band: tuple[float, float], count: int) -> list[
     the band is what the sweep did say (where the loss moved, where it blew up)."""
     low, high = math.log10(band[0]), math.log10(band[1])
     spread = [10 ** (low + (high - low) * (i + 0.5) / count) for i in range(count)]
-    kept: list[float] = []
-    for lr in sorted([*spread, pick]):
-        if not kept or lr > kept[-1] * 1.2:
-            kept.append(lr)
-    return kept
+    return _distinct([*spread, pick])
 
 
 @dataclass
@@ -407,11 +409,17 @@ def _field(
     if guessed and found.band is not None:
         for count in SPREAD_COUNTS:
             lrs = band_candidates(found.lr, found.band, count)
-            if len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS:
+            if _whole(len(lrs), task.steps):
                 return lrs, [task.steps], True, True
     lrs = race_candidates(found.lr, found.band, advised)
-    whole = len(lrs) >= 2 and len(lrs) * task.steps <= FULL_RACE_STEPS
+    whole = _whole(len(lrs), task.steps)
     return lrs, [task.steps] if whole else race_rungs(len(lrs), budget), whole, False
+
+
+def _whole(candidates: int, steps: int) -> bool:
+    """Whether ``candidates`` (two or more) can each run the whole ``steps``-step run within
+    :data:`FULL_RACE_STEPS`."""
+    return candidates >= 2 and candidates * steps <= FULL_RACE_STEPS
 
 
 def _choose(
