@@ -342,7 +342,11 @@ def markdown(
         "run). Every choice is scored on the stored oracle grid (interpolated in log-LR, not "
         "retrained) as a % of the oracle–trivial gap (mean over seeds); the race's best on one "
         "seed is scored on the seeds' mean, so a candidate that wins its race by that seed's "
-        "luck scores as the LR it is.",
+        "luck scores as the LR it is. Not held out: where the range test's curve was too noisy "
+        "to give a pick, a whole race spreads its candidates over the band "
+        "(`autopilot.band_candidates`); that rule was made with MovieLens in view, the only "
+        "family whose sweeps are that noisy, so its MovieLens rows are in-sample figures "
+        "(the leave-one-family-out column chooses among tune's modes, not this rule).",
         "",
         "| task | steps | cost | oracle LR | " + " | ".join(CHOICES) + " | held out (choice) |",
         "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in CHOICES) + " | --- |",
