@@ -7,6 +7,7 @@ here are built on random inputs.
 from __future__ import annotations
 
 import math
+import time
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -672,13 +673,45 @@ def test_tune_regrets_tpe_trials_never_outrun_the_run_and_old_outcomes_still_sco
     assert "TPE, whole runs" not in row.gap and row.gap["range test"] == pytest.approx(0.0)
 
 
+def test_one_task_runs_a_whole_run_tpe_only_where_tunes_steps_pay_for_two_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import tune_regret as tr
+
+    searches: list[tuple[int, int]] = []  # (trials, steps of each)
+
+    def fake_search(short, method, trials, storage, study, **options):  # type: ignore[no-untyped-def]
+        searches.append((trials, short.steps))
+        return types.SimpleNamespace(lr=0.03, steps=trials * short.steps)
+
+    def fake_tune(task, **options):  # type: ignore[no-untyped-def]
+        race = {"candidates": [{"lr": 0.02, "winner": True}], "note": "raced"}
+        return types.SimpleNamespace(
+            lr=0.01, cost_steps=cost, race=race, range_test={"lr": 0.01, "cost_steps": 100}
+        )
+
+    monkeypatch.setattr(tr.lrpilot, "search", fake_search)
+    monkeypatch.setattr(tr.lrpilot, "tune", fake_tune)
+    cost = 700  # a 200-step run raced whole: three runs' worth, so three whole-run trials
+    short = tr.one_task(bt.TASKS["mnist1d_conv:sgd"], 0, tmp_path)
+    assert short.lrs["TPE, whole runs"] == 0.03 and short.tpe_steps["whole"] == 600
+    assert short.lrs["tune (adopt)"] == 0.02 and short.lrs["tune (check)"] == 0.01
+    assert searches[-1] == (3, 200)
+    searches.clear()
+    cost = 300  # a 2,000-step run: its choosing steps pay for no whole run
+    long = tr.one_task(bt.TASKS["mnist1d_conv-long:sgd"], 0, tmp_path)
+    assert "TPE, whole runs" not in long.lrs and "whole" not in long.tpe_steps
+    assert [trials for trials, _ in searches] == list(tr.TPE_TRIALS)
+
+
 def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> None:
     from benchmarks import monitor as bench
 
     def outcome(task: str, bare_ok: bool, watched_ok: bool) -> bench.Outcome:
         return bench.Outcome(
-            task, 10.0, 0, 1.0, 1.5, 1.0, math.nan, bare_ok, watched_ok, False, 1, 0.1
-        )
+            task, 10.0, 0, 1.0, 1.5, 1.0, math.nan, bare_ok, watched_ok, False, 1, 0.1,
+            typical=1.0, orders=(0.9, 1.1), watched_typical_ok=watched_ok,
+        )  # fmt: skip
 
     short = [
         outcome("diamonds_mlp:sgd", False, True),
@@ -691,10 +724,84 @@ def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> N
         ),
         bench.BestOutcome("diamonds_mlp-long:adamw", 0.05, 0.17, 0.21, False, [], math.nan),
     ]
-    ratios = {"diamonds_mlp:adamw": {"cpu": [1.01, 1.02], "wall": [1.0, 1.03]}}
+    ratios = {
+        "diamonds_mlp:adamw": {"cpu": [1.01, 1.09], "wall": [1.0, 1.03], "in_run": [1.02, 1.03]}
+    }
     text = bench.report(short, ratios, "cmd", None, best, hot)
+    # the verdict reads the in-run measure (the median 1.025x), the pairs (1.05x) beside it
+    assert "**Overhead per step: 1.025x** at worst, measured in one run" in text
+    assert "met): the run's CPU time" in text and "1.050x at worst on the" in text
+    assert "| diamonds_mlp:sgd | 10x | 0 | 1 (0.9–1.1) | 1 | 1.5 | 1 ✓ = |" in text
     assert f"1 of {len(bench.HOT_LONG_TASKS)} recover with the monitor, 0 without" in text
     assert "within 2% on 1 of 2; the monitor acted on 1" in text
     assert "| mnist1d_conv-long:adam | 0.02 | 0.95 | 0.97 ✓ | 0.5 % | loss plateau x1 |" in text
     assert "| diamonds_mlp-long:adamw | 0.05 | 0.17 | 0.21 | — | none |" in text
     assert "Held out (fmnist_resnet:adamw" in text  # the tasks outside QUICK_TASKS
+
+
+def _tiny_task(steps: int = 30) -> lrpilot.Task:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 4, generator=g)
+    y = x @ torch.randn(4, 1, generator=g)
+    return lrpilot.Task(
+        model_fn=lambda: torch.nn.Linear(4, 1),
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
+        train_loader=DataLoader(
+            TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator()
+        ),
+        loss_fn=torch.nn.functional.mse_loss,
+        steps=steps,
+    )
+
+
+def test_callback_time_times_the_runs_work_for_its_callbacks_and_puts_the_loop_back() -> None:
+    from benchmarks import monitor as bench
+
+    from lrpilot.train import _Run
+
+    before = {name: _Run.__dict__[name] for name in bench.CALLBACK_WORK}
+    hook = lrpilot.Monitor.__dict__["on_before_optimizer_step"]
+    with bench.callback_time() as spent:
+        lrpilot.train(_tiny_task(), 0.05, progress=False)
+    assert spent == [0.0]  # no callback: the loop never dispatches, snapshots or applies
+    with bench.callback_time() as spent:
+        start = time.process_time()
+        lrpilot.train(_tiny_task(), 0.05, progress=False, callbacks=[lrpilot.Monitor(quiet=True)])
+        total = time.process_time() - start
+    assert 0.0 < spent[0] < total
+    assert {name: _Run.__dict__[name] for name in bench.CALLBACK_WORK} == before
+    assert lrpilot.Monitor.__dict__["on_before_optimizer_step"] is hook
+
+
+def test_skip_at_start_trains_on_the_data_order_k_batches_on() -> None:
+    from benchmarks import monitor as bench
+
+    class Shifted:  # the same loader, its first pass starting k batches in
+        def __init__(self, loader: DataLoader, k: int) -> None:
+            self.loader, self.k, self.first = loader, k, True
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            batches = iter(self.loader)
+            if self.first:
+                self.first = False
+                for _ in range(self.k):
+                    next(batches)
+            return batches
+
+    task = _tiny_task()
+    skipped = lrpilot.train(task, 0.05, seed=3, progress=False, callbacks=[bench.SkipAtStart(5)])
+    shifted = replace(task, train_loader=Shifted(task.train_loader, 5))
+    expected = lrpilot.train(shifted, 0.05, seed=3, progress=False)
+    plain = lrpilot.train(task, 0.05, seed=3, progress=False)
+    assert skipped.losses == expected.losses  # the rollback drops its first step's record
+    assert skipped.losses != plain.losses
+    assert skipped.steps_done == expected.steps_done + 1  # the one step it discarded
+
+
+def test_the_median_best_lr_result_counts_a_diverged_run_as_the_worst() -> None:
+    from benchmarks import monitor as bench
+
+    accuracy, loss = bt.TASKS["mnist1d_conv:adamw"], bt.TASKS["diamonds_mlp:sgd"]
+    assert accuracy.higher_is_better and not loss.higher_is_better
+    assert bench._median_result(accuracy, [0.8, math.nan, 0.9]) == pytest.approx(0.8)
+    assert bench._median_result(loss, [0.2, math.nan, 0.1]) == pytest.approx(0.2)
