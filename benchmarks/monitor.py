@@ -6,10 +6,13 @@
 **Recovery.** Each task's oracle best LR comes from its stored grid (``benchmarks/store/
 runs.json``, seed 0, read through ``benchmarks.cache``). Every task is then trained from a
 fresh model at 10x and at 30x that LR, with and without ``lrpilot.Monitor()`` (its defaults,
-untouched), for each seed; and at the best LR itself with the same seed, the reference. A run
-"recovers" when its final validation metric is within 2 % of the reference (relative, in the
-task's units; a diverged run never does). The table gives the share that recover with and
-without the monitor. The monitor's constants were chosen on ``QUICK_TASKS``; the other two
+untouched), for each seed; and at the best LR itself with the same seed on ``DATA_ORDERS``
+(the same initial weights, a few batches skipped at the start, as a rollback to the start
+does), the reference. A run "recovers" when its final validation metric is within 2 % of the
+median of those best-LR runs (relative, in the task's units; a diverged run never does); the
+share against the best-LR run on the same order (no batch skipped), the measure before
+2026-12-07, is given beside it. The table gives the share that recover with and without the
+monitor. The monitor's constants were chosen on ``QUICK_TASKS``; the other two
 ``TASKS`` (``HELD_OUT``) are reported apart, as held out. The best-LR reference is also run
 with the monitor: it must stay quiet there (no action), the false-positive check.
 
@@ -36,8 +39,11 @@ best LR, the two interleaved (alternating which goes first) after a warm-up pair
 the process's CPU times per pair, median and range, judged against the target (the work the
 monitor adds, which other processes on a shared machine do not inflate), with the wall-clock
 ratios beside it. On a quiet machine the two agree, and either moves by ±10 % from pair to pair
-on the same work: hence 25 pairs by default, whose median is good to about ±2 %. One thread,
-as in the rest of the benchmark.
+on the same work: hence 25 pairs by default, whose median moves by about ±5 % from one run to
+the next on a shared machine. In the same watched runs, the monitor's own work is timed
+(:func:`callback_time`) and given beside the pairs: exact for that work, blind to any other
+cost. One thread, as in the rest of the benchmark. The run is saved (``SAVED``) and
+``--report-only`` re-writes the section from it.
 """
 
 from __future__ import annotations
