@@ -1,8 +1,9 @@
-"""The checks a careful engineer makes on a finished run: the clipping share."""
+"""The checks a careful engineer makes on a finished run: the clipping share, the edge."""
 
 from __future__ import annotations
 
-from lrpilot.report._checks import CLIPPED_TOO_MANY, check_clipping
+from lrpilot._search._space import RANGE_MARGIN
+from lrpilot.report._checks import CLIPPED_TOO_MANY, check_clipping, check_edge
 
 
 def _run(clipped: int, steps: int = 100) -> dict:
@@ -27,3 +28,14 @@ def test_without_clipping_in_the_recipe_the_monitors_adaptive_share_is_reported(
     assert not most.ok and most.message.endswith("the LR is likely too high.")
     # a recipe that clips is judged on its own clipping, whatever the monitor did
     assert check_clipping(_run(5), 1.0, (90, 100)).ok
+
+
+def test_a_choice_at_the_edge_of_what_was_tried_says_how_to_look_past_it():
+    inside = check_edge(0.01, [0.005, 0.01, 0.02])
+    assert inside.ok and inside.message == "0.01 lies inside 0.005–0.02."
+    top = check_edge(0.02, [0.005, 0.01, 0.02])
+    assert not top.ok and "is the highest tried (0.005–0.02)" in top.message
+    assert "run `lrpilot search` on the task" in top.message
+    assert RANGE_MARGIN == 10.0  # "a decade either side", as the message says
+    assert not check_edge(0.005, [0.005, 0.01, 0.02]).ok
+    assert check_edge(0.01, [0.01]).ok  # one LR: nothing to be at the edge of

@@ -115,8 +115,10 @@ def check_overfitting(run: Any, tolerance: float = 0.02) -> Check:
 
 
 def check_edge(chosen: float, tried: Sequence[float]) -> Check:
-    """Whether the chosen LR is the lowest or highest of those tried: then the best may lie
-    beyond them."""
+    """Whether the chosen LR is the lowest or highest of those tried (``tune``'s race): then the
+    best may lie beyond them, and the message says how to look (``tune`` has no knob for its
+    race's field; a search's default space spans a decade either side of the range test's
+    pick, :data:`lrpilot._search._space.RANGE_MARGIN`)."""
     if len(tried) < 2:
         return Check("best LR inside what was tried", True, "one LR tried.")
     low, high = min(tried), max(tried)
@@ -126,7 +128,8 @@ def check_edge(chosen: float, tried: Sequence[float]) -> Check:
                 "best LR inside what was tried",
                 False,
                 f"the chosen LR {chosen:.3g} is the {side} tried ({low:.3g}–{high:.3g}): "
-                "the best may lie beyond; widen the range.",
+                "the best may lie beyond; to look past it, run `lrpilot search` on the task "
+                "(its space spans a decade either side of the range test's pick).",
             )
     return Check(
         "best LR inside what was tried", True, f"{chosen:.3g} lies inside {low:.3g}–{high:.3g}."
