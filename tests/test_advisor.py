@@ -228,6 +228,27 @@ def test_a_sequential_body_takes_its_children_as_levels():
     _assert_partition(model, groups)
 
 
+def test_a_linear_probe_trains_its_head_at_the_full_lr():
+    class Probe(nn.Module):  # a frozen backbone, one new head: the commonest fine-tuning
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Linear(6, 8), nn.ReLU())
+            self.head = nn.Linear(8, 3)
+
+    probe = Probe()
+    probe.backbone.requires_grad_(False)
+    advice = lrpilot.advise(probe, optimizer="adam", batch_size=64, steps=1000)
+    assert [(g.name, g.lr) for g in advice.param_groups] == [("head", advice.lr)]
+    assert [(g["name"], g["lr"]) for g in advice.torch_param_groups(probe, 1e-3)] == [
+        ("head", 1e-3)
+    ]
+    # a Sequential whose first layer is frozen: its last layer is the head, at the full LR
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].requires_grad_(False)
+    groups, head, _ = finetune_groups(model, 1e-3)
+    assert head == ["2"] and [(g.name, g.lr) for g in groups] == [("head", 1e-3)]
+
+
 def test_a_bad_head_name_is_refused():
     with pytest.raises(lrpilot.ConfigError, match="head"):
         finetune_groups(_Pretrained(), 1e-3, head="nothead")

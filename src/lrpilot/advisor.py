@@ -592,10 +592,14 @@ def _head_names(model: nn.Module, head: str | Iterable[str] | None) -> list[str]
             if name not in modules or name == "":
                 raise check.ArgError("head", head, "names of the model's modules")
         return names
-    with_params = [
-        n for n, m in model.named_children() if any(p.requires_grad for p in m.parameters())
-    ]
-    return with_params[-1:] if len(with_params) >= 2 else []
+    # the last child holding parameters, when it trains: counted among every child with
+    # parameters, frozen ones included, so that a linear probe (a frozen backbone, one
+    # trainable head) gets its head at the full LR rather than a decayed one
+    with_params = [n for n, m in model.named_children() if any(True for _ in m.parameters())]
+    if len(with_params) < 2:
+        return []
+    last = model.get_submodule(with_params[-1])
+    return with_params[-1:] if any(p.requires_grad for p in last.parameters()) else []
 
 
 def _levels(model: nn.Module, body: list[str], heads: list[str]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from . import _validate as check
-from .advice import ADAM_FAMILY, optimizer_family
+from .advice import ADAM_FAMILY, family_of_type, optimizer_family
 from .errors import ConfigError
 
 __all__ = [
@@ -241,7 +241,7 @@ def family_of(optimizer: Any) -> str:
     if isinstance(optimizer, type):
         if not issubclass(optimizer, torch.optim.Optimizer):
             raise check.ArgError("optimizer", optimizer, "a torch.optim.Optimizer class")
-        return "adam" if optimizer.__name__ in ADAM_FAMILY else optimizer.__name__.lower()
+        return family_of_type(optimizer)
     if hasattr(optimizer, "param_groups") or hasattr(optimizer, "optimizer"):
         return optimizer_family(optimizer)
     raise check.ArgError(

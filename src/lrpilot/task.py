@@ -26,6 +26,7 @@ from torch import nn
 from . import _validate as check
 from ._rng import generators_of, isolated_rng
 from ._step import LossStep, default_loss_step, evaluate_loss
+from .advice import optimizer_family
 from .errors import ConfigError
 
 __all__ = ["Task", "load_task_file", "ScheduleLike"]
@@ -187,6 +188,8 @@ class Task:
         }
         text = json.dumps(data, sort_keys=True, default=str)
         data["id"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        # derived, so left out of the id (a recipe's id stays what earlier versions stored)
+        data["optimizer_family"] = optimizer_family(optimizer)
         return data
 
 
