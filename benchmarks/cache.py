@@ -72,10 +72,13 @@ class RunCache:
 
 # --------------------------------------------------------------------------- migration
 def migrate(old_version: str, verify: int = 3) -> int:
-    """Re-key the runs cached under run-layer version ``old_version`` to the current one,
-    once ``verify`` of them (from the cheapest tasks) retrain under the current code to the
-    same final loss and metric, bit for bit: a refactor of the run layer moves the key without
-    changing a result. Returns the number of runs re-keyed; raises if any check differs."""
+    """Re-key the runs cached under run-layer version ``old_version`` to the current one, in
+    the run store and the search's trial curves (``store/trial_curves.json``, keyed the same
+    way), once ``verify`` runs (from the cheapest tasks) retrain under the current code to the
+    same final loss and metric, and the cheapest trial curve to the same values, bit for bit:
+    a refactor of the run layer moves the key without changing a result. The old keys are
+    dropped (git keeps them). Returns the number of entries re-keyed; raises, changing
+    nothing, if any check differs."""
     import torch
 
     from benchmarks.train import train_run
@@ -83,9 +86,7 @@ def migrate(old_version: str, verify: int = 3) -> int:
     torch.set_num_threads(1)  # as the benchmark's workers: reductions in the same order
     cache = RunCache(cache_path(quick=False))
     new_version = run_version()
-    old = {
-        k: r for k, r in cache.runs.items() if k.split("|")[2] == old_version and k.count("|") == 4
-    }
+    old = {k: r for k, r in cache.runs.items() if _version_of(k) == old_version}
     recipes = [
         (k, r)
         for k, r in old.items()
@@ -99,16 +100,55 @@ def migrate(old_version: str, verify: int = 3) -> int:
             if fresh[field] != saved[field]:
                 raise RuntimeError(f"{key}: {field} differs under {new_version}; not migrating")
         print(f"verified {key}: identical under {new_version}")
-    with open(cache.path.with_suffix(".lock"), "w") as lock:
+    _verify_a_trial_curve(old_version, new_version)
+    return sum(_rekey(path, old_version, new_version) for path in (cache.path, _curves_path()))
+
+
+def _version_of(key: str) -> str | None:
+    """The run-layer version in a cache key (``name|signature|version|lr|seed``)."""
+    parts = key.split("|")
+    return parts[2] if len(parts) == 5 else None
+
+
+def _curves_path() -> Path:
+    from benchmarks.prune_replay import CURVES_PATH
+
+    return CURVES_PATH
+
+
+def _verify_a_trial_curve(old_version: str, new_version: str) -> None:
+    """Retrain the cheapest trial curve stored under ``old_version`` as the search trains a
+    trial; raise unless its checkpoint values, final metric and steps come back identical."""
+    from benchmarks.prune_replay import train_curve
+
+    stored = RunCache(_curves_path()).runs
+    old = [(k, r) for k, r in stored.items() if _version_of(k) == old_version]
+    candidates = [(k, r) for k, r in old if k.split("|")[0] in TASKS]
+    if not candidates:
+        return
+    key, saved = min(candidates, key=lambda kv: kv[1]["wall_s"])
+    fresh = train_curve(TASKS[key.split("|")[0]], saved["lr"], saved["seed"])
+    for field in ("values", "final", "steps", "diverged"):
+        if fresh[field] != saved[field]:
+            raise RuntimeError(f"{key}: {field} differs under {new_version}; not migrating")
+    print(f"verified the trial curve {key}: identical under {new_version}")
+
+
+def _rekey(path: Path, old_version: str, new_version: str) -> int:
+    """Move every entry of the store at ``path`` from ``old_version`` to ``new_version``
+    (an entry already under the new key is kept), under the store's lock."""
+    with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        runs = cache._read()
-        for key, result in old.items():
+        runs = json.loads(path.read_text()) if path.exists() else {}
+        moved = [k for k in runs if _version_of(k) == old_version]
+        for key in moved:
             name, signature, _, lr, seed = key.split("|")
+            result = runs.pop(key)
             runs.setdefault(f"{name}|{signature}|{new_version}|{lr}|{seed}", result)
-        tmp = cache.path.with_suffix(f".tmp{os.getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(runs, indent=0, sort_keys=True))
-        tmp.replace(cache.path)
-    return len(old)
+        tmp.replace(path)
+    return len(moved)
 
 
 if __name__ == "__main__":
@@ -119,4 +159,4 @@ if __name__ == "__main__":
     parser.add_argument("--from", dest="old", required=True, help="the old run-layer version")
     parser.add_argument("--verify", type=int, default=3, help="runs retrained to check")
     args = parser.parse_args()
-    print(f"re-keyed {migrate(args.old, args.verify)} runs")
+    print(f"re-keyed {migrate(args.old, args.verify)} runs and trial curves")

@@ -6,7 +6,9 @@ here are built on random inputs.
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import time
 import types
 from dataclasses import replace
@@ -728,8 +730,12 @@ def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> N
         "diamonds_mlp:adamw": {"cpu": [1.01, 1.09], "wall": [1.0, 1.03], "in_run": [1.02, 1.03]}
     }
     text = bench.report(short, ratios, "cmd", None, best, hot)
-    # the verdict reads the pairs side by side (median 1.05x), the in-run 1.025x beside it
-    assert "**Overhead per step: 1.050x** at worst, side by side (target ≤ 1.05x: met)" in text
+    # the verdict reads the pairs side by side (median 1.05x, too few pairs to tell), the
+    # in-run 1.025x beside it
+    assert (
+        "**Overhead per step: 1.050x** at worst (diamonds_mlp:adamw; 95 % interval of the "
+        "median 1.010–1.090), side by side (target ≤ 1.05x: **not shown** either way"
+    ) in text
     assert "The monitor's own work, measured in the same runs: **1.025x** at worst" in text
     assert "| diamonds_mlp:sgd | 10x | 0 | 1 (0.9–1.1) | 1 | 1.5 | 1 ✓ = |" in text
     assert f"1 of {len(bench.HOT_LONG_TASKS)} recover with the monitor, 0 without" in text
@@ -737,6 +743,29 @@ def test_the_monitor_report_counts_each_long_run_section_and_flags_a_miss() -> N
     assert "| mnist1d_conv-long:adam | 0.02 | 0.95 | 0.97 ✓ | 0.5 % | loss plateau x1 |" in text
     assert "| diamonds_mlp-long:adamw | 0.05 | 0.17 | 0.21 | — | none |" in text
     assert "Held out (fmnist_resnet:adamw" in text  # the tasks outside QUICK_TASKS
+
+
+def test_the_median_interval_is_the_sign_tests_order_statistics() -> None:
+    from benchmarks import monitor as bench
+
+    shuffled = random.Random(0).sample(range(1, 101), 100)
+    # Binomial(100, 1/2): P(B <= 39) = 0.0176 keeps 96.5 %, P(B <= 40) = 0.0284 only 94.3 %
+    assert bench.median_interval([float(v) for v in shuffled]) == (40.0, 61.0)
+    # n = 9: P(B <= 1) = 10/512 keeps 96.1 %, P(B <= 2) = 46/512 only 82.0 %
+    assert bench.median_interval([float(v) for v in range(9, 0, -1)]) == (2.0, 8.0)
+    assert bench.median_interval([1.2, 0.9]) == (0.9, 1.2)  # too few: the whole range
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"),
+    [(0.98, 1.04, "met"), (1.051, 1.09, "**not met**"), (1.03, 1.07, "**not shown**")],
+)
+def test_the_overhead_verdict_reads_the_interval_against_the_target(
+    low: float, high: float, verdict: str
+) -> None:
+    from benchmarks import monitor as bench
+
+    assert bench.overhead_verdict(low, high).startswith(verdict)
 
 
 def _tiny_task(steps: int = 30) -> lrpilot.Task:
@@ -827,3 +856,24 @@ def test_the_monitor_benchmark_saves_its_run_and_re_reports_it_unchanged(
     assert repr(loaded[0]) == repr(short)  # by repr: the bare run's nan is never == itself
     assert loaded[3] == long and loaded[4] == best and loaded[5] is None
     assert bench.report(*loaded) == bench.report(short, ratios, "cmd", long, best, None)
+
+
+def test_rekey_moves_one_run_layer_versions_entries_and_keeps_the_rest(tmp_path: Path) -> None:
+    from benchmarks import cache
+
+    store = tmp_path / "runs.json"
+    runs = {
+        "a|sig|run-old|0.1|0": {"metric": 1.0},
+        "a|sig|run-old|0.2|1": {"metric": 2.0},
+        "a|sig|run-new|0.2|1": {"metric": 3.0},  # already trained under the new code: kept
+        "b|sig|run-other|0.1|0": {"metric": 4.0},
+    }
+    store.write_text(json.dumps(runs))
+    assert cache._rekey(store, "run-old", "run-new") == 2
+    assert json.loads(store.read_text()) == {
+        "a|sig|run-new|0.1|0": {"metric": 1.0},
+        "a|sig|run-new|0.2|1": {"metric": 3.0},
+        "b|sig|run-other|0.1|0": {"metric": 4.0},
+    }
+    assert cache._version_of("a|sig|run-new|0.1|0") == "run-new"
+    assert cache._version_of("not a key") is None
