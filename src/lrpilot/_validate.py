@@ -15,6 +15,7 @@ pass everywhere:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "choice",
     "boolean",
     "function",
+    "arity",
     "is_count",
     "is_real",
 ]
@@ -117,3 +119,26 @@ def function(arg: str, value: Any, what: str = "a callable") -> Callable[..., An
     if callable(value):
         return value
     raise ArgError(arg, value, what)
+
+
+def arity(arg: str, fn: Callable[..., Any], count: int, signature: str) -> None:
+    """Raise unless ``fn`` can be called with ``count`` positional arguments.
+
+    Why: a function of the wrong shape (``metric_fn=lambda model: ...``) otherwise fails as a
+    raw TypeError in the middle of a run, far from where it was given. ``signature`` is the
+    expected one, for the message (``"(model, val_loader) -> float"``). A callable whose
+    signature cannot be read (some builtins) passes.
+    """
+    try:
+        found = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        found.bind(*([None] * count))
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ConfigError(
+            f"{arg} must be a function {signature}, called with {count} positional "
+            f"argument{'' if count == 1 else 's'}; got {name}{found}. Change its parameters to "
+            f"match (extra ones need defaults)."
+        ) from None

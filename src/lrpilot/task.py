@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,11 @@ class Task:
     """One training recipe whose peak learning rate is what lrpilot chooses.
 
     Args:
-        model_fn: ``() -> nn.Module``, a fresh model each call.
+        model_fn: ``() -> nn.Module``, a fresh model each call (the class, or a function that
+            builds it; a model it returned before is refused: runs would warm-start).
         optimizer_fn: ``(params, lr) -> torch.optim.Optimizer``; or ``(model, lr)`` when its
             first parameter is named ``model``, to build named param groups (a backbone at a
-            tenth of the head's LR, say).
+            tenth of the head's LR, say). Its highest param-group LR must be ``lr``.
         train_loader: iterable of training batches (re-iterable: it is cycled).
         val_loader: iterable of validation batches, or ``None``.
         loss_fn: ``(outputs, targets) -> scalar loss``, batches being ``(inputs, targets)``.
@@ -82,8 +84,7 @@ class Task:
     def __post_init__(self) -> None:
         if self.loss_fn is None and self.loss_step is None:
             raise ConfigError("Task needs loss_fn (outputs, targets) -> loss, or loss_step.")
-        check.function("model_fn", self.model_fn, "a function () -> nn.Module")
-        check.function("optimizer_fn", self.optimizer_fn, "a function (params, lr) -> Optimizer")
+        _check_functions(self)
         if isinstance(self.train_loader, (str, bytes)) or not hasattr(
             self.train_loader, "__iter__"
         ):
@@ -105,17 +106,30 @@ class Task:
         model = self.model_fn()
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model_fn must return an nn.Module, got {type(model).__name__}.")
+        _check_fresh(model)
         if self.device is not None:
             model = model.to(self.device)
         return model, self.make_optimizer(model, lr)
 
     def make_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        """The recipe's optimizer for ``model`` at peak ``lr``."""
+        """The recipe's optimizer for ``model`` at peak ``lr``.
+
+        Every path that builds a task's optimizer (training, the range test, search, impact,
+        tune) comes here, so the checks that the recipe obeys the LR it is given live here:
+        an optimizer_fn that ignores ``lr`` would make every result's ``lr`` a fiction.
+        """
         takes_model = _first_parameter(self.optimizer_fn) == "model"
-        optimizer = self.optimizer_fn(model if takes_model else model.parameters(), lr)
+        given = model if takes_model else model.parameters()
+        try:
+            optimizer = self.optimizer_fn(given, lr)
+        except AttributeError as err:
+            if not takes_model and getattr(err, "obj", None) is given:
+                raise _took_params_for_model(err) from err
+            raise
         if not isinstance(optimizer, torch.optim.Optimizer):
             got = type(optimizer).__name__
             raise ConfigError(f"optimizer_fn must return a torch.optim.Optimizer, got {got}.")
+        _check_peak_lr(optimizer, lr)
         return optimizer
 
     def schedule_for(self, steps: int | None = None) -> Any:
@@ -255,6 +269,84 @@ def _stretch(schedule: Any, native: int | None, length: int | None) -> Any:
     return _Stretched(schedule, native, length)
 
 
+_BUILT: weakref.WeakValueDictionary[int, nn.Module] = weakref.WeakValueDictionary()
+"""Every model a task's ``model_fn`` returned to :meth:`Task.build` and still alive: weak
+references only, so no model is kept in memory for the check."""
+
+
+def _check_fresh(model: nn.Module) -> None:
+    """Raise when ``model_fn`` returned a model it returned before (``lambda: model``): every
+    run would then warm-start from the previous run's weights, and runs said to be the same
+    recipe at the same seed would differ."""
+    if _BUILT.get(id(model)) is model:
+        raise ConfigError(
+            f"model_fn returned the same {type(model).__name__} instance it returned before, so "
+            "every run would continue from the previous run's weights. model_fn must build a "
+            "fresh model each call: pass the class (model_fn=Net) or a function that "
+            "constructs it (model_fn=lambda: Net(...)), not lambda: model."
+        )
+    _BUILT[id(model)] = model
+
+
+def _check_functions(task: Task) -> None:
+    """Each of the task's functions is callable with the arguments lrpilot gives it, checked
+    when the task is made rather than as a TypeError in the middle of a run."""
+    if isinstance(task.model_fn, nn.Module):
+        raise ConfigError(
+            f"model_fn is a {type(task.model_fn).__name__} instance, not a function that builds "
+            "one: pass the class or a function, not an instance (model_fn=Net, or "
+            "model_fn=lambda: Net(...)), so that every run starts from a fresh model."
+        )
+    check.function("model_fn", task.model_fn, "a function () -> nn.Module")
+    check.function("optimizer_fn", task.optimizer_fn, "a function (params, lr) -> Optimizer")
+    check.arity("model_fn", task.model_fn, 0, "() -> nn.Module")
+    check.arity("optimizer_fn", task.optimizer_fn, 2, "(params, lr) -> Optimizer")
+    if task.loss_fn is not None:
+        check.arity("loss_fn", task.loss_fn, 2, "(outputs, targets) -> scalar loss")
+    if task.metric_fn is not None:
+        check.arity("metric_fn", task.metric_fn, 2, "(model, val_loader) -> float")
+    if task.loss_step is not None:
+        check.arity("loss_step", task.loss_step, 2, "(model, batch) -> scalar loss")
+
+
+def _took_params_for_model(err: AttributeError) -> ConfigError:
+    """The error for an optimizer_fn that used its first argument as the model while it was
+    given the parameters (its first parameter is not named ``model``)."""
+    return ConfigError(
+        f"optimizer_fn asked its first argument for .{err.name}, but got the model's "
+        "parameters (a generator): optimizer_fn receives the model itself only when its first "
+        "parameter is named `model`. Name it so (def optimizer_fn(model, lr): ...), or take "
+        "the parameters (lambda params, lr: torch.optim.SGD(params, lr=lr))."
+    )
+
+
+def _check_peak_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Raise unless the optimizer's highest param-group LR is the peak ``lr`` asked for.
+
+    Groups below it are fine (discriminative LRs: a backbone at a tenth of the head); an
+    optimizer_fn that ignores its ``lr`` (``lambda p, lr: SGD(p, lr=0.1)``) is not: every run
+    would train at one LR while reporting another.
+    """
+    lrs = [float(g["lr"]) for g in optimizer.param_groups if _is_lr(g.get("lr"))]
+    if not lrs:
+        return  # an optimizer without per-group LRs: nothing to check
+    top = max(lrs)
+    if not math.isclose(top, lr, rel_tol=1e-6):
+        raise ConfigError(
+            f"optimizer_fn was asked for lr={lr:g} but built {type(optimizer).__name__} with a "
+            f"highest param-group LR of {top:g}: optimizer_fn must pass its lr argument on "
+            "(lambda params, lr: torch.optim.AdamW(params, lr=lr)). Other param groups may "
+            "sit below it (a backbone at lr / 10), but the highest must be lr itself."
+        )
+
+
+def _is_lr(value: Any) -> bool:
+    """Whether a param group's ``lr`` is a number (a float, or a one-element tensor)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return check.is_real(value)
+
+
 def _first_parameter(fn: Callable[..., Any]) -> str | None:
     try:
         params = list(inspect.signature(fn).parameters.values())
@@ -264,12 +356,40 @@ def _first_parameter(fn: Callable[..., Any]) -> str | None:
 
 
 def _as_device(device: Any) -> torch.device:
+    """``device`` as a torch device that this machine has (checked now, not at the first
+    batch, where torch's own error is an AssertionError deep inside ``.to()``)."""
     try:
-        return torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise check.ArgError(
             "device", device, "a torch device ('cpu', 'cuda', 'cuda:1', ...)"
         ) from None
+    _check_available(parsed)
+    return parsed
+
+
+def _check_available(device: torch.device) -> None:
+    """Raise a ConfigError for a CUDA or MPS device this torch and machine do not have."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ConfigError(
+                f"device={str(device)!r}, but CUDA is not available here (torch "
+                f"{torch.__version__}: {why}): use device='cpu' or leave device=None, or "
+                "install a CUDA build of torch on a machine with a GPU."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device={str(device)!r}, but only {count} CUDA device(s) are visible: "
+                f"use an index below {count} (check CUDA_VISIBLE_DEVICES)."
+            )
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ConfigError(
+            f"device={str(device)!r}, but MPS (Apple GPU) is not available here: use "
+            "device='cpu' or leave device=None."
+        )
 
 
 def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:

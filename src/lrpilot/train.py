@@ -48,7 +48,15 @@ from ._step import (
     needs_closure,
     own_iterators,
 )
-from .control.callbacks import Action, Callback, EvalInfo, GradInfo, RunInfo, StepInfo
+from .control.callbacks import (
+    Action,
+    Callback,
+    EvalInfo,
+    GradInfo,
+    RunInfo,
+    StepInfo,
+    as_callbacks,
+)
 from .control.divergence import DivergenceDetector, DivergenceState
 from .errors import ConfigError, ModelError
 from .task import Task
@@ -78,7 +86,8 @@ class RunResult:
         evals: ``(step, metric)`` for every evaluation, the final one included.
         diverged: The divergence detector stopped the run.
         stopped: Why the run ended early (``""`` when it ran its length).
-        events: What happened, in order: ``{"step", "kind", "message"}`` each.
+        events: What happened, in order: ``{"step", "kind", "message"}`` each, ``step``
+            being the step where it happened (a rollback's message says where it went to).
         seconds: Wall time of the run, evaluations included.
         steps_done: Optimizer steps executed, those discarded by a rollback included.
         skipped: Steps not applied (a non-finite loss or gradient, or AMP's scaler).
@@ -104,7 +113,9 @@ class RunResult:
     task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as JSON-ready data, with a ``"version"`` key."""
+        """Every field as plain data, with a ``"version"`` key; numbers stay floats (NaN for
+        a diverged run's metric), as the reports read them. :meth:`save` writes it as strict
+        JSON (NaN as ``null``), and :meth:`from_dict` reads ``null`` back as NaN."""
         out: dict[str, Any] = {"version": RESULT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -124,14 +135,17 @@ class RunResult:
         if missing:
             raise ConfigError(f"not a RunResult dict: missing {sorted(missing)}")
         values = {k: _copy(v) for k, v in data.items() if k in names}
-        values["evals"] = [(int(s), float(m)) for s, m in data.get("evals", [])]
+        for name in _FLOAT_LISTS:
+            values[name] = [_float(v) for v in data.get(name, [])]
+        values["metric"] = _float(data["metric"])
+        values["evals"] = [(int(s), _float(m)) for s, m in data.get("evals", [])]
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON, atomically (a partial file never replaces a good one)."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict()))
+        tmp.write_text(json.dumps(_json_safe(self.to_dict()), allow_nan=False))
         tmp.replace(path)
 
     @classmethod
@@ -147,6 +161,10 @@ class RunResult:
         )
 
 
+_FLOAT_LISTS = ("lrs", "losses", "grad_norms")
+"""The fields of a :class:`RunResult` that are lists of floats (NaN where not finite)."""
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_copy(v) for v in value]
@@ -155,13 +173,30 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None``: NaN is not JSON (strict parsers,
+    JavaScript and ``jq`` refuse it), ``null`` is."""
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _float(value: Any) -> float:
+    """A float read back from :meth:`RunResult.to_dict`'s data: ``None`` is NaN."""
+    return math.nan if value is None else float(value)
+
+
 def train(
     task: Task,
     lr: float,
     *,
     steps: int | None = None,
     seed: int = 0,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[Any] | Any = (),
     progress: bool = True,
     divergence: DivergenceDetector | None = RUN_DIVERGENCE,
 ) -> RunResult:
@@ -175,7 +210,7 @@ def train(
         seed: Seeds the model's initialisation, the data order, dropout and every other RNG;
             the caller's RNG states are restored afterwards.
         callbacks: Objects with ``on_run_start`` / ``on_step`` / ``on_eval`` / ``on_run_end``
-            (see :mod:`lrpilot.control.callbacks`).
+            (see :mod:`lrpilot.control.callbacks`); a single callback needs no list.
         progress: Show a progress bar.
         divergence: The divergence detector (default :data:`RUN_DIVERGENCE`); ``None``
             never stops the run on divergence.
@@ -185,7 +220,8 @@ def train(
         ``task.eval_every`` steps when set.
 
     Raises:
-        ConfigError: a bad ``lr``, ``steps`` or ``seed``, or no length at all.
+        ConfigError: a bad ``lr``, ``steps``, ``seed`` or callback, no length at all, or an
+            ``optimizer_fn`` that does not build its optimizer at ``lr``.
         ModelError: an optimizer that needs a closure or does not hold the model's parameters.
     """
     lr = check.real("lr", lr, 0.0, open_low=True, open_high=True)
@@ -196,7 +232,7 @@ def train(
         raise ConfigError("train needs the run's length: give steps=N or set Task.steps.")
     length = check.whole("steps", length, 1)
     seed = check.whole("seed", seed, 0)
-    hooks = list(callbacks)
+    hooks = as_callbacks(callbacks)
     generators = generators_of([task.train_loader, task.val_loader])
     with isolated_rng(generators):
         seed_everything(seed, generators)
@@ -457,8 +493,10 @@ class _Run:
         return actions
 
     def _apply(self, actions: list[Action], batches: Iterator[Any] | None) -> None:
-        """Carry out the callbacks' actions in order; each becomes an event."""
+        """Carry out the callbacks' actions in order; each becomes an event at the step where
+        it was asked for (a rollback's message says where it went back to)."""
         for action in actions:
+            at = self.step  # before a rollback resets it
             done = []
             if action.rollback:
                 done.append(self._rollback())
@@ -476,7 +514,7 @@ class _Run:
                 self.result.stopped = action.reason or "stopped by a callback"
                 done.append("stopped the run")
             if done:
-                self._event("action", "; ".join([action.reason, *done]).strip("; "))
+                self._event("action", "; ".join([action.reason, *done]).strip("; "), step=at)
 
     def _take_snapshot(self, place: str | Path | None) -> _Snapshot:
         """The run's state now, kept where ``place`` says (:attr:`Action.snapshot_to`)."""
@@ -499,11 +537,11 @@ class _Run:
         if self.scaler is not None and snap.scaler is not None:
             self.scaler.load_state_dict(snap.scaler)
         dropped = self.step - snap.step
-        self.step, self.detector_state = snap.step, snap.detector
         r = self.result
         if r.diverged:  # rescued: the divergence is undone with the steps that led to it
             self._event("diverged", self.diverged_why + "; rolled back instead of stopping")
             r.diverged = False
+        self.step, self.detector_state = snap.step, snap.detector
         del r.lrs[snap.kept :], r.losses[snap.kept :], r.grad_norms[snap.kept :]
         r.evals[:] = [e for e in r.evals if e[0] <= snap.step]
         return f"rolled back to step {snap.step} ({dropped} steps discarded)"
@@ -514,8 +552,10 @@ class _Run:
             self.snapshot.state.delete()
         self.snapshot = None
 
-    def _event(self, kind: str, message: str) -> None:
-        self.result.events.append({"step": self.step, "kind": kind, "message": message})
+    def _event(self, kind: str, message: str, *, step: int | None = None) -> None:
+        """Record an event at ``step`` (default: the run's step now)."""
+        at = self.step if step is None else step
+        self.result.events.append({"step": at, "kind": kind, "message": message})
 
 
 def _overrides_grad_hook(callback: Any) -> bool:

@@ -25,12 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrpilot import _validate as check
+from lrpilot.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 __all__ = ["Action", "Callback", "EvalInfo", "GradInfo", "RunInfo", "StepInfo"]
+
+HOOKS = ("on_run_start", "on_before_optimizer_step", "on_step", "on_eval", "on_run_end")
+"""The methods a callback may have; an object with none of them is not a callback."""
 
 
 @dataclass(frozen=True)
@@ -170,3 +174,41 @@ class Callback:
     def on_run_end(self, result: Any) -> None:
         """Called once with the finished :class:`~lrpilot.train.RunResult`."""
         return None
+
+
+def as_callbacks(value: Any) -> list[Any]:
+    """``train``'s ``callbacks`` argument as a list, each checked to be a callback.
+
+    A single callback (``callbacks=Monitor()``) is taken as a list of one, and ``None`` as
+    none. An object with none of :data:`HOOKS`, or a callback class instead of an instance,
+    raises a ConfigError now rather than being ignored (or failing) in the middle of a run.
+    """
+    if value is None:
+        return []
+    if _is_callback(value):
+        return [value]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise check.ArgError("callbacks", value, "a callback or a list of callbacks")
+    callbacks = list(value)
+    for i, callback in enumerate(callbacks):
+        _check_callback(f"callbacks[{i}]", callback)
+    return callbacks
+
+
+def _is_callback(obj: Any) -> bool:
+    """Whether ``obj`` is a callback instance: it has at least one of :data:`HOOKS`."""
+    return not isinstance(obj, type) and any(callable(getattr(obj, h, None)) for h in HOOKS)
+
+
+def _check_callback(name: str, obj: Any) -> None:
+    """Raise a ConfigError saying what to pass when ``obj`` is not a callback instance."""
+    if _is_callback(obj):
+        return
+    if isinstance(obj, type) and any(callable(getattr(obj, h, None)) for h in HOOKS):
+        raise ConfigError(
+            f"{name} is the class {obj.__name__}, not an instance: pass {obj.__name__}(...)."
+        )
+    raise ConfigError(
+        f"{name} is not a callback: {type(obj).__name__} has none of the hook methods "
+        f"({', '.join(HOOKS)}). Subclass lrpilot.Callback and override the hooks you need."
+    )

@@ -530,7 +530,7 @@ class Monitor(Callback):
                 {"step": e["step"], "kind": "monitor", "message": e["message"]}
                 for e in self.events
                 if not e["acted"]
-            )  # after the loop's own: a rollback's event carries the step it went back to
+            )  # after the loop's own, each at the step where it happened
 
     def _as_action(self, decision: _Decision, step: int) -> Action | None:
         message = self._record(decision, step)[0]
@@ -590,7 +590,7 @@ class Monitor(Callback):
         """
         controls = self._need_controls("step")
         grads = controls.grads()
-        local = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        local = _scalar_loss(loss)
         own = _global_norm(grads) if grad_norm is None else float(grad_norm)
         value, norm = _all_mean(local, own)
         lr = float(controls.optimizer.param_groups[0]["lr"])
@@ -1183,6 +1183,20 @@ def scale_lrs(optimizer: Any, schedulers: Iterable[Any], factor: float) -> None:
             set_group_lr(group, float(group["lr"]) * factor)
             if "initial_lr" in group:
                 group["initial_lr"] = float(group["initial_lr"]) * factor
+
+
+def _scalar_loss(loss: float | torch.Tensor) -> float:
+    """The step's loss as a float; a tensor of per-sample losses is refused with what to do
+    (torch's own error, "only one element tensors can be converted", does not say)."""
+    if not isinstance(loss, torch.Tensor):
+        return float(loss)
+    if loss.numel() != 1:
+        raise ConfigError(
+            f"Monitor.step needs the step's scalar loss, got a tensor of shape "
+            f"{tuple(loss.shape)}: reduce it to a scalar with .mean() (or use a loss with "
+            "reduction='mean'), as for backward()."
+        )
+    return float(loss.detach())
 
 
 def _remove(path: Path) -> None:
