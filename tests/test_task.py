@@ -150,6 +150,28 @@ def test_fingerprint_changes_with_the_recipe():
     assert _task().fingerprint() == base
 
 
+def test_a_task_file_imports_the_module_beside_it(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "lrp_neighbour_net.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Linear(4, 1)\n"
+    )
+    (folder / "task.py").write_text(
+        "import torch, lrpilot\n"
+        "from lrp_neighbour_net import build\n"
+        "def task():\n"
+        "    return lrpilot.Task(model_fn=build,"
+        " optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr),"
+        " train_loader=[(torch.randn(2, 4), torch.randn(2, 1))],"
+        " loss_fn=torch.nn.functional.mse_loss, steps=3)\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the task's folder: only the file's own folder helps
+    monkeypatch.setattr(sys, "path", list(sys.path))  # undone after the test
+    task = lrpilot.load_task_file(folder / "task.py")
+    assert lrpilot.train(task, 0.1, progress=False).steps_done == 3
+    assert sys.path[0] == str(folder.resolve())
+
+
 def test_load_task_file_says_a_folder_is_a_folder(tmp_path):
     with pytest.raises(lrpilot.ConfigError, match="is a folder"):
         lrpilot.load_task_file(tmp_path)

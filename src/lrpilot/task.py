@@ -228,13 +228,17 @@ def load_task_file(path: str | Path) -> Task:
     """Import a task file (a Python file defining ``task()``) and return its :class:`Task`.
 
     A task file is Python and runs as such, as pytest runs conftest files: load only files
-    you trust.
+    you trust. Its folder goes on ``sys.path`` (first, as ``python task.py`` puts it), so that
+    it can import the modules beside it.
     """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder: give a task file (a .py file defining task()).")
     if not path.is_file():
         raise ConfigError(f"Task file not found: {path}")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as `python task.py` would: its neighbours import
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"lrpilot_task_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"Cannot import {path} as a Python file.")
