@@ -691,3 +691,26 @@ def test_an_integer_loss(loader):
 def test_two_fresh_persistent_loaders_agree(data):
     """What the persistent-worker test compares against is deterministic."""
     assert _same_batches(list(_persistent_loader(data)), list(_persistent_loader(data)))
+
+
+def test_a_sweep_that_starts_too_hot_to_learn_falls_back_below_it_and_says_lower_start_lr():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 16, generator=g)
+    y = (x @ torch.randn(16, 4, generator=g)).argmax(1)
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = lrpilot.find_lr(
+        model, optimizer, loader, CE,
+        start_lr=1.0, end_lr=1e4, num_steps=30, steps=100, progress=False,
+    )  # fmt: skip
+    assert result.diverged
+    # not the flat start's "valley" above 1, where SGD sits at chance: SGD's prior, below it
+    assert result.lr == pytest.approx(0.01) and result.band == (pytest.approx(0.01), 1.0)
+    assert any("lower start_lr" in w for w in result.warnings)

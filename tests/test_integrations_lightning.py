@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 pl = pytest.importorskip("pytorch_lightning")
 
+import lrpilot  # noqa: E402
 from lrpilot.control.monitor import Monitor  # noqa: E402
 from lrpilot.integrations.lightning import LRPilotCallback  # noqa: E402
 
@@ -101,3 +102,80 @@ def test_the_monitor_rolls_back_a_spike_during_fit():
     halved = [lrs[1] / before[1] for before, lrs in zip(module.lrs, module.lrs[1:], strict=False)]
     assert min(halved) < 0.6  # the LR cut reached the groups (and the LambdaLR's bases)
     assert not math.isnan(monitor.lr_scale) and monitor.lr_scale == 0.1  # above its start: /10
+
+
+SCHEDULERS = {
+    "OneCycleLR": lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=[1e-3, 1e-2], total_steps=40
+    ),
+    "SequentialLR": lambda o: torch.optim.lr_scheduler.SequentialLR(
+        o,
+        [
+            torch.optim.lr_scheduler.LinearLR(o, 0.1, 1.0, total_iters=4),
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, 36),
+        ],
+        milestones=[4],
+    ),
+    "CosineAnnealingLR": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 5),
+}
+
+
+class Scheduled(Tiny):
+    """Tiny with a scheduler of ``kind``, stepped every optimizer step or every epoch."""
+
+    def __init__(self, kind: str, interval: str = "step") -> None:
+        super().__init__()
+        self.kind, self.interval = kind, interval
+
+    def configure_optimizers(self):
+        opt = _groups(self.body.parameters(), self.head.parameters())
+        sched = SCHEDULERS[self.kind](opt)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.interval}}
+
+
+def _groups(body, head) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        [{"params": body, "lr": 1e-3}, {"params": head, "lr": 1e-2}], momentum=0.9
+    )
+
+
+def _reference(kind: str, steps: int, every: int = 1) -> list[list[float]]:
+    """The LRs the scheduler gives without lrpilot, on a copy of the module's optimizer."""
+    opt = _groups([torch.zeros(1, requires_grad=True)], [torch.zeros(1, requires_grad=True)])
+    sched = SCHEDULERS[kind](opt)
+    lrs = []
+    for t in range(1, steps + 1):
+        lrs.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        if t % every == 0:
+            sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize("kind", ["OneCycleLR", "SequentialLR"])
+def test_the_fit_runs_the_configured_schedule_at_the_pick(kind):
+    module = Scheduled(kind)
+    callback = LRPilotCallback(monitor=False, num_steps=30)
+    _fit(module, callback)
+    res = callback.result
+    assert "schedule" not in res.assumed and res.schedule["source"] == kind
+    scale = res.lr / 1e-2  # the head's old peak
+    reference = _reference(kind, 40)
+    for seen, old in zip(module.lrs, reference, strict=True):
+        assert seen == pytest.approx([lr * scale for lr in old], rel=1e-9)
+    top = max(lrs[1] for lrs in module.lrs)
+    assert top == pytest.approx(res.lr, rel=0.02)  # the run peaks at the pick
+
+
+def test_an_epoch_scheduler_is_read_per_epoch():
+    module = Scheduled("CosineAnnealingLR", interval="epoch")
+    callback = LRPilotCallback(monitor=False, num_steps=30)
+    _fit(module, callback)
+    res = callback.result
+    table = lrpilot.schedules.from_dict(res.schedule)
+    per_epoch = [table(t) for t in range(16)]  # 8 optimizer steps an epoch
+    assert per_epoch[:8] == [1.0] * 8 and per_epoch[8:] == [per_epoch[8]] * 8
+    assert per_epoch[8] == pytest.approx(0.5 * (1 + math.cos(math.pi / 5)))
+    scale = res.lr / 1e-2
+    for seen, old in zip(module.lrs, _reference("CosineAnnealingLR", 40, every=8), strict=True):
+        assert seen == pytest.approx([lr * scale for lr in old], rel=1e-9)

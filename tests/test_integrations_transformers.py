@@ -12,6 +12,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
+import lrpilot  # noqa: E402
 from lrpilot.control.monitor import Monitor  # noqa: E402
 from lrpilot.integrations.transformers import MonitorCallback, find_lr_for_trainer  # noqa: E402
 
@@ -78,6 +79,27 @@ def test_find_lr_for_trainer_sets_the_pick_on_optimizer_args_and_the_schedule(tm
     assert res.num_steps_run > 8 and math.isfinite(res.lr)
     trainer.train()
     assert trainer.lr_scheduler.base_lrs == pytest.approx(res.group_lrs())  # U3/U9
+
+
+def test_find_lr_for_trainer_picks_for_the_schedule_train_will_run(tmp_path):
+    trainer = _trainer(tmp_path, lr_scheduler_type="cosine", warmup_steps=3)
+    res = find_lr_for_trainer(trainer, num_steps=30)
+    assert "schedule" not in res.assumed and res.schedule["source"] == "LambdaLR"
+    table = lrpilot.schedules.from_dict(res.schedule)
+    spec = lrpilot.schedules.parse_schedule("warmup(3)+cosine", total_steps=30)
+    assert [table(t) for t in range(30)] == pytest.approx([spec(t) for t in range(30)], abs=1e-12)
+    assert trainer.lr_scheduler is None  # built on a stand-in, then left to train()
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx(res.group_lrs())
+    trainer.train()
+    assert trainer.lr_scheduler.base_lrs == pytest.approx(res.group_lrs())
+
+
+def test_a_plateau_scheduler_leaves_the_constant_assumption(tmp_path):
+    trainer = _trainer(
+        tmp_path, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="steps", eval_steps=10
+    )
+    res = find_lr_for_trainer(trainer, num_steps=12)
+    assert "schedule" in res.assumed and res.schedule is None
 
 
 class MultiplyLR(transformers.TrainerCallback):

@@ -129,6 +129,11 @@ def _floored(draw: st.DrawFn) -> Drawn:
     return S.floor(inner, floor), max(lo, floor)
 
 
+def _tabulated(draw: st.DrawFn) -> Drawn:
+    values = draw(st.lists(unit, min_size=1, max_size=40))
+    return S.Tabulated(values=values, every=draw(st.integers(1, 20))), min(values)
+
+
 KIND_STRATEGIES: dict[str, Callable[[st.DrawFn], Drawn]] = {
     "constant": _constant,
     "step_decay": _step,
@@ -146,6 +151,7 @@ KIND_STRATEGIES: dict[str, Callable[[st.DrawFn], Drawn]] = {
     "join": _join,
     "scaled": _scaled,
     "floored": _floored,
+    "tabulated": _tabulated,
 }
 """Schedule kind -> a strategy whose schedules contain that kind."""
 

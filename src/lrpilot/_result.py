@@ -17,6 +17,7 @@ import torch
 from . import _validate as check
 from ._step import set_group_lr
 from .errors import ConfigError
+from .schedules._retarget import retarget
 
 __all__ = ["LRFinderResult", "RESULT_VERSION"]
 
@@ -114,11 +115,19 @@ class LRFinderResult:
         Args:
             optimizer: the optimizer the sweep measured (the same number of param groups).
             lr: the peak LR to set instead of the suggestion.
-            scheduler: a scheduler built on ``optimizer`` before this call. It is updated too,
-                so its next ``step()`` does not put the old LR back: lrpilot's ``ScheduleLR``
-                through ``set_peak_lr``, a torch ``LRScheduler`` through ``base_lrs`` and each
-                group's ``initial_lr``. The groups then run at the new peak times where the
-                schedule is now.
+            scheduler: a scheduler built on ``optimizer`` before this call, or a list of them
+                (all stepped in the same run). It is updated too, so its next ``step()`` does
+                not put the old LR back: lrpilot's ``ScheduleLR`` through ``set_peak_lr``, a
+                torch ``LRScheduler`` by scaling every LR it keeps for a group (``base_lrs``,
+                ``initial_lr``; ``OneCycleLR``'s ``max_lr``/``initial_lr``/``min_lr``;
+                ``CyclicLR``'s ``max_lrs``, the new peak, and ``base_lrs``, which keep their
+                ratio to it; each child of a ``SequentialLR`` or ``ChainedScheduler``) by the
+                new peak over its old one. The groups then run at the new peak times where
+                the schedule is now. See :mod:`lrpilot.schedules._retarget`.
+
+        Raises:
+            ConfigError: a different number of param groups, or a scheduler that cannot be
+                pointed at the new peak (its type named). Nothing is changed then.
         """
         lrs = self.group_lrs(lr)
         groups = getattr(optimizer, "param_groups", None)
@@ -130,11 +139,16 @@ class LRFinderResult:
                 f"{len(lrs)}: apply the result to the optimizer that was swept, or set the LRs "
                 "yourself from result.group_lrs()."
             )
-        current = [float(g["lr"]) for g in groups]
-        for group, group_lr in zip(groups, lrs, strict=True):
-            set_group_lr(group, group_lr)
+        if isinstance(scheduler, (list, tuple)) and not scheduler:
+            scheduler = None
+        if scheduler is not None and not callable(getattr(scheduler, "set_peak_lr", None)):
+            retarget(scheduler, optimizer, lrs)  # checks everything before it changes anything
+            return
         if scheduler is not None:
-            _retarget(scheduler, groups, lrs, current)
+            scheduler.set_peak_lr(lrs)  # lrpilot's ScheduleLR checks them, then sets the groups
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+            for group, group_lr in zip(groups, lrs, strict=True):
+                set_group_lr(group, group_lr)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain, JSON-ready data (tuples become lists), plus ``"version"``."""
@@ -219,26 +233,3 @@ def _typed(annotation: str, value: Any) -> Any:
     if annotation.startswith("tuple") and isinstance(value, list):
         return tuple(value)
     return value
-
-
-def _retarget(
-    scheduler: Any, groups: list[dict[str, Any]], lrs: list[float], old: list[float]
-) -> None:
-    """Point ``scheduler`` at the new peak LRs ``lrs`` (the groups ran at ``old``)."""
-    set_peak = getattr(scheduler, "set_peak_lr", None)
-    if callable(set_peak):  # lrpilot's ScheduleLR: it sets the groups itself
-        set_peak(lrs)
-        return
-    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
-        raise check.ArgError(
-            "scheduler", scheduler, "a torch LRScheduler or lrpilot's ScheduleLR (or None)"
-        )
-    bases = [float(b) for b in scheduler.base_lrs]
-    if hasattr(scheduler, "peak_lrs"):
-        scheduler.peak_lrs = list(lrs)
-    scheduler.base_lrs = list(lrs)
-    for group, lr, base, was in zip(groups, lrs, bases, old, strict=True):
-        group["initial_lr"] = lr
-        # where the schedule is now, at the new peak: old LR x new base / old base
-        set_group_lr(group, was * lr / base if base > 0 else lr)
-    scheduler._last_lr = [float(g["lr"]) for g in groups]

@@ -50,7 +50,7 @@ from ._step import (
 )
 from .advice import ADAM_FAMILY, prior_lr_for
 from .control.divergence import DivergenceDetector, DivergenceState
-from .errors import ConfigError, DataError, LossError, ModelError
+from .errors import ConfigError, DataError, LossError, ModelError, SpecError
 from .task import Task
 from .train import _norm_function
 
@@ -73,17 +73,29 @@ MAX_NONFINITE = 3
 skipped steps (a bad batch, an overflow), not divergence."""
 
 
+def _read_schedule(schedule: Any, steps: int | None) -> Any:
+    """The run's schedule as a schedule: a live torch scheduler becomes the table of the
+    multipliers it gives over the run's ``steps`` (read off a copy stepped on a stand-in
+    optimizer, so the scheduler, its optimizer and the model are left as they are); anything
+    else as given."""
+    if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
+        from .schedules import from_scheduler
+
+        return from_scheduler(schedule, steps)
+    return schedule
+
+
 def _schedule_data(schedule: Any, steps: int | None) -> Any:
     """The run's schedule as plain data: a spec as given, a schedule as its dict."""
     if schedule is None or isinstance(schedule, str):
         if isinstance(schedule, str):
-            from .schedules import parse_schedule
-
-            parse_schedule(schedule, total_steps=steps)  # a malformed spec fails before the sweep
+            _parse_spec(schedule, steps)  # a malformed spec fails before the sweep
         return schedule
     if not callable(schedule):
         raise check.ArgError(
-            "schedule", schedule, "a text spec or a schedule (step -> multiplier)"
+            "schedule",
+            schedule,
+            "a text spec, a schedule (step -> multiplier) or a torch LRScheduler",
         )
     from .schedules import to_dict
 
@@ -91,6 +103,18 @@ def _schedule_data(schedule: Any, steps: int | None) -> Any:
         return to_dict(schedule)
     except ConfigError:
         return repr(schedule)
+
+
+def _parse_spec(spec: str, steps: int | None) -> None:
+    """Parse ``spec`` for a run of ``steps``; its errors name find_lr's ``steps=``, not the
+    parser's ``total_steps``."""
+    from .schedules import parse_schedule
+
+    try:
+        parse_schedule(spec, total_steps=steps)
+    except SpecError as err:
+        message = str(err).replace("give total_steps", "pass steps= (the run's length)")
+        raise SpecError(message.replace("total_steps=", "steps=")) from None
 
 
 def find_lr(
@@ -137,8 +161,12 @@ def find_lr(
         loss_fn: ``(outputs, targets) -> scalar loss`` for ``(inputs, targets)`` batches.
         steps: the length of the real run in optimizer steps. The best LR falls as runs get
             longer, so pass it whenever you know it.
-        schedule: the real run's schedule (a text spec or a schedule), resolved for ``steps``;
-            recorded with the result for the rules that read it.
+        schedule: the real run's schedule, resolved for ``steps``: a text spec, a schedule
+            (step -> multiplier), or a live torch ``LRScheduler`` (a copy of it is stepped on
+            a stand-in optimizer to read its multipliers over the run, see
+            :func:`lrpilot.schedules.from_scheduler`; the scheduler and the optimizer are left
+            as they are; one already stepped gives the steps still to come). Recorded with the
+            result (a scheduler as its table) for the rules that read it.
         start_lr, end_lr: the sweep's bounds (``0 < start_lr < end_lr < inf``).
         num_steps: optimizer steps in the sweep.
         mode: ``"exp"`` (evenly spaced in log-LR, the default) or ``"linear"``.
@@ -202,6 +230,7 @@ def find_lr(
     device = _check_device(snapshot_device)
     check_optimizer_holds(model, optimizer)
     step_loss = loss_step or default_loss_step(loss_fn)
+    schedule = _read_schedule(schedule, opts.steps)
     run_schedule = _schedule_data(schedule, opts.steps)
     sweep_lrs = _sweep_lrs(opts.start_lr, opts.end_lr, opts.num_steps, opts.mode)
     notes: list[str] = []
@@ -878,7 +907,9 @@ def _assemble(
     marks = suggest.landmarks(lrs, losses, floor_fraction=suggest.DEFAULT_CONSTANTS.floor_fraction)
     pick = candidates[name]
     band = _band(name, rule, pick, lrs, losses, notes)
-    pick, band = _off_the_start(name, pick, band, lrs, marks, facts.prior_lr, notes)
+    pick, band = _off_the_start(
+        name, pick, band, lrs, marks, facts.prior_lr, notes, diverged=sweep.diverged
+    )
     half_weight_z = suggest.DEFAULT_CONSTANTS.evidence_half_weight_z if name == "pilot" else None
     notes.extend(
         diagnose(marks, lrs, sweep.diverged, prior_lr=facts.prior_lr, half_weight_z=half_weight_z)
@@ -952,13 +983,29 @@ def _off_the_start(
     marks: suggest.Landmarks,
     prior: float | None,
     notes: list[str],
+    *,
+    diverged: bool = False,
 ) -> tuple[float, tuple[float, float]]:
     """A pick at the sweep's first LR says only that the curve gave nothing to go on (a flat
     curve): fall back to the optimizer family's prior, else the centre of the valley floor,
-    else the onset, whichever first lies above the first LR, and say so."""
+    else the onset, whichever first lies above the first LR, and say so.
+
+    Except where the sweep ``diverged`` and the family's prior lies below its first LR: then
+    the flat start was no valley but LRs already too high to learn (SGD swept from 1 sat at
+    chance, then blew up; the valley's floor, 2.6, trains to chance too). Nothing in the sweep
+    is safe; the prior, below it, is the guess, and the note says to lower ``start_lr``."""
     first = lrs[0] * (1 + 1e-9)
     if pick > first:
         return pick, band
+    if diverged and prior is not None and prior < lrs[0]:
+        notes.append(
+            f"Rule {name!r} picked the sweep's first LR ({lrs[0]:.3g}) and the sweep diverged: "
+            f"the loss never fell, so the sweep likely started above the LRs that train "
+            f"(this optimizer family's usual LR, {prior:.3g}, lies below it). Using that prior "
+            f"as a guess, unmeasured; lower start_lr (e.g. start_lr={prior / 1000:.0e}) and "
+            "sweep again."
+        )
+        return prior, (prior, lrs[0])
     fallbacks = (
         ("the optimizer family's prior", prior),
         ("the centre of the valley's floor", marks.floor_centre),

@@ -9,20 +9,23 @@
 
 At the start of training (optimizers configured, data loaded), :class:`LRPilotCallback` runs
 :func:`lrpilot.find_lr` on the module, its optimizer and the train dataloader, with the run's
-length (``trainer.estimated_stepping_batches``), and sets the pick: every param group keeps
-its ratio to the others, and the LR schedulers Lightning built are retargeted too (their
-``base_lrs``; lrpilot's ``ScheduleLR`` through its peak), so their next ``step()`` does not put
-the old LR back. The module, optimizer and RNGs come back exactly as they were.
+length (``trainer.estimated_stepping_batches``) and the schedule of the LR scheduler that
+``configure_optimizers`` returned (read off a copy of it, stepped per optimizer step or per
+epoch as its ``interval`` says), and sets the pick: every param group keeps its ratio to the
+others, and the LR schedulers Lightning built are retargeted too (every LR they keep, scaled to
+the new peak: ``base_lrs``, ``OneCycleLR``'s ``max_lr``, ``CyclicLR``'s ``max_lrs``, the
+children of a ``SequentialLR``; lrpilot's ``ScheduleLR`` through its peak), so their next
+``step()`` does not put the old LR back. The module, optimizer and RNGs come back exactly as
+they were.
 
 During fit, a :class:`~lrpilot.Monitor` watches every optimizer step: it clips adaptively right
 before the step (``on_before_optimizer_step``), judges the step after it
 (``on_train_batch_end``), rolls back and cuts the LR, and stops the run
 (``trainer.should_stop``) on an early stop, the best weights put back. Lightning's
 ``global_step`` is not rewound by a rollback. The callback needs automatic optimization and one
-optimizer; the schedulers it retargets are those that read ``base_lrs`` (``LambdaLR``,
-``CosineAnnealingLR``, ``StepLR``, ... and lrpilot's ``ScheduleLR``), not ``OneCycleLR``, which
-reads its own ``max_lr``. Works with ``lightning.pytorch`` and with ``pytorch_lightning`` (extra
-``[lightning]``).
+optimizer. With several schedulers on the optimizer, or a ``ReduceLROnPlateau``, the range test
+assumes a constant LR (``result.assumed`` says so) unless ``schedule=`` is given. Works with
+``lightning.pytorch`` and with ``pytorch_lightning`` (extra ``[lightning]``).
 """
 
 from __future__ import annotations
@@ -93,25 +96,26 @@ class LRPilotCallback(_Base):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Range test, then start watching."""
         optimizer = _one_optimizer(trainer)
-        schedulers = [
-            c.scheduler for c in trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer
-        ]
+        configs = [c for c in trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer]
+        schedulers = [c.scheduler for c in configs]
         if self.find_lr:
-            self.result = self._range_test(trainer, pl_module, optimizer, schedulers)
+            self.result = self._range_test(trainer, pl_module, optimizer, configs)
         if self.monitor is not None:
             total = trainer.estimated_stepping_batches
             steps = int(total) if math.isfinite(total) and total >= 1 else None
             self.monitor.watch(pl_module, optimizer, *schedulers, steps=steps)
 
-    def _range_test(self, trainer: Any, pl_module: Any, optimizer: Any, schedulers: list) -> Any:
+    def _range_test(self, trainer: Any, pl_module: Any, optimizer: Any, configs: list) -> Any:
         import lrpilot
 
         options = {"progress": False, **self.find_lr_options}
         total = trainer.estimated_stepping_batches
         if "steps" not in options and math.isfinite(total):
             options["steps"] = int(total)
-        if "schedule" not in options and schedulers and hasattr(schedulers[0], "peak_lrs"):
-            options["schedule"] = schedulers[0].schedule  # lrpilot's own: its shape is known
+        if "schedule" not in options:
+            schedule = _run_schedule(trainer, configs, options.get("steps"))
+            if schedule is not None:
+                options["schedule"] = schedule
         if trainer.accumulate_grad_batches > 1:
             options.setdefault("accumulation_steps", trainer.accumulate_grad_batches)
         loader = _train_loader(trainer)
@@ -119,9 +123,9 @@ class LRPilotCallback(_Base):
             result = lrpilot.find_lr(
                 pl_module, optimizer, loader, loss_step=_training_step_loss, **options
             )
-        result.apply(optimizer, scheduler=schedulers[0] if schedulers else None)
-        for extra in schedulers[1:]:
-            _retarget(extra, optimizer)
+        schedulers = [c.scheduler for c in configs]
+        retargeted: Any = schedulers[0] if len(schedulers) == 1 else schedulers or None
+        result.apply(optimizer, scheduler=retargeted)
         return result
 
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
@@ -202,10 +206,35 @@ def _no_logging(module: Any) -> Iterator[None]:
         del module.log, module.log_dict
 
 
-def _retarget(scheduler: Any, optimizer: Any) -> None:
-    """Point one more scheduler of ``optimizer`` at the groups' new LRs."""
-    lrs = [float(g["lr"]) for g in optimizer.param_groups]
-    if hasattr(scheduler, "set_peak_lr"):
-        scheduler.set_peak_lr(lrs)
-    elif isinstance(getattr(scheduler, "base_lrs", None), list):
-        scheduler.base_lrs = lrs
+def _run_schedule(trainer: Any, configs: list, steps: int | None) -> Any:
+    """The schedule the fit will run, for the range test: lrpilot's own ``ScheduleLR``'s, or
+    the one LR scheduler's multipliers (read off a copy of it; stepped every optimizer step or
+    every epoch, as its config's ``interval`` and ``frequency`` say). ``None`` where it cannot
+    be known before the run: no scheduler or several, a ``ReduceLROnPlateau``, an epoch length
+    Lightning does not know, or a scheduler that cannot be copied."""
+    if len(configs) != 1 or getattr(configs[0], "reduce_on_plateau", False):
+        return None
+    config = configs[0]
+    scheduler = config.scheduler
+    if hasattr(scheduler, "peak_lrs"):
+        return scheduler.schedule  # lrpilot's own: its shape is known
+    every = max(1, int(getattr(config, "frequency", 1) or 1))
+    if getattr(config, "interval", "step") == "epoch":
+        per_epoch = _steps_per_epoch(trainer)
+        if per_epoch is None:
+            return None
+        every *= per_epoch
+    from lrpilot.schedules import from_scheduler
+
+    try:
+        return from_scheduler(scheduler, steps, every=every)
+    except ConfigError:  # the range test then assumes a constant LR and says so
+        return None
+
+
+def _steps_per_epoch(trainer: Any) -> int | None:
+    """Optimizer steps in one epoch of the fit, if Lightning knows the epoch's length."""
+    batches = trainer.num_training_batches
+    if not math.isfinite(batches) or batches < 1:
+        return None
+    return max(1, math.ceil(int(batches) / max(1, int(trainer.accumulate_grad_batches))))

@@ -12,8 +12,11 @@
 
 :func:`find_lr_for_trainer` builds the trainer's optimizer (``trainer.create_optimizer()``, kept
 by ``train()``), sweeps it on the trainer's train dataloader with ``model(**batch).loss`` as
-the loss, and sets the pick on every param group (ratios kept), on ``args.learning_rate``
-and, when the trainer already has one, on its LR scheduler's ``base_lrs``.
+the loss, for the run's length and the schedule ``train()`` will use (the trainer's scheduler,
+or the one ``trainer.create_scheduler`` builds from ``lr_scheduler_type`` and the warmup,
+built on a stand-in optimizer and read off a copy), and sets the pick on every param group
+(ratios kept), on ``args.learning_rate`` and, when the trainer already has one, on its LR
+scheduler.
 
 :class:`MonitorCallback` reads each step's loss from the model's output (a forward hook), clips
 adaptively in ``on_pre_optimizer_step`` (after the Trainer's own ``max_grad_norm`` clipping),
@@ -48,7 +51,10 @@ def find_lr_for_trainer(trainer: Any, **options: Any) -> Any:
     Args:
         trainer: A ``transformers.Trainer`` (its optimizer is created when missing).
         **options: Passed to :func:`lrpilot.find_lr` (``num_steps``, ``end_lr``, ``rule``;
-            ``steps`` defaults to the training length the trainer's arguments give).
+            ``steps`` defaults to the training length the trainer's arguments give;
+            ``schedule`` to the trainer's LR scheduler, or the one its arguments describe:
+            ``lr_scheduler_type``, ``warmup_steps``/``warmup_ratio``,
+            ``lr_scheduler_kwargs``; none for ``reduce_lr_on_plateau``).
 
     Returns:
         The :class:`~lrpilot.LRFinderResult`; the model and RNGs are as they were, the
@@ -65,10 +71,54 @@ def find_lr_for_trainer(trainer: Any, **options: Any) -> Any:
         options["steps"] = _training_steps(args, loader)
     if args.max_grad_norm and "grad_clip" not in options:
         options["grad_clip"] = float(args.max_grad_norm)
+    if "schedule" not in options:
+        schedule = _run_schedule(trainer, optimizer, options["steps"])
+        if schedule is not None:
+            options["schedule"] = schedule
     result = lrpilot.find_lr(trainer.model, optimizer, loader, loss_step=_model_loss, **options)
-    result.apply(optimizer, scheduler=getattr(trainer, "lr_scheduler", None))
+    scheduler = getattr(trainer, "lr_scheduler", None)
+    result.apply(optimizer, scheduler=getattr(scheduler, "scheduler", scheduler))
     args.learning_rate = float(result.lr)
     return result
+
+
+def _run_schedule(trainer: Any, optimizer: Any, steps: int) -> Any:
+    """The schedule ``train()`` will run, as multipliers read off a copy of its scheduler:
+    the trainer's own when it has one, else the one its arguments describe. ``None`` for a
+    schedule that cannot be read ahead of the run (``ReduceLROnPlateau``) or built from the
+    arguments: the range test then assumes a constant LR and says so."""
+    from lrpilot.errors import ConfigError
+    from lrpilot.schedules import from_scheduler
+
+    scheduler = getattr(trainer, "lr_scheduler", None)
+    scheduler = getattr(scheduler, "scheduler", scheduler)  # Accelerate's wrapper
+    if scheduler is None:
+        scheduler = _scheduler_from_args(trainer, optimizer, steps)
+    try:
+        return None if scheduler is None else from_scheduler(scheduler, steps)
+    except ConfigError:
+        return None
+
+
+def _scheduler_from_args(trainer: Any, optimizer: Any, steps: int) -> Any:
+    """The scheduler ``trainer.create_scheduler`` builds for ``steps``, on a stand-in optimizer
+    (a scheduler's constructor sets the LRs of the optimizer it is given). The trainer is left
+    without a scheduler, as it was, so ``train()`` builds the real one on the real optimizer."""
+    from lrpilot.schedules._tabulated import stand_in
+
+    saved = {
+        k: vars(trainer)[k]
+        for k in ("lr_scheduler", "_created_lr_scheduler")
+        if k in vars(trainer)
+    }
+    try:
+        return trainer.create_scheduler(steps, optimizer=stand_in(_inner(optimizer)))
+    except (ValueError, TypeError):  # arguments train() would refuse too: not ours to judge
+        return None
+    finally:
+        for key in ("lr_scheduler", "_created_lr_scheduler"):
+            vars(trainer).pop(key, None)
+        vars(trainer).update(saved)
 
 
 def _training_steps(args: Any, loader: Any) -> int:

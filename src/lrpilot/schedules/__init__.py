@@ -4,8 +4,8 @@ A schedule maps the optimizer step ``t = 0, 1, 2, ...`` to a multiplier of the p
 optimizer step ``t`` runs at ``peak_lr * schedule(t)``. Schedules are small frozen dataclasses, so
 they compare, hash, pickle and turn into plain dicts (:func:`to_dict`); they compose with
 :func:`warmup`, :func:`join`, :func:`scale` and :func:`floor`; :func:`attach` drives any torch
-optimizer with one; :func:`parse_schedule` reads a short text spec such as
-``"warmup(0.05)+cosine(min=0.01)"``.
+optimizer with one and :func:`from_scheduler` reads a live torch scheduler into one;
+:func:`parse_schedule` reads a short text spec such as ``"warmup(0.05)+cosine(min=0.01)"``.
 
 Conventions shared by every schedule here:
 
@@ -68,6 +68,7 @@ from ._shapes import (
     wsd,
 )
 from ._spec import parse_schedule
+from ._tabulated import Tabulated, from_scheduler
 from ._torch import ScheduleLR, attach
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     # torch
     "attach",
     "ScheduleLR",
+    "from_scheduler",
     # the dataclasses the factories return
     "Constant",
     "StepDecay",
@@ -122,6 +124,7 @@ __all__ = [
     "Scaled",
     "Floored",
     "ByFraction",
+    "Tabulated",
 ]
 
 # Reprs, docs and pickles name ``lrpilot.schedules.Cosine``, not its private module, so the
