@@ -129,3 +129,16 @@ def test_history_shows_a_server_url_masked():
     result = CliRunner().invoke(app, ["history", "list", "--url", url])
     assert result.exit_code == 2
     assert "s3cret" not in result.stderr and "alice:***@" in result.stderr
+
+
+def test_the_sgd_default_cites_its_own_source_not_the_adam_paper(tmp_path):
+    from test_search import TASK_FILE as SGD_TASK
+
+    path = tmp_path / "sgd_task.py"
+    path.write_text(SGD_TASK)
+    result = CliRunner().invoke(app, ["advise", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    (prior,) = [r for r in _one_json(result.stdout)["reasons"] if r["rule"] == "prior_lr"]
+    assert prior["text"] == "0.01: the plain default of the sgd family."
+    sgd = prior["source"].split("SGD:", 1)[1]  # the part of the source that speaks of SGD
+    assert "Keras' SGD default (0.01)" in sgd and "Kingma" not in sgd

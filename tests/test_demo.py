@@ -66,12 +66,20 @@ def test_demo_writes_plot_and_json(tmp_path, monkeypatch):
     assert f"lr {tuned['lr']:.3g}" in result.output
     assert (out / "report.html").read_text().count("<section") == 9
     assert f"report: {out / 'report.html'}" in result.output.replace("\n", "")
+    assert result.output.count("report: ") == 1  # once, last, not again in the summary
     warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warned) == len(set(warned))  # each warning once
     monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home-again"))
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "again"), "--no-train"])
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again" / "tune.json").read_text())["lr"] == tuned["lr"]
+
+
+def test_demo_refuses_an_empty_out_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Path("") is the current folder: never written unasked
+    result = CliRunner().invoke(app, ["demo", "--no-train", "--out", ""])
+    assert result.exit_code == 2 and "error: --out is empty" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_demo_trains_and_saves_both_runs(tmp_path, monkeypatch):
@@ -93,3 +101,4 @@ def test_demo_trains_and_saves_both_runs(tmp_path, monkeypatch):
     default = lrpilot.RunResult.load(out / "run_default.json")
     assert ours.steps == default.steps == 60 and default.lr == 1e-3
     assert f"{ours.metric:.1%}" in result.output
+    assert result.output.count("report: ") == 1

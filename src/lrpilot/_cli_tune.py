@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -47,6 +48,7 @@ def tune_command(
     from .control.monitor import Monitor
     from .task import load_task_file
 
+    report_path = _checked_report(report)  # before any work: a bad --report costs nothing
     command = "lrpilot tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     try:
@@ -58,7 +60,6 @@ def tune_command(
                 result = tune(
                     task,
                     train=not no_train,
-                    report=report,
                     seed=seed,
                     progress=not json_out,
                     race=race,
@@ -69,6 +70,7 @@ def tune_command(
         typer.echo("interrupted: tune was stopped; nothing was written", err=True)
         raise typer.Exit(code=130) from None
     notes = list(dict.fromkeys(str(w.message) for w in caught))
+    report_error = _write_report(result, report_path, show_traceback)
     if json_out:
         data = result.to_dict()
         keys = ("lr", "schedule", "cost_steps", "run_steps", "metric", "events", "report")
@@ -76,8 +78,46 @@ def tune_command(
         typer.echo(json.dumps(_finite(out), allow_nan=False))
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
-        return
-    print_summary(result.to_dict(), notes)
+    else:
+        print_summary(result.to_dict(), notes)
+    if report_error:  # the result is out first: a failed write does not lose the run
+        from .cli import _fail
+
+        _fail(report_error)
+
+
+def _checked_report(report: str | None) -> Path | None:
+    """``--report`` checked before any work (suffix, folder, a probe write into the folder),
+    so a path that cannot be written fails at once, not after the full run; exit 2 if bad."""
+    if report is None:
+        return None
+    from .cli import _fail
+    from .errors import LRPilotError
+    from .report import check_report_path
+
+    try:
+        return check_report_path(report)
+    except LRPilotError as exc:
+        _fail(str(exc))
+
+
+def _write_report(result: Any, path: Path | None, show_traceback: bool) -> str:
+    """Write ``result``'s HTML report to ``path`` and record it on ``result``; what went wrong
+    (naming the user's path), or ``""``. Written here, not inside ``tune``, so that a write
+    that fails after all (the folder changed meanwhile, a full disk) still prints the result."""
+    if path is None:
+        return ""
+    from .errors import LRPilotError
+    from .report._html import write_html_report
+
+    try:
+        write_html_report(result.to_dict(), path)
+    except (LRPilotError, OSError) as exc:
+        if show_traceback:
+            raise
+        return str(exc)
+    result.report = str(path)
+    return ""
 
 
 def _finite(value: Any) -> Any:
@@ -116,9 +156,11 @@ def print_summary(data: dict[str, Any], notes: list[str]) -> None:
         console.print(f"final metric {data['metric']:.4g}")
     for event in data.get("events", []):
         console.print(f"[yellow]event[/] {escape(str(event.get('message', '')))}")
+    from .report._checks import label_of
+
     for c in data.get("checks", []):
         mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
-        console.print(f"{mark} {escape(c['name'])}: {escape(c['message'])}")
+        console.print(f"{mark} {escape(label_of(c))}: {escape(c['message'])}")
     for note in notes:
         console.print(f"[yellow]warning:[/] {escape(note)}")
     if data.get("report"):

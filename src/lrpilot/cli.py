@@ -10,6 +10,7 @@ on stdout; progress, warnings and errors go to stderr.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -156,6 +157,20 @@ def _make_folder(folder: Path) -> None:
         _fail(f"the folder --out {str(folder)!r} is not writable.")
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Catch the Python warnings raised in the block and print each once, as
+    ``warning: <message>`` on stderr when the block ends (as ``find`` and ``tune`` do), rather
+    than Python's own two lines that point into typer's source."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for note in dict.fromkeys(str(w.message) for w in caught):
+                typer.echo(f"warning: {note}", err=True)
+
+
 def _echo_json(payload: dict[str, Any]) -> None:
     typer.echo(json.dumps(payload))
 
@@ -230,7 +245,7 @@ def find(
         except KeyboardInterrupt:
             typer.echo(_INTERRUPTED_SWEEP if sweeping else _INTERRUPTED_LOAD, err=True)
             raise typer.Exit(code=130) from None
-    notes = _notes(result, caught)
+    notes = _notes(result, caught) + _val_fallback_note(task, val_fallback)
     plot_error = _save_range_plot(result, plot, show_traceback)
     if json_out:
         _echo_json(result.to_dict())
@@ -240,6 +255,14 @@ def find(
         _print_result(result, None if plot_error else plot, notes)
     if plot_error:  # the result is out first: a failed save does not lose the sweep
         _fail(plot_error)
+
+
+def _val_fallback_note(task: Any, val_fallback: bool) -> list[str]:
+    """A warning when ``--val-fallback`` was asked for but cannot apply: the task has no
+    validation data to sweep on, so the flag changed nothing."""
+    if not val_fallback or task.val_loader is not None:
+        return []
+    return ["--val-fallback had no effect: the task has no val_loader to sweep on."]
 
 
 def _save_range_plot(result: LRFinderResult, plot: str | None, show_traceback: bool) -> str:
@@ -397,6 +420,8 @@ def demo(
     from .train import train as train_run
 
     console = Console()
+    if not out.strip():  # Path("") is the current folder: never write there unasked
+        _fail("--out is empty: give a folder for the demo's outputs, e.g. --out lrpilot-demo.")
     folder = Path(out)
     _make_folder(folder)  # before any work: a bad --out costs nothing
     with _reported(show_traceback):
@@ -421,7 +446,9 @@ def demo(
         _save_range_plot(result, str(folder / "range_test.png"), show_traceback)
         result.save(folder / "range_test.json")
         (folder / "tune.json").write_text(json.dumps(data, default=str))
-        print_summary(data, list(dict.fromkeys(str(w.message) for w in caught)))
+        # the report's line is printed once, last, below
+        notes = list(dict.fromkeys(str(w.message) for w in caught))
+        print_summary({**data, "report": None}, notes)
         if train and chosen.run is not None:
             ours = RunResult.from_dict(chosen.run)
             ours.save(folder / "run_suggested.json")
@@ -463,8 +490,8 @@ def schedule_cmd(
     from . import schedules
 
     _checked_plot_path(plot)
-    peak = 1.0 if lr is None else lr
-    with _reported(show_traceback):
+    with _reported(show_traceback):  # named as typed: --lr, not the library's peak
+        peak = 1.0 if lr is None else check.real("--lr", lr, 0.0, open_low=True)
         sched = schedules.parse_schedule(spec, total_steps=steps)
         lrs = schedules.values(sched, steps, peak=peak)
     plot_error = ""
@@ -578,11 +605,68 @@ def _url_option() -> Any:
     )
 
 
+_URL_FORMS = (
+    "give a SQLAlchemy URL such as sqlite:////abs/path/history.sqlite or "
+    "postgresql://user@host/db, or the path of an SQLite file"
+)
+
+
 def _history_store(url: str | None, show_traceback: bool) -> Any:
+    """The history store a ``history`` subcommand reads: the default one, or ``--url``'s,
+    checked first (see :func:`_checked_history_url`)."""
     from .history import History
 
+    if url is not None:
+        url = _checked_history_url(url)
     with _reported(show_traceback):
         return History(url)
+
+
+def _checked_history_url(url: str) -> str:
+    """``--url`` as a SQLAlchemy URL, or exit 2 naming the flag and the forms it takes.
+
+    A plain path (no ``://``) is taken for an SQLite file. An SQLite store that does not
+    exist is an error here, where the default store that has no records yet is not: a typo in
+    a path given on purpose must not read as an empty history."""
+    if not url.strip():
+        _fail(f"--url is empty: {_URL_FORMS}.")
+    if "://" not in url:
+        path = Path(url).expanduser()
+        if path.is_dir():
+            _fail(f"--url {url!r} is a folder: {_URL_FORMS}.")
+        url = "sqlite:///" + str(path.resolve())
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect()
+    except NoSuchModuleError:  # a subclass of ArgumentError: caught first
+        scheme = url.split("://", 1)[0]
+        _fail(f"--url: {scheme!r} is not a database SQLAlchemy knows: {_URL_FORMS}.")
+    except (ArgumentError, ValueError):
+        _fail(f"--url {url!r} is not a database URL: {_URL_FORMS}.")
+    except ImportError:
+        pass  # a known database whose driver is missing: History says which to install
+    _sqlite_store_exists(url)
+    return url
+
+
+def _sqlite_store_exists(url: str) -> None:
+    """Exit 2 if ``url`` names an SQLite file that is not there, saying which part is missing."""
+    from .history import _sqlite_path, mask_url
+
+    path = _sqlite_path(url)
+    if path is None or path.is_file():
+        return
+    shown = mask_url(url)
+    if not path.parent.is_dir():
+        _fail(f"no history store at {shown} (the folder {str(path.parent)!r} does not exist).")
+    if path.exists():
+        _fail(f"no history store at {shown} ({str(path)!r} is not a file).")
+    _fail(
+        f"no history store at {shown} (no such file): check --url, which takes a SQLAlchemy "
+        "URL or the path of an SQLite file."
+    )
 
 
 @history_app.callback(invoke_without_command=True)
@@ -592,15 +676,49 @@ def _history_main(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     show_traceback: bool = _traceback_option(),
 ) -> None:
-    """List the history (as `lrpilot history list`) when no subcommand is given."""
+    """List the history (as `lrpilot history list`) when no subcommand is given.
+
+    ``--url``, ``--json`` and ``--traceback`` given here, before a subcommand, apply to it
+    (``lrpilot history --url U show 3`` reads U), as they do after it."""
+    ctx.obj = _HistoryOptions(url, json_out, show_traceback)
     if ctx.invoked_subcommand is None:
-        history_list(
-            url=url, kind=None, limit=None, json_out=json_out, show_traceback=show_traceback
+        history_list(ctx, url=None, kind=None, limit=None, json_out=False, show_traceback=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class _HistoryOptions:
+    """The ``history`` group's own ``--url``, ``--json`` and ``--traceback``, passed down to
+    its subcommand (typer gives each command only the options typed after its name)."""
+
+    url: str | None = None
+    json_out: bool = False
+    show_traceback: bool = False
+
+    def merged(
+        self, url: str | None, json_out: bool, show_traceback: bool
+    ) -> tuple[str | None, bool, bool]:
+        """The subcommand's options with the group's filled in; two different ``--url``
+        (one before the subcommand, one after) are refused rather than one silently read."""
+        if url is not None and self.url is not None and url != self.url:
+            _fail(
+                f"--url given twice, {self.url!r} before the subcommand and {url!r} after it: "
+                "give it once."
+            )
+        return (
+            url if url is not None else self.url,
+            json_out or self.json_out,
+            show_traceback or self.show_traceback,
         )
+
+
+def _group_options(ctx: typer.Context) -> _HistoryOptions:
+    """The options given to ``lrpilot history`` itself (none when called directly)."""
+    return ctx.obj if isinstance(ctx.obj, _HistoryOptions) else _HistoryOptions()
 
 
 @history_app.command("list")
 def history_list(
+    ctx: typer.Context,
     url: str | None = _url_option(),
     kind: str | None = typer.Option(None, "--kind", help="range_test, run or trial."),
     limit: int | None = typer.Option(None, "--limit", help="Only the last N records."),
@@ -608,6 +726,7 @@ def history_list(
     show_traceback: bool = _traceback_option(),
 ) -> None:
     """List the stored records, oldest first."""
+    url, json_out, show_traceback = _group_options(ctx).merged(url, json_out, show_traceback)
     store = _history_store(url, show_traceback)
     with _reported(show_traceback):
         found = store.records(kind=kind, limit=limit)
@@ -648,12 +767,14 @@ def _print_records(shown_url: str, found: list[Any]) -> None:
 
 @history_app.command("show")
 def history_show(
+    ctx: typer.Context,
     record_id: int = typer.Argument(..., help="The record's id (see `lrpilot history list`)."),
     url: str | None = _url_option(),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     show_traceback: bool = _traceback_option(),
 ) -> None:
     """Show one record in full."""
+    url, json_out, show_traceback = _group_options(ctx).merged(url, json_out, show_traceback)
     store = _history_store(url, show_traceback)
     with _reported(show_traceback):
         rec = store.get(record_id)
@@ -665,6 +786,7 @@ def history_show(
 
 @history_app.command("export")
 def history_export(
+    ctx: typer.Context,
     csv_out: bool = typer.Option(False, "--csv", help="CSV, one row per record (default)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object holding every record."),
     out: str | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
@@ -672,6 +794,7 @@ def history_export(
     show_traceback: bool = _traceback_option(),
 ) -> None:
     """Export every record as CSV or JSON."""
+    url, json_out, show_traceback = _group_options(ctx).merged(url, json_out, show_traceback)
     if csv_out and json_out:
         _fail("give --csv or --json, not both.")
     store = _history_store(url, show_traceback)
@@ -704,7 +827,12 @@ _INTERRUPTED_SEARCH = (
 def search_cmd(
     task_file: str = typer.Argument(..., help="A Python file defining task() -> lrpilot.Task."),
     method: str = typer.Option("bayes", "--method", help="grid, random or bayes (TPE)."),
-    trials: int = typer.Option(20, "--trials", help="Finished trials the study should hold."),
+    trials: int = typer.Option(
+        20,
+        "--trials",
+        help="Finished trials the study should hold in total: rerun to continue a study, or "
+        "raise N (random, bayes); a grid's N is fixed when its study is made.",
+    ),
     storage: str | None = typer.Option(
         None,
         "--storage",
@@ -742,14 +870,10 @@ def search_cmd(
     from .task import load_task_file
 
     _checked_plot_path(plot)
-    space = None
-    if (lr_min is None) != (lr_max is None):
-        _fail("give both --lr-min and --lr-max, or neither (then a range test sets them).")
-    if lr_min is not None:
-        space = (lr_min, lr_max)
+    space = _lr_bounds(lr_min, lr_max)
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     try:
-        with quiet, _reported(show_traceback, task_file):
+        with _warnings_as_lines(), quiet, _reported(show_traceback, task_file):
             task = load_task_file(task_file)
             starts = _start_lrs(start, task, from_history)
             result = _search.search(
@@ -784,6 +908,21 @@ def search_cmd(
         _fail(plot_error)
 
 
+def _lr_bounds(lr_min: float | None, lr_max: float | None) -> tuple[float, float] | None:
+    """``--lr-min``/``--lr-max`` as the search's LR space (``None``: a range test sets it),
+    checked here so that an error names the flags, not the library's ``space``."""
+    if (lr_min is None) != (lr_max is None):
+        _fail("give both --lr-min and --lr-max, or neither (then a range test sets them).")
+    if lr_min is None or lr_max is None:
+        return None
+    with _reported(False):
+        low = check.real("--lr-min", lr_min, 0.0, open_low=True, open_high=True)
+        high = check.real("--lr-max", lr_max, 0.0, open_low=True, open_high=True)
+    if not low < high:
+        _fail(f"--lr-min must be below --lr-max, got --lr-min {low:g} and --lr-max {high:g}.")
+    return (low, high)
+
+
 def _start_lrs(text: str | None, task: Any, from_history: bool) -> list[float] | None:
     """``--start``'s LRs, then (``--from-history``) the history's recommendation for ``task``;
     says on stderr what the history answered."""
@@ -793,6 +932,7 @@ def _start_lrs(text: str | None, task: Any, from_history: bool) -> list[float] |
             starts = [float(x) for x in text.split(",") if x.strip()]
         except ValueError:
             _fail(f"--start {text!r}: give comma-separated LRs, e.g. 3e-3,1e-3.")
+        _positive_lrs("--start", starts)
     if from_history:
         from .history import recommend
 
@@ -805,6 +945,13 @@ def _start_lrs(text: str | None, task: Any, from_history: bool) -> list[float] |
             )
             starts.append(float(f"{answer.lr:.6g}"))
     return starts or None
+
+
+def _positive_lrs(flag: str, values: list[float]) -> None:
+    """Exit 2, naming ``flag``, unless every LR in ``values`` is positive and finite."""
+    with _reported(False):
+        for value in values:
+            check.real(flag, value, 0.0, open_low=True, open_high=True)
 
 
 @app.command("impact")
@@ -825,9 +972,10 @@ def impact_cmd(
         values = [float(x) for x in lrs.split(",") if x.strip()]
     except ValueError:
         _fail(f"--lrs {lrs!r}: give comma-separated numbers, e.g. 1e-4,1e-3,1e-2.")
+    _positive_lrs("--lrs", values)
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     try:
-        with quiet, _reported(show_traceback, task_file):
+        with _warnings_as_lines(), quiet, _reported(show_traceback, task_file):
             task = load_task_file(task_file)
             result = impact(task, values, steps=steps, seed=seed, progress=not json_out)
     except KeyboardInterrupt:

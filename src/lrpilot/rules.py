@@ -108,8 +108,8 @@ RULES: dict[str, RuleInfo] = {
         RuleInfo(
             "prior_lr",
             "lr = 1e-3 (Adam family), 1e-2 (SGD)",
-            "Kingma & Ba 2015 and every framework's Adam default; Keras' SGD default "
-            "(lrpilot.advice.PRIOR_LRS)",
+            "Adam family: Kingma & Ba 2015 and every framework's Adam default (1e-3); SGD: "
+            "Keras' SGD default (0.01) and the guides' usual start (lrpilot.advice.PRIOR_LRS)",
             "a safe start, not an optimum: the range test or a search refines it",
         ),
         RuleInfo(

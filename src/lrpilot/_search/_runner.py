@@ -3,8 +3,10 @@
 How a search runs, in every worker alike (one process, or many on one study):
 
 1. Open the storage (:mod:`._storage`) and the study, created on first use with the task's
-   fingerprint, the space and the method in its user attributes; a study made for another task,
-   space or method is refused.
+   fingerprint, what a trial scores (:func:`objective_of`), the space, the method and the seed
+   in its user attributes; a study made for another task, objective, space, method or seed is
+   refused. A study made by an older lrpilot, without the objective or the seed, takes this
+   search's on first use (unknown is not a mismatch) and is checked from then on.
 2. Until the study holds ``trials`` finished trials (complete, pruned, or failed by lrpilot with a
    reason): fail and requeue the trials of dead workers, then run one trial through Optuna's
    ``study.optimize`` (so a database's heartbeat thread and stale-trial check run as Optuna runs
@@ -70,6 +72,11 @@ TASK_ATTR, FINGERPRINT_ATTR, SPACE_ATTR, METHOD_ATTR = (
     "lrpilot.method",
 )
 GRID_ATTR = "lrpilot.grid_points"
+OBJECTIVE_ATTR = "lrpilot.objective"
+"""What a trial's value measures (:func:`objective_of`): part of a study's identity beside the
+task's fingerprint, which leaves out the validation data and the metric."""
+SEED_ATTR = "lrpilot.seed"
+"""The seed every trial of the study trains with."""
 
 
 class _Surplus(Exception):
@@ -104,7 +111,9 @@ def search(
         task: The recipe; its ``steps`` is every trial's length.
         method: ``"bayes"`` (TPE), ``"random"`` (quasi-random Sobol) or ``"grid"`` (``trials``
             LRs evenly spaced in log).
-        trials: Finished trials the study should hold in total.
+        trials: Finished trials the study should hold in total: rerun with a higher count to
+            continue a random or bayes study; a grid study's count (its grid) is fixed when
+            the study is made.
         storage: ``None`` (the journal file ``$LRPILOT_HOME/search.journal``), a path ending in
             ``.journal``, or a SQLAlchemy URL (``postgresql://user:pw@host/db``).
         study: The study's name (default: from the task's name, the method and the task's
@@ -131,7 +140,9 @@ def search(
 
     Raises:
         ConfigError: a bad argument (a ``start`` LR outside the space among them), an
-            unreachable storage, or a study made for another task, space or method.
+            unreachable storage, a journal file whose folder does not exist, or a study made
+            for another task, objective (what a trial scores: :func:`objective_of`), space,
+            method, seed or grid size.
         LossError: every trial diverged (lower the range), or none completed.
         MissingDependencyError: Optuna is not installed (``pip install 'lrpilot[search]'``).
     """
@@ -156,7 +167,8 @@ def search(
             if not starts and settings.method != "grid":
                 starts = [min(max(suggested, chosen.lr[0]), chosen.lr[1])]
         _start_in_space(starts, chosen)
-        optuna_study = _open_study(store, name, fingerprint, chosen, settings)
+        objective = objective_of(task)
+        optuna_study = _open_study(store, name, fingerprint, objective, chosen, settings)
         _enqueue(optuna_study, starts, settings.trials)
         warn_serious(lint(task, batches=0), stacklevel=user_stacklevel())
         runner = _Runner(task, settings, chosen, store, optuna_study)
@@ -250,10 +262,36 @@ def _stored_space(store: Any, name: str) -> SearchSpace | None:
     return SearchSpace.from_dict(data) if isinstance(data, dict) else None
 
 
+def objective_of(task: Task) -> dict[str, Any]:
+    """What a trial of ``task`` scores, as plain data: the validation metric (``metric_fn``'s
+    name), minus the validation loss, or, without validation data, minus the training loss
+    (``loss_fn``'s name for both). Two studies that score differently cannot share trials: the
+    pruner would compare one kind of value with the other, and the best would be picked
+    across both."""
+    if task.val_loader is None:
+        return {"scores": "minus the training loss", "fn": _name_of(task.loss_fn)}
+    if task.metric_fn is None:
+        return {"scores": "minus the validation loss", "fn": _name_of(task.loss_fn)}
+    return {"scores": "the validation metric", "fn": _name_of(task.metric_fn)}
+
+
+def _name_of(fn: Any) -> str:
+    """A function's qualified name (its module left out: a task file's module is named after
+    the file, which may move), or its type's name for another callable."""
+    name = getattr(fn, "__qualname__", None)
+    return str(name) if name else type(fn).__name__
+
+
 def _open_study(
-    store: Any, name: str, fingerprint: dict[str, Any], space: SearchSpace, settings: _Settings
+    store: Any,
+    name: str,
+    fingerprint: dict[str, Any],
+    objective: dict[str, Any],
+    space: SearchSpace,
+    settings: _Settings,
 ) -> Any:
-    """The study ``name``, created if new; refused if it was made for another search."""
+    """The study ``name``, created if new; refused if it was made for another search (another
+    task, objective, space, method, seed or grid size)."""
     import optuna
 
     study = optuna.create_study(
@@ -268,6 +306,8 @@ def _open_study(
         TASK_ATTR: str(fingerprint["id"]),
         SPACE_ATTR: space.to_dict(),
         METHOD_ATTR: settings.method,
+        OBJECTIVE_ATTR: objective,
+        SEED_ATTR: settings.seed,
     }
     if settings.method == "grid":
         wanted[GRID_ATTR] = settings.trials
@@ -275,6 +315,8 @@ def _open_study(
     for key, value in wanted.items():
         if key in attrs and attrs[key] != value:
             raise ConfigError(_mismatch(name, store.shown, key, attrs, value, fingerprint))
+    # an attribute the study lacks (new, or one an older lrpilot did not store, such as the
+    # objective and the seed) is unknown, not a mismatch: recorded now, checked from then on
     for key, value in wanted.items():
         if key not in attrs:
             study.set_user_attr(key, value)
@@ -295,9 +337,29 @@ def _mismatch(
         return head + f"another task{what}" + tail
     if key == SPACE_ATTR:
         return head + f"another space {attrs[key]} (this search: {value})" + tail
+    if key == OBJECTIVE_ATTR:
+        return head + f"a task scored by {_scored(attrs[key])} (this one: {_scored(value)})" + tail
+    if key == SEED_ATTR:
+        return (
+            head + f"seed {attrs[key]} (this search: seed {value}); every trial of a study "
+            f"trains with its one seed: rerun with --seed {attrs[key]} (seed={attrs[key]}), or "
+            "give another --study name (study=...) for another seed."
+        )
     if key == GRID_ATTR:
-        return head + f"a grid of {attrs[key]} LRs (this search asks for {value})" + tail
+        return head + (
+            f"a grid of {attrs[key]} LRs (this search asks for {value}): a grid's points are "
+            "fixed when its study is made, so a grid study cannot be extended (--trials N "
+            f"continues a random or bayes study only); rerun it with {attrs[key]} trials "
+            "(trials=...), or give another --study name (study=...) for a new grid."
+        )
     return head + f"method={attrs[key]!r} (this search: {value!r})" + tail
+
+
+def _scored(objective: Any) -> str:
+    """An objective of :func:`objective_of` in words: ``the validation metric (accuracy)``."""
+    if not isinstance(objective, dict):
+        return repr(objective)
+    return f"{objective.get('scores')} ({objective.get('fn')})"
 
 
 class _Runner:

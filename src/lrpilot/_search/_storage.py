@@ -4,7 +4,8 @@
   a file lock, which several processes on one machine share safely (Optuna's FAQ advises
   against SQLite under parallel workers). The file is ``$LRPILOT_HOME/search.journal``
   (``~/.lrpilot`` when ``LRPILOT_HOME`` is unset), created readable by the user only.
-* A path ending in ``.journal`` (or ``journal:PATH``): the same, at that path.
+* A path ending in ``.journal`` (or ``journal:PATH``): the same, at that path, whose folder
+  must exist (only the default one is created: a typo must not start a study elsewhere).
 * Any SQLAlchemy URL (``postgresql://user:pw@host/db``, ``sqlite:///f.db``): Optuna's
   ``RDBStorage`` with its heartbeat (``heartbeat_interval``) and
   ``RetryHeartbeatStaleTrialCallback``: a trial whose worker stops beating is failed and
@@ -79,13 +80,13 @@ def masked(url: str) -> str:
 def open_storage(storage: str | os.PathLike[str] | None, heartbeat: int) -> Store:
     """The Optuna storage for ``storage`` (``None``: the default journal file)."""
     if storage is None:
-        return _journal(default_journal_path(), heartbeat)
+        return _journal(default_journal_path(), heartbeat, make_folder=True)
     text = os.fspath(storage)
     if text.startswith("journal:"):
-        return _journal(Path(text[len("journal:") :]), heartbeat)
+        return _journal(_existing_folder(Path(text[len("journal:") :])), heartbeat)
     if "://" not in text:
         if text.endswith(".journal"):
-            return _journal(Path(text), heartbeat)
+            return _journal(_existing_folder(Path(text)), heartbeat)
         raise ConfigError(
             f"storage {text!r} is neither a SQLAlchemy URL (postgresql://user@host/db, "
             "sqlite:///search.db) nor a journal file (a path ending in .journal)."
@@ -93,10 +94,30 @@ def open_storage(storage: str | os.PathLike[str] | None, heartbeat: int) -> Stor
     return _database(text, heartbeat)
 
 
-def _journal(path: Path, heartbeat: int) -> Store:
+def _existing_folder(path: Path) -> Path:
+    """``path`` (a journal file the user named) if its folder exists, else a ConfigError naming
+    the folder: a typo must not silently start a fresh study in a new folder, away from the
+    study the user meant to continue. (Only the default journal's folder is created.)"""
+    path = path.expanduser()
+    folder = path.parent
+    if not folder.exists():
+        raise ConfigError(
+            f"cannot open the search journal {str(path)!r}: the folder {str(folder)!r} does "
+            "not exist (create it first, or check the path)."
+        )
+    if not folder.is_dir():
+        raise ConfigError(
+            f"cannot open the search journal {str(path)!r}: {str(folder)!r} is not a folder."
+        )
+    return path
+
+
+def _journal(path: Path, heartbeat: int, make_folder: bool = False) -> Store:
+    """The journal store at ``path``; its folder is created (0o700) only if ``make_folder``."""
     path = path.expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
             fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
             os.close(fd)

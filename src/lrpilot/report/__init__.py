@@ -8,12 +8,13 @@ backend alone, and every path is checked (format, folder) before anything is dra
 from __future__ import annotations
 
 from ._range_test import RangeTestData, plot_range_test, plot_range_tests, range_test_data
-from ._save import check_plot_path, supported_formats
+from ._save import check_plot_path, check_report_path, supported_formats
 from ._schedule import plot_schedule
 
 __all__ = [
     "RangeTestData",
     "check_plot_path",
+    "check_report_path",
     "plot_range_test",
     "plot_range_tests",
     "plot_schedule",

@@ -15,12 +15,14 @@ from typing import Any
 
 __all__ = [
     "CLIPPED_TOO_MANY",
+    "LABELS",
     "Check",
     "check_clipping",
     "check_edge",
     "check_finished",
     "check_improving",
     "check_overfitting",
+    "label_of",
     "run_checks",
 ]
 
@@ -31,6 +33,25 @@ TAIL = 0.1
 """The share of the run compared with the share before it, to tell whether it still improves."""
 
 
+LABELS = {
+    "finished": "finished",
+    "still improving at the end": "levelled off by the end",
+    "overfitting": "no overfitting",
+    "clipped share": "few steps clipped",
+    "best LR inside what was tried": "best LR inside what was tried",
+}
+"""How each check is shown beside its ✓ or ✗: the healthy state, so that the mark answers it
+("✓ no overfitting", "✗ levelled off by the end"). The names stay the checks' keys in data
+(``name``), as earlier versions stored them."""
+
+
+def label_of(check: Mapping[str, Any]) -> str:
+    """The label to show for ``check`` (a :meth:`Check.to_dict`, or the data of an older
+    report without ``label``)."""
+    name = str(check.get("name", ""))
+    return str(check.get("label") or LABELS.get(name, name))
+
+
 @dataclass(frozen=True)
 class Check:
     """One check: its name, whether the run passed it, and what was seen."""
@@ -39,8 +60,13 @@ class Check:
     ok: bool
     message: str
 
+    @property
+    def label(self) -> str:
+        """What the check asks, phrased as the healthy state that ✓ confirms (:data:`LABELS`)."""
+        return LABELS.get(self.name, self.name)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"label": self.label}
 
 
 def _data(run: Any) -> Mapping[str, Any]:

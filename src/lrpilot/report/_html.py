@@ -10,6 +10,7 @@ browser test checks: ``summary``, ``advice``, ``range-test``, ``race``, ``schedu
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import math
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._checks import label_of
 from ._range_test import plot_range_test
 from ._run import plot_grad_norms, plot_race, plot_run
 from ._schedule import plot_schedule
@@ -256,7 +258,7 @@ def _checks(data: Mapping[str, Any]) -> str:
         return _none("no checks were made.")
     items = "".join(
         f'<li><span class="{"ok" if c.get("ok") else "bad"}">'
-        f"{'✓' if c.get('ok') else '✗'} {esc(c.get('name'))}</span>: {esc(c.get('message'))}</li>"
+        f"{'✓' if c.get('ok') else '✗'} {esc(label_of(c))}</span>: {esc(c.get('message'))}</li>"
         for c in checks
     )
     return f"<ul>{items}</ul>"
@@ -311,6 +313,13 @@ def write_html_report(data: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         raise ConfigError(f"cannot write the report to {str(target)!r}: no such folder.")
     page = html_report(data)
     partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, target)
+    try:
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as exc:  # name the user's path, not the hidden partial file
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write the report to {str(target)!r}: {exc.strerror or exc}."
+        ) from None
     return target

@@ -11,7 +11,9 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["check_plot_path", "save_figure", "supported_formats"]
+__all__ = ["check_plot_path", "check_report_path", "save_figure", "supported_formats"]
+
+REPORT_SUFFIXES = (".html", ".htm")
 
 
 def supported_formats() -> list[str]:
@@ -57,6 +59,47 @@ def check_plot_path(path: str | os.PathLike[str]) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"Plot path {text!r}: the folder {str(folder)!r} is not writable.")
     return where
+
+
+def check_report_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if the HTML report can be written there, else a
+    :class:`~lrpilot.errors.ConfigError` that names the path and says why.
+
+    Checked before any work, so a typo or a read-only folder costs nothing: the suffix must be
+    ``.html`` (or ``.htm``), the path must not be a folder, and its folder must exist and take a
+    new file. That last test creates (and removes) an empty probe file there, because
+    permission bits alone do not tell: root may write anywhere ``os.access`` says, yet not into
+    an immutable folder or ``/proc``.
+    """
+    text = os.fspath(path)
+    where = Path(text)
+    if where.suffix.lower() not in REPORT_SUFFIXES:
+        raise ConfigError(f"the report is an HTML file: give a path ending in .html, got {text!r}")
+    if where.is_dir():
+        raise ConfigError(f"Report path {text!r} is a folder: give a file such as report.html.")
+    folder = where.parent
+    if not folder.exists():
+        raise ConfigError(f"Report path {text!r}: the folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise ConfigError(f"Report path {text!r}: {str(folder)!r} is not a folder.")
+    _probe_write(text, folder)
+    return where
+
+
+def _probe_write(text: str, folder: Path) -> None:
+    """Create and remove an empty hidden file in ``folder``; a ConfigError naming the path
+    ``text`` (the user's) if that fails."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lrpilot-", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"Report path {text!r}: the folder {str(folder)!r} is not writable "
+            f"({exc.strerror or exc})."
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def save_figure(fig: Figure, path: Any, **kwargs: Any) -> None:
