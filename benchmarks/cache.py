@@ -5,7 +5,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from benchmarks.data import OUT
 from benchmarks.sources import run_version
@@ -71,37 +74,131 @@ class RunCache:
 
 
 # --------------------------------------------------------------------------- migration
-def migrate(old_version: str, verify: int = 3) -> int:
-    """Re-key the runs cached under run-layer version ``old_version`` to the current one, in
-    the run store and the search's trial curves (``store/trial_curves.json``, keyed the same
-    way), once ``verify`` runs (from the cheapest tasks) retrain under the current code to the
-    same final loss and metric, and the cheapest trial curve to the same values, bit for bit:
-    a refactor of the run layer moves the key without changing a result. The old keys are
-    dropped (git keeps them). Returns the number of entries re-keyed; raises, changing
-    nothing, if any check differs."""
-    import torch
+def migrate(old_version: str, verify: int = 3, old_tree: Path | None = None) -> int:
+    """Re-key the entries cached under run-layer version ``old_version`` to the current one,
+    in the run store and the search's trial curves (``store/trial_curves.json``, keyed the
+    same way), once the check passes: ``verify`` runs (the cheapest of as many families,
+    diverged and not) and the cheapest trial curve retrain under the current code to the same
+    final loss, metric, steps and divergence, bit for bit. A refactor of the run layer moves
+    the key without changing a result. The old keys are dropped (git keeps them). Returns the
+    number of entries re-keyed; raises, changing nothing, if any check differs.
 
-    from benchmarks.train import train_run
-
-    torch.set_num_threads(1)  # as the benchmark's workers: reductions in the same order
+    The reference is the stored result, or, with ``old_tree`` (a checkout of the code the
+    entries were stored with, e.g. ``git worktree add /tmp/old <commit>``), the same runs
+    retrained under that code here: a run stored on another machine or torch build can
+    differ from any run on this one in its last bits (diamonds_mlp:sgd at LR 1, diverging
+    within two steps, does), which says nothing about the change being migrated."""
     cache = RunCache(cache_path(quick=False))
     new_version = run_version()
     old = {k: r for k, r in cache.runs.items() if _version_of(k) == old_version}
-    recipes = [
-        (k, r)
-        for k, r in old.items()
-        if k.split("|")[0] in TASKS and k.split("|")[1] == TASKS[k.split("|")[0]].signature()
-    ]
-    by_cost = sorted(recipes, key=lambda kv: kv[1]["wall_s"])[: max(verify * 20, 1)]
-    for key, saved in by_cost[:: max(1, len(by_cost) // max(verify, 1))][:verify]:
-        name, _, _, _, seed = key.split("|")
-        fresh = train_run(TASKS[name], saved["lr"], int(seed)).to_dict()
-        for field in ("final_train_loss", "raw_metric", "steps_done", "diverged"):
-            if fresh[field] != saved[field]:
-                raise RuntimeError(f"{key}: {field} differs under {new_version}; not migrating")
-        print(f"verified {key}: identical under {new_version}")
-    _verify_a_trial_curve(old_version, new_version)
+    jobs = _check_jobs(old, verify) + _curve_job(old_version)
+    if old_tree is None:
+        reference = {job: _stored_outcome(job, old) for job in jobs}
+    else:
+        reference = _outcomes_in(old_tree, jobs, old_version)
+    fresh = _outcomes(jobs)
+    for job in jobs:
+        if fresh[job] != reference[job]:
+            raise RuntimeError(
+                f"{job}: {reference[job]} before, {fresh[job]} under {new_version}; not migrating"
+            )
+        print(f"verified {job}: identical under {new_version}")
     return sum(_rekey(path, old_version, new_version) for path in (cache.path, _curves_path()))
+
+
+_Job = tuple[str, str, float, int]
+"""``(kind, task, lr, seed)``: a benchmark run (``"run"``) or a search trial's curve
+(``"curve"``) to retrain for :func:`migrate`'s check."""
+
+
+def _check_jobs(old: dict[str, dict], count: int) -> list[_Job]:
+    """``count`` runs to retrain: the cheapest stored run of each family that learnt and of
+    each that diverged, the two kinds in turn, cheapest first (a diverged run alone checks
+    only a few steps)."""
+    cheapest: dict[tuple[str, bool], tuple[float, _Job]] = {}
+    for key, result in old.items():
+        name, signature, _, lr, seed = key.split("|")
+        if name not in TASKS or signature != TASKS[name].signature():
+            continue
+        slot = (name.split(":")[0].removesuffix("-long"), bool(result["diverged"]))
+        job: _Job = ("run", name, float(lr), int(seed))
+        if slot not in cheapest or result["wall_s"] < cheapest[slot][0]:
+            cheapest[slot] = (result["wall_s"], job)
+    learnt = sorted(v for (_, diverged), v in cheapest.items() if not diverged)
+    blew_up = sorted(v for (_, diverged), v in cheapest.items() if diverged)
+    turns = [pair for both in zip(learnt, blew_up, strict=False) for pair in both]
+    rest = learnt[len(blew_up) :] + blew_up[len(learnt) :]
+    return [job for _, job in (turns + rest)[:count]]
+
+
+def _curve_job(old_version: str) -> list[_Job]:
+    """The cheapest trial curve stored under ``old_version`` (none when there is none)."""
+    stored = [
+        (r["wall_s"], ("curve", k.split("|")[0], float(r["lr"]), int(r["seed"])))
+        for k, r in RunCache(_curves_path()).runs.items()
+        if _version_of(k) == old_version and k.split("|")[0] in TASKS
+    ]
+    return [min(stored)[1]] if stored else []
+
+
+def _stored_outcome(job: _Job, old: dict[str, dict]) -> list[Any]:
+    """What the store holds for ``job``, in :func:`_outcomes`' form."""
+    kind, name, lr, seed = job
+    if kind == "run":
+        key = next(k for k in old if k.split("|")[0] == name and float(k.split("|")[3]) == lr
+                   and int(k.split("|")[4]) == seed)  # fmt: skip
+        r = old[key]
+        return [r["final_train_loss"], r["raw_metric"], r["steps_done"], r["diverged"]]
+    version = _version_of(next(iter(old)))
+    row = next(
+        r
+        for k, r in RunCache(_curves_path()).runs.items()
+        if k.split("|")[0] == name and _version_of(k) == version
+        and r["lr"] == lr and r["seed"] == seed
+    )  # fmt: skip
+    return [row["values"], row["final"], row["steps"], row["diverged"]]
+
+
+def _outcomes(jobs: list[_Job]) -> dict[_Job, list[Any]]:
+    """Each job retrained here under the current code, one thread as the benchmark's workers
+    (reductions in the same order)."""
+    import torch
+
+    from benchmarks.prune_replay import train_curve
+    from benchmarks.train import train_run
+
+    torch.set_num_threads(1)
+    out: dict[_Job, list[Any]] = {}
+    for job in jobs:
+        kind, name, lr, seed = job
+        if kind == "run":
+            r = train_run(TASKS[name], lr, seed).to_dict()
+            out[job] = [r["final_train_loss"], r["raw_metric"], r["steps_done"], r["diverged"]]
+        else:
+            c = train_curve(TASKS[name], lr, seed)
+            out[job] = [c["values"], c["final"], c["steps"], c["diverged"]]
+    return out
+
+
+def _outcomes_in(tree: Path, jobs: list[_Job], version: str) -> dict[_Job, list[Any]]:
+    """:func:`_outcomes` with the lrpilot checked out at ``tree`` (its ``src``) and these
+    benchmarks, in a subprocess: the run layer is all a version covers. Raises unless that
+    lrpilot's run layer is ``version``."""
+    here = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{tree.resolve() / 'src'}{os.pathsep}{here}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cache", "retrain", "--version", version],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        cwd=here,
+        env=env,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"retraining under {tree} failed:\n{done.stderr[-2000:]}")
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return {tuple(job): outcome for job, outcome in rows}  # type: ignore[misc]
 
 
 def _version_of(key: str) -> str | None:
@@ -155,8 +252,24 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cache")
-    parser.add_argument("command", choices=("migrate",))
-    parser.add_argument("--from", dest="old", required=True, help="the old run-layer version")
-    parser.add_argument("--verify", type=int, default=3, help="runs retrained to check")
+    parser.add_argument("command", choices=("migrate", "retrain"))
+    parser.add_argument("--from", dest="old", help="migrate: the old run-layer version")
+    parser.add_argument("--verify", type=int, default=3, help="migrate: runs retrained to check")
+    parser.add_argument(
+        "--old-tree",
+        type=Path,
+        help="migrate: a checkout of the lrpilot the entries were stored with (its src/ is "
+        "used), to retrain the check's runs under (default: compare with the stored results)",
+    )
+    parser.add_argument("--version", help="retrain: the run-layer version this code must be")
     args = parser.parse_args()
-    print(f"re-keyed {migrate(args.old, args.verify)} runs and trial curves")
+    if args.command == "retrain":  # what --old-tree runs under the old code
+        if run_version() != args.version:
+            raise SystemExit(f"this tree's run layer is {run_version()}, not {args.version}")
+        jobs = [tuple(job) for job in json.loads(sys.stdin.read())]
+        print(json.dumps(list(_outcomes(jobs).items())))  # type: ignore[arg-type]
+    else:
+        if not args.old:
+            parser.error("migrate needs --from")
+        count = migrate(args.old, args.verify, args.old_tree)
+        print(f"re-keyed {count} runs and trial curves")

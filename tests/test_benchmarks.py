@@ -877,3 +877,23 @@ def test_rekey_moves_one_run_layer_versions_entries_and_keeps_the_rest(tmp_path:
     }
     assert cache._version_of("a|sig|run-new|0.1|0") == "run-new"
     assert cache._version_of("not a key") is None
+
+
+def test_the_migration_check_retrains_runs_that_learnt_and_runs_that_diverged_in_turn() -> None:
+    from benchmarks import cache
+
+    def key(name: str, lr: float) -> str:
+        return f"{name}|{bt.TASKS[name].signature()}|run-old|{lr}|0"
+
+    old = {
+        key("diamonds_mlp:sgd", 1.0): {"diverged": True, "wall_s": 0.1},
+        key("diamonds_mlp:sgd", 0.01): {"diverged": False, "wall_s": 1.0},
+        key("diamonds_mlp:adam", 0.001): {"diverged": False, "wall_s": 0.5},  # same family
+        key("movielens_mf:sgd", 0.01): {"diverged": False, "wall_s": 2.0},
+        "gone:task|sig|run-old|0.1|0": {"diverged": False, "wall_s": 0.01},  # no such task
+    }
+    assert cache._check_jobs(old, 3) == [
+        ("run", "diamonds_mlp:adam", 0.001, 0),
+        ("run", "diamonds_mlp:sgd", 1.0, 0),
+        ("run", "movielens_mf:sgd", 0.01, 0),
+    ]
