@@ -5,6 +5,7 @@ own warning machinery is what is tested): every bad path or value fails at once 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -259,3 +260,16 @@ def test_errors_name_the_flag_typed(task_file: Path, args: list[str], needle: st
     result = CliRunner().invoke(app, args)
     text = _refused(result, needle)
     assert "peak" not in text and "lr=(" not in text and "start[0]" not in text
+
+
+def test_json_output_is_strict_json_with_nan_as_null(capsys):
+    from lrpilot.cli import _echo_json
+
+    _echo_json({"lr": 0.1, "metric": math.nan, "trials": [{"metric": -math.inf}, {"metric": 1.0}]})
+    text = capsys.readouterr().out
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"not strict JSON: {token}")
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data == {"lr": 0.1, "metric": None, "trials": [{"metric": None}, {"metric": 1.0}]}
