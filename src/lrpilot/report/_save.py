@@ -49,13 +49,7 @@ def check_plot_path(path: str | os.PathLike[str]) -> Path:
             + ", ".join(f".{f}" for f in formats)
             + "."
         )
-    if where.is_dir():
-        raise ConfigError(f"Plot path {text!r} is a folder: give a file name such as lr.png.")
-    folder = where.parent
-    if not folder.exists():
-        raise ConfigError(f"Plot path {text!r}: the folder {str(folder)!r} does not exist.")
-    if not folder.is_dir():
-        raise ConfigError(f"Plot path {text!r}: {str(folder)!r} is not a folder.")
+    folder = _file_in_a_folder("Plot path", text, where, "a file name such as lr.png")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"Plot path {text!r}: the folder {str(folder)!r} is not writable.")
     return where
@@ -75,15 +69,22 @@ def check_report_path(path: str | os.PathLike[str]) -> Path:
     where = Path(text)
     if where.suffix.lower() not in REPORT_SUFFIXES:
         raise ConfigError(f"the report is an HTML file: give a path ending in .html, got {text!r}")
-    if where.is_dir():
-        raise ConfigError(f"Report path {text!r} is a folder: give a file such as report.html.")
-    folder = where.parent
-    if not folder.exists():
-        raise ConfigError(f"Report path {text!r}: the folder {str(folder)!r} does not exist.")
-    if not folder.is_dir():
-        raise ConfigError(f"Report path {text!r}: {str(folder)!r} is not a folder.")
+    folder = _file_in_a_folder("Report path", text, where, "a file such as report.html")
     _probe_write(text, folder)
     return where
+
+
+def _file_in_a_folder(what: str, text: str, where: Path, example: str) -> Path:
+    """The folder that will hold the file ``where`` (typed as ``text``); a ConfigError when
+    ``where`` is a folder itself, or its folder is missing or not a folder."""
+    if where.is_dir():
+        raise ConfigError(f"{what} {text!r} is a folder: give {example}.")
+    folder = where.parent
+    if not folder.exists():
+        raise ConfigError(f"{what} {text!r}: the folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise ConfigError(f"{what} {text!r}: {str(folder)!r} is not a folder.")
+    return folder
 
 
 def _probe_write(text: str, folder: Path) -> None:
