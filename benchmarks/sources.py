@@ -19,6 +19,7 @@ from pathlib import Path
 PICK_SOURCES = (
     "finder.py",
     "suggest.py",
+    "_facts.py",
     "_step.py",
     "_state.py",
     "_rng.py",

@@ -11,7 +11,9 @@ import torch
 import lrpilot
 from conftest import mlp
 from lrpilot import schedules
-from lrpilot._facts import SIMULATED_STEPS, run_facts, schedule_mean
+from lrpilot._facts import run_facts, schedule_mean
+from lrpilot.lint import lint
+from lrpilot.schedules._tabulated import MAX_STEPPED
 
 
 def _sgd(lr: float = 0.1, momentum: float = 0.9) -> torch.optim.SGD:
@@ -71,10 +73,31 @@ def test_onecycle_momentum_is_put_back_too() -> None:
     assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == group
 
 
-def test_a_very_long_run_is_simulated_up_to_the_cap() -> None:
+def test_a_very_long_run_is_read_up_to_the_cap() -> None:
     opt = _sgd()
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 if t < SIMULATED_STEPS else 0.0)
-    assert schedule_mean(sched, 10 * SIMULATED_STEPS) == 1.0  # only the first 20,000 read
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 1.0 if t < MAX_STEPPED + 1000 else 0.0
+    )
+    assert (
+        schedule_mean(sched, 10 * MAX_STEPPED) == 1.0
+    )  # read only up to the cap (200,000 and a stride)
+
+
+class _Counting(torch.optim.lr_scheduler.CosineAnnealingLR):
+    stepped: list[object] = []
+
+    def step(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _Counting.stepped.append(self)
+        return super().step(*args, **kwargs)
+
+
+def test_a_live_scheduler_is_never_stepped_to_be_read() -> None:
+    sched = _Counting(_sgd(), T_max=100)
+    _Counting.stepped.clear()  # its constructor's own first step
+    assert 0.4 < schedule_mean(sched, 100) < 0.6
+    lint(schedule=sched, steps=100)
+    assert len(_Counting.stepped) >= 2 * 99  # copies were stepped, for the fact and the lint
+    assert all(s is not sched for s in _Counting.stepped)  # the user's run never moved
 
 
 def test_run_facts_say_what_was_assumed_and_only_that() -> None:

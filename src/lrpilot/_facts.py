@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,6 @@ __all__ = ["RunFacts", "run_facts", "schedule_mean"]
 
 MEAN_SAMPLES = 1_000
 """A schedule given as a function is read at this many steps spread over the run."""
-
-SIMULATED_STEPS = 20_000
-"""A live torch scheduler is stepped at most this many times (then put back) to read it."""
 
 
 @dataclass(frozen=True)
@@ -75,24 +71,25 @@ def schedule_mean(schedule: Any, steps: int | None) -> float | None:
     """The mean of ``schedule``'s multiplier over a run of ``steps`` steps, over its largest.
 
     ``schedule`` is a text spec, a schedule (step -> multiplier) or a live torch
-    ``LRScheduler`` (stepped on its own optimizer, then put back exactly); ``None`` where the
-    schedule or, for a schedule that is not constant, the run's length is unknown.
+    ``LRScheduler`` (read from a copy: :func:`lrpilot.schedules.from_scheduler`); ``None``
+    where the schedule or, for a schedule that is not constant, the run's length is unknown.
     """
     if schedule is None:
         return None
     if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
-        values = _simulate(schedule, steps)
-    else:
-        if isinstance(schedule, str):
-            from .schedules import parse_schedule
+        from .schedules import from_scheduler
 
-            schedule = parse_schedule(schedule, total_steps=steps)
-        length = steps if steps is not None else 1
-        count = min(length, MEAN_SAMPLES)
-        at = sorted({round(i * (length - 1) / max(count - 1, 1)) for i in range(count)})
-        values = [float(schedule(i)) for i in at]
-        if steps is None and not _constant(schedule):
-            return None
+        schedule = from_scheduler(schedule, steps)  # a copy is stepped: the live one stays
+    elif isinstance(schedule, str):
+        from .schedules import parse_schedule
+
+        schedule = parse_schedule(schedule, total_steps=steps)
+    length = steps if steps is not None else 1
+    count = min(length, MEAN_SAMPLES)
+    at = sorted({round(i * (length - 1) / max(count - 1, 1)) for i in range(count)})
+    values = [float(schedule(i)) for i in at]
+    if steps is None and not _constant(schedule):
+        return None
     peak = max(values, default=0.0)
     if not values or not math.isfinite(peak) or peak <= 0:
         return None
@@ -105,23 +102,3 @@ def _constant(schedule: Any) -> bool:
         return float(schedule(0)) == float(schedule(10**6))
     except Exception:  # a schedule defined only over its own length
         return False
-
-
-def _simulate(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int | None) -> list[float]:
-    """The first group's LR at each of the run's steps (at most :data:`SIMULATED_STEPS`), read
-    by stepping ``scheduler``; its state and every group's hyperparameters are put back."""
-    optimizer = scheduler.optimizer
-    saved_state = scheduler.state_dict()
-    saved_groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    values = [float(optimizer.param_groups[0]["lr"])]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
-            for _ in range(min(steps or 1, SIMULATED_STEPS) - 1):
-                scheduler.step()
-                values.append(float(optimizer.param_groups[0]["lr"]))
-    finally:
-        scheduler.load_state_dict(saved_state)
-        for group, saved in zip(optimizer.param_groups, saved_groups, strict=True):
-            group.update(saved)
-    return values

@@ -28,6 +28,7 @@ from . import rules
 from ._rng import generators_of, isolated_rng
 from ._state import inner_optimizer, loader_parts
 from ._step import own_iterators
+from .errors import ConfigError
 from .task import Task, loader_batch_size
 
 __all__ = [
@@ -268,25 +269,15 @@ UNKNOWN_SCHEDULE = object()
 """A schedule lint cannot read (a torch scheduler that needs a metric): its checks skip."""
 
 
-@dataclass(frozen=True)
-class _Table:
-    """A schedule read off a live torch scheduler: the multiplier at each step, then the last."""
-
-    values: tuple[float, ...]
-
-    def __call__(self, step: int) -> float:
-        return self.values[min(step, len(self.values) - 1)]
-
-
 def _from_torch(scheduler: Any, steps: int | None) -> Any:
-    from ._facts import _simulate
+    """A live torch scheduler's multipliers, read from a copy (yours is not stepped);
+    :data:`UNKNOWN_SCHEDULE` for one that follows a metric (``ReduceLROnPlateau``)."""
+    from .schedules import from_scheduler
 
     try:
-        values = _simulate(scheduler, steps or 1000)  # stepped, then put back exactly
-    except Exception:  # ReduceLROnPlateau and kin need a metric to step
+        return from_scheduler(scheduler, steps or 1000)
+    except ConfigError:
         return UNKNOWN_SCHEDULE
-    peak = max(values, default=0.0)
-    return _Table(tuple(v / peak for v in values)) if peak > 0 else UNKNOWN_SCHEDULE
 
 
 def _schedule(task: Task | None, schedule: Any, steps: int | None) -> Any:
