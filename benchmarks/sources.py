@@ -32,6 +32,7 @@ PICK_SOURCES = (
 
 RUN_SOURCES = (
     "train.py",
+    "_dist.py",
     "_step.py",
     "_rng.py",
     "control/divergence.py",

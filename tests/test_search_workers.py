@@ -90,13 +90,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _load(storage: str, study: str) -> optuna.Study:
-    if "://" in storage:
-        url = storage.replace("postgresql://", "postgresql+psycopg2://")
-        backend: optuna.storages.BaseStorage = optuna.storages.RDBStorage(url)
-    else:
-        backend = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(storage)
-        )
+    if "://" in storage:  # the very URL given to lrpilot search, as Optuna's own tools take it
+        return optuna.load_study(study_name=study, storage=storage)
+    backend = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
     return optuna.load_study(study_name=study, storage=backend)
 
 

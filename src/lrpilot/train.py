@@ -35,6 +35,7 @@ from torch import nn
 
 from . import _validate as check
 from ._callsite import user_stacklevel
+from ._dist import all_mean
 from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
 from ._state import SpilledSnapshot, TrainingSnapshot, loader_parts, take_snapshot
@@ -428,7 +429,7 @@ class _Run:
             scaled = loss / accumulation if accumulation > 1 else loss
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             total += float(loss.detach())
-        mean = total / accumulation
+        (mean,) = all_mean(total / accumulation)  # under DDP: every rank judges the same loss
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for p in self.trainable if p.grad is not None]
