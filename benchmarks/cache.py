@@ -264,8 +264,11 @@ if __name__ == "__main__":
     parser.add_argument("--version", help="retrain: the run-layer version this code must be")
     args = parser.parse_args()
     if args.command == "retrain":  # what --old-tree runs under the old code
-        if run_version() != args.version:
-            raise SystemExit(f"this tree's run layer is {run_version()}, not {args.version}")
+        from benchmarks.sources import RUN_SOURCES, source_key
+
+        found = "run-" + source_key(RUN_SOURCES, missing_ok=True)  # modules added since: none
+        if found != args.version:
+            raise SystemExit(f"this tree's run layer is {found}, not {args.version}")
         jobs = [tuple(job) for job in json.loads(sys.stdin.read())]
         print(json.dumps(list(_outcomes(jobs).items())))  # type: ignore[arg-type]
     else:

@@ -71,9 +71,10 @@ def _is_bare_string(stmt: ast.AST) -> bool:
     )
 
 
-def _files(root: Path, names: Iterable[str]) -> list[Path]:
+def _files(root: Path, names: Iterable[str], missing_ok: bool = False) -> list[Path]:
     """The ``.py`` files named: a module, or a package (``schedules``: the module or the
-    package, whichever exists); a name that exists in neither form is an error."""
+    package, whichever exists); a name that exists in neither form is an error, or left out
+    with ``missing_ok`` (an older lrpilot, before the module existed)."""
     found: list[Path] = []
     for name in names:
         path = root / name
@@ -83,16 +84,18 @@ def _files(root: Path, names: Iterable[str]) -> list[Path]:
             found += sorted(path.rglob("*.py"))
         elif path.with_suffix(".py").is_file():
             found.append(path.with_suffix(".py"))
-        else:
+        elif not missing_ok:
             raise FileNotFoundError(f"lrpilot source {name!r} not found under {root}")
     return found
 
 
-def source_key(names: Iterable[str], root: Path | None = None) -> str:
-    """A short hash of the code (not the docstrings) of lrpilot's modules ``names``."""
+def source_key(names: Iterable[str], root: Path | None = None, missing_ok: bool = False) -> str:
+    """A short hash of the code (not the docstrings) of lrpilot's modules ``names``;
+    ``missing_ok``: hash those that exist (the key an older lrpilot had, whose list of
+    modules lacked the newer ones)."""
     root = root or lrpilot_root()
     digest = hashlib.sha256()
-    for path in _files(root, names):
+    for path in _files(root, names, missing_ok):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(code_of(path.read_text()).encode() + b"\0")
     return digest.hexdigest()[:12]

@@ -897,3 +897,13 @@ def test_the_migration_check_retrains_runs_that_learnt_and_runs_that_diverged_in
         ("run", "diamonds_mlp:sgd", 1.0, 0),
         ("run", "movielens_mf:sgd", 0.01, 0),
     ]
+
+
+def test_an_older_lrpilot_without_a_newer_module_keeps_the_key_it_had(tmp_path: Path) -> None:
+    root = _tree(tmp_path, MODULE)
+    older = [n for n in sources.RUN_SOURCES if n != "_dist.py"]
+    key_then = sources.source_key(older, root)  # the list before _dist.py joined it
+    (root / "_dist.py").unlink()
+    with pytest.raises(FileNotFoundError, match="_dist.py"):
+        sources.source_key(sources.RUN_SOURCES, root)
+    assert sources.source_key(sources.RUN_SOURCES, root, missing_ok=True) == key_then
