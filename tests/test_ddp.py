@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import lrpilot
+from _gloo import WORLD, init, join
 
-WORLD = 2
 LOCAL_BATCH = 8
 SWEEP = dict(start_lr=1e-4, end_lr=30.0, num_steps=30, progress=False)
 CE = nn.functional.cross_entropy
@@ -60,10 +57,7 @@ def _unlucky_loss(rank: int):
 
 
 def _worker(rank: int, port: int, out_dir: str, unlucky: bool = False) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    init(rank, port)
     try:
         x, y = _data()
         shard = batches_of(x[rank::WORLD], y[rank::WORLD], LOCAL_BATCH)  # a different half
@@ -82,20 +76,8 @@ def _worker(rank: int, port: int, out_dir: str, unlucky: bool = False) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(out_dir: str, timeout: float = 60.0, unlucky: bool = False) -> None:
-    context = mp.spawn(_worker, args=(_free_port(), out_dir, unlucky), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + timeout
-    while not context.join(timeout=0.5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the DDP workers did not finish within {timeout} s")
+    join(_worker, out_dir, unlucky, timeout=timeout)
 
 
 def test_ranks_agree_and_record_the_all_reduced_loss(tmp_path):

@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 
-import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 import lrpilot
+from _gloo import WORLD, ddp_task, init, join
 
-WORLD = 2
 CE = nn.functional.cross_entropy
-
-
-def _shard(rank: int) -> list:
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(256, 8, generator=g)
-    y = (x @ torch.randn(8, 3, generator=g)).argmax(1)
-    x, y = x[rank::WORLD], y[rank::WORLD]
-    return [(x[i : i + 16], y[i : i + 16]) for i in range(0, len(x), 16)]
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return DistributedDataParallel(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)))
 
 
 def _loss_for(rank: int):
@@ -49,18 +31,9 @@ def _loss_for(rank: int):
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    init(rank, port)
     try:
-        task = lrpilot.Task(
-            model_fn=_model,
-            optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
-            train_loader=_shard(rank),
-            loss_fn=_loss_for(rank),
-            steps=100,
-        )
+        task = ddp_task(rank, _loss_for(rank), steps=100)
         monitor = lrpilot.Monitor(quiet=True)
         captured = []
 
@@ -77,20 +50,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ranks_roll_back_together_when_one_rank_spikes(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 90
-    while not context.join(timeout=0.5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the DDP workers did not finish within 90 s")
+    join(_worker, str(tmp_path))
     r0, r1 = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     assert r0["events"] == r1["events"]
     spikes = [e for e in r0["events"] if e["kind"] == "spike"]

@@ -12,33 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
-import time
 
-import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 import lrpilot
+from _gloo import WORLD, ddp_task, init, join
 
-WORLD = 2
 CE = nn.functional.cross_entropy
-
-
-def _shard(rank: int) -> list:
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(256, 8, generator=g)
-    y = (x @ torch.randn(8, 3, generator=g)).argmax(1)
-    x, y = x[rank::WORLD], y[rank::WORLD]
-    return [(x[i : i + 16], y[i : i + 16]) for i in range(0, len(x), 16)]
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return DistributedDataParallel(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)))
 
 
 def _loss_for(rank: int, mode: str):
@@ -59,18 +41,9 @@ def _loss_for(rank: int, mode: str):
 
 
 def _worker(rank: int, port: int, out_dir: str, mode: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    init(rank, port)
     try:
-        task = lrpilot.Task(
-            model_fn=_model,
-            optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
-            train_loader=_shard(rank),
-            loss_fn=_loss_for(rank, mode),
-            steps=60,
-        )
+        task = ddp_task(rank, _loss_for(rank, mode), steps=60)
         captured = []
 
         class Keep(lrpilot.Callback):
@@ -92,20 +65,8 @@ def _worker(rank: int, port: int, out_dir: str, mode: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_ranks(tmp_path, mode: str) -> list[dict]:
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path), mode), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 90
-    while not context.join(timeout=0.5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the DDP workers did not finish within 90 s")
+    join(_worker, str(tmp_path), mode)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
