@@ -131,6 +131,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+CHECK_COLOURS = {"pass": "green", "fail": "red", "unknown": "dim"}
+"""The colour of each check's mark: ✓ green, ✗ red, – (cannot tell) grey."""
+
+
 def print_summary(data: dict[str, Any], notes: list[str]) -> None:
     """The choice, the cost of each stage, the run's events and the checks, with rich."""
     from rich.console import Console
@@ -152,14 +156,16 @@ def print_summary(data: dict[str, Any], notes: list[str]) -> None:
     race = data.get("race") or {}
     if race.get("note"):
         console.print(escape(race["note"]))
-    if data.get("metric") is not None:
-        console.print(f"final metric {data['metric']:.4g}")
+    if data.get("run"):
+        from .report._checks import final_metric_text
+
+        console.print(f"final metric {escape(final_metric_text(data['run']))}")
     for event in data.get("events", []):
         console.print(f"[yellow]event[/] {escape(str(event.get('message', '')))}")
-    from .report._checks import label_of
+    from .report._checks import label_of, mark_of, state_of
 
     for c in data.get("checks", []):
-        mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
+        mark = f"[{CHECK_COLOURS[state_of(c)]}]{mark_of(c)}[/]"
         console.print(f"{mark} {escape(label_of(c))}: {escape(c['message'])}")
     for note in notes:
         console.print(f"[yellow]warning:[/] {escape(note)}")

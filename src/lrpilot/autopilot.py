@@ -5,10 +5,12 @@ The race: a few candidate LRs around the range test's pick (inside its band, plu
 advisor's start when it falls there), each trained from the same initial weights (the same
 seed) for a short run with the task's schedule compressed to it, so every race run ends its
 own schedule (a cosine fully decayed, say) and its final metric predicts a finished run's,
-not an early step's. Successive halving: every candidate runs the first rung; the better half
-runs a rung twice as long; and so on until two meet in the last. A short run prefers a higher
-LR than a long one, so each candidate ``c`` (an LR for the real run) is raced at
-``c * (race / run) ** -e`` (:data:`RACE_HORIZON_EXPONENT`).
+not an early step's (a task without validation data has no metric: its race ranks by the
+training loss at the end of each run instead, lower is better, and says so). Successive
+halving: every candidate runs the first rung; the better half runs a rung twice as long; and so
+on until two meet in the last. A short run prefers a higher LR than a long one, so each
+candidate ``c`` (an LR for the real run) is raced at ``c * (race / run) ** -e``
+(:data:`RACE_HORIZON_EXPONENT`).
 
 What the race decides is measured (``python -m benchmarks.tune_regret``, every choice scored
 on the scoreboard's oracle grids), and the default follows the measurement. With the range
@@ -168,9 +170,15 @@ class TuneResult:
         stages: Each stage's name, steps and seconds.
         advice: The advisor's advice (``to_dict()``), ``None`` when unavailable.
         range_test: The range test's result (``to_dict()``).
-        race: ``{"candidates": [...], "steps": [...], "note": ...}``.
+        race: ``{"lr", "candidates": [...], "rungs": [...], "note": ...}``. For a task without
+            validation data it also has ``"scored_by": "training loss"``: its candidates were
+            ranked by ``train_loss`` (lower is better; their ``metric`` is ``None``) and carry
+            ``loss_curve``. Without ``scored_by`` they were ranked by the validation
+            ``metric`` (higher is better).
         run: The full run's :meth:`RunResult.to_dict`, ``None`` with ``train=False``.
-        checks: The checks a careful engineer makes, each ``{"name", "ok", "message"}``.
+        checks: The checks a careful engineer makes, each ``{"name", "ok", "message", "label",
+            "state"}``; ``state`` is ``"pass"``, ``"fail"`` or ``"unknown"`` (the run cannot
+            tell), and ``ok`` is ``False`` only for ``"fail"``.
         report: Where the HTML report was written, if anywhere.
     """
 
@@ -347,10 +355,12 @@ def _race(
             "stands."
         )
         return _no_race(why, found.lr)
+    by_loss = task.val_loader is None
     field_: list[dict[str, Any]] = [
         {"lr": lr, "cut": "", "evals": [], "metric": None} for lr in lrs
     ]
     cost = 0
+    diverged: set[float] = set()
     for rung, length in enumerate(rungs):
         scale = (length / task.steps) ** -RACE_HORIZON_EXPONENT
         raced = dataclasses.replace(task, eval_every=max(1, length // 5))
@@ -360,21 +370,17 @@ def _race(
                 warnings.simplefilter("ignore", LintWarning)
                 run = train(raced, c["lr"] * scale, steps=length, seed=seed, progress=progress)
             cost += run.steps_done
-            ok = math.isfinite(run.metric) and not run.diverged
-            c.update(
-                metric=run.metric if ok else None,
-                steps=length,
-                raced_at=c["lr"] * scale,
-                evals=[list(e) for e in run.evals],
-            )
+            if run.diverged:
+                diverged.add(c["lr"])
+            c.update(_race_outcome(run, by_loss, raced.eval_every or length))
+            c.update(steps=length, raced_at=c["lr"] * scale, evals=[list(e) for e in run.evals])
         ranked = sorted(standing, key=_race_score, reverse=True)
         keep = math.ceil(len(ranked) / 2) if rung < len(rungs) - 1 else 1
         for c in ranked[keep:]:
             c["cut"] = f"cut after {length} steps (rung {rung + 1})"
     winner = next(c for c in field_ if not c["cut"])
-    if winner["metric"] is None:
-        diverged = "every race run diverged; the range test's pick stands."
-        return _no_race(diverged, found.lr)[0], cost
+    if _race_score(winner) == -math.inf:  # no candidate gave a score
+        return _no_race(_unscored(field_, diverged, by_loss), found.lr)[0], cost
     winner["winner"] = True
     chosen, why = _choose(field_, winner, found.lr, mode, guessed=guessed)
     chosen["chosen"] = True
@@ -388,7 +394,62 @@ def _race(
     )
     where = " spread over the band (the range test's curve gave no pick)" if spread else ""
     note = f"{len(lrs)} candidates{where}; {how}. The race's best: {winner['lr']:.3g}. {why}"
-    return {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}, cost
+    result = {"lr": chosen["lr"], "candidates": field_, "rungs": rungs, "note": note}
+    if by_loss:
+        result |= {"scored_by": "training loss", "note": f"{BY_LOSS_NOTE} {note}"}
+    return result, cost
+
+
+BY_LOSS_NOTE = (
+    "No validation data: the race ranked its candidates by the training loss at the end of "
+    "each run (the mean of its last 5 % of steps; lower is better)."
+)
+"""What a race without validation data says it did (:func:`_race_outcome`)."""
+LOSS_TAIL = 0.05
+"""The share of a race run's last steps whose mean training loss scores it when the task has
+no validation data: as ``lrpilot search`` scores such a run (``_search._impact``)."""
+
+
+def _race_outcome(run: RunResult, by_loss: bool, every: int) -> dict[str, Any]:
+    """What a race run scored, to update its candidate with. With validation data: its final
+    ``metric`` (``None`` when it diverged or is not finite). Without (``by_loss``): ``metric``
+    stays ``None`` and ``train_loss`` is the mean of the last :data:`LOSS_TAIL` of its finite
+    training losses (``None`` when it diverged), with ``loss_curve``, ``[step, mean loss]``
+    every ``every`` steps, for the report's figure. A task without validation data has no
+    metric, and a race that waits for one wastes every run it pays for."""
+    if not by_loss:
+        ok = math.isfinite(run.metric) and not run.diverged
+        return {"metric": run.metric if ok else None}
+    loss = None if run.diverged else _tail_mean(run.losses, LOSS_TAIL)
+    return {"metric": None, "train_loss": loss, "loss_curve": _loss_curve(run.losses, every)}
+
+
+def _tail_mean(losses: Sequence[float], share: float) -> float | None:
+    """The mean of the finite values among the last ``share`` of ``losses`` (at least one);
+    ``None`` when there is none."""
+    tail = [v for v in losses[-max(1, int(len(losses) * share)) :] if math.isfinite(v)]
+    return sum(tail) / len(tail) if tail else None
+
+
+def _loss_curve(losses: Sequence[float], every: int) -> list[list[float]]:
+    """``[step, mean of the finite losses of the ``every`` steps up to it]`` at every
+    ``every``-th step and the last: a race run's training loss, thinned for the report."""
+    points = []
+    ends = sorted({*range(every, len(losses) + 1, every), len(losses)} - {0})
+    for end in ends:
+        mean = _tail_mean(losses[max(0, end - every) : end], 1.0)
+        if mean is not None:
+            points.append([end, mean])
+    return points
+
+
+def _unscored(field_: list[dict[str, Any]], diverged: set[float], by_loss: bool) -> str:
+    """Why a race whose candidates all came out without a score chose nothing: "diverged" only
+    when every candidate's run did."""
+    if all(c["lr"] in diverged for c in field_):
+        return "every race run diverged; the range test's pick stands."
+    what = "training loss" if by_loss else "metric"
+    return f"no race run gave a finite {what}; the range test's pick stands."
 
 
 def _field(
@@ -437,7 +498,7 @@ def _choose(
     mine = min(field_, key=lambda c: abs(math.log(c["lr"] / pick)))
     if mode == "adopt":
         return winner, "Chosen: the race's best (race='adopt')."
-    if mine["metric"] is None:
+    if _race_score(mine) == -math.inf:
         return winner, (
             f"The range test's pick {mine['lr']:.3g} diverged in the race: the race's best "
             "replaces it."
@@ -455,6 +516,12 @@ def _choose(
 
 
 def _race_score(candidate: dict[str, Any]) -> float:
+    """What the race ranks by, higher is better: the validation metric, or, for a candidate
+    raced without validation data (it has ``train_loss``), minus its training loss; ``-inf``
+    for a run that diverged."""
+    if "train_loss" in candidate:
+        loss = candidate["train_loss"]
+        return -math.inf if loss is None else -float(loss)
     return -math.inf if candidate["metric"] is None else float(candidate["metric"])
 
 

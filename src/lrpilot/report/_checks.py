@@ -1,8 +1,9 @@
 """The checks a careful engineer makes after a run, as pure functions of result data.
 
-Each returns a :class:`Check`: a name, whether it passed and one sentence saying what was seen
-and what to do. They read :meth:`RunResult.to_dict() <lrpilot.RunResult>` data (or the result
-itself), so a report built from a saved run makes the same checks.
+Each returns a :class:`Check`: a name, its state (passed, failed, or cannot tell) and one
+sentence saying what was seen and what to do. They read :meth:`RunResult.to_dict()
+<lrpilot.RunResult>` data (or the result itself), so a report built from a saved run makes the
+same checks.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ __all__ = [
     "check_finished",
     "check_improving",
     "check_overfitting",
+    "final_metric_text",
     "label_of",
+    "mark_of",
     "run_checks",
+    "state_of",
 ]
 
 CLIPPED_TOO_MANY = 0.5
@@ -40,9 +44,14 @@ LABELS = {
     "clipped share": "few steps clipped",
     "best LR inside what was tried": "best LR inside what was tried",
 }
-"""How each check is shown beside its ✓ or ✗: the healthy state, so that the mark answers it
-("✓ no overfitting", "✗ levelled off by the end"). The names stay the checks' keys in data
-(``name``), as earlier versions stored them."""
+"""How each check is shown beside its mark: the healthy state, so that the mark answers it
+("✓ no overfitting", "✗ levelled off by the end", "– no overfitting" when it cannot tell). The
+names stay the checks' keys in data (``name``), as earlier versions stored them."""
+
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+MARKS = {PASS: "✓", FAIL: "✗", UNKNOWN: "–"}
+"""The mark of each state: "–" where the run cannot tell (too few evaluations, no race), so that
+not knowing is never shown as healthy."""
 
 
 def label_of(check: Mapping[str, Any]) -> str:
@@ -52,38 +61,110 @@ def label_of(check: Mapping[str, Any]) -> str:
     return str(check.get("label") or LABELS.get(name, name))
 
 
+def state_of(check: Mapping[str, Any]) -> str:
+    """``"pass"``, ``"fail"`` or ``"unknown"`` for ``check`` (a :meth:`Check.to_dict`); data
+    of an older version, without ``state``, had only ``ok``: its state follows from it."""
+    state = check.get("state")
+    if state in MARKS:
+        return str(state)
+    return PASS if check.get("ok") else FAIL
+
+
+def mark_of(check: Mapping[str, Any]) -> str:
+    """The mark to show beside ``check``'s label: ✓, ✗ or – (cannot tell)."""
+    return MARKS[state_of(check)]
+
+
 @dataclass(frozen=True)
 class Check:
-    """One check: its name, whether the run passed it, and what was seen."""
+    """One check: its name, whether the run passed it, and what was seen.
+
+    ``known=False`` means the run cannot tell (too few evaluations, no race to compare): the
+    state is ``"unknown"``, shown as "–". ``ok`` keeps its earlier meaning, "not failed" (it
+    is ``True`` for a check that cannot tell, as before), so code that reads ``ok`` to find
+    failures works unchanged; :attr:`state` tells the three apart."""
 
     name: str
     ok: bool
     message: str
+    known: bool = True
 
     @property
     def label(self) -> str:
         """What the check asks, phrased as the healthy state that ✓ confirms (:data:`LABELS`)."""
         return LABELS.get(self.name, self.name)
 
+    @property
+    def state(self) -> str:
+        """``"pass"``, ``"fail"``, or ``"unknown"`` where the run cannot tell."""
+        if not self.known:
+            return UNKNOWN
+        return PASS if self.ok else FAIL
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"label": self.label}
+        """``name``, ``ok``, ``message``, ``label`` and ``state``, as plain data."""
+        data = asdict(self)
+        del data["known"]  # ``state`` says it, in one field
+        return data | {"label": self.label, "state": self.state}
+
+
+def _cannot_tell(name: str, message: str) -> Check:
+    """A check the run cannot answer: not failed (``ok``), but not passed either."""
+    return Check(name, True, message, known=False)
 
 
 def _data(run: Any) -> Mapping[str, Any]:
     return run if isinstance(run, Mapping) else run.to_dict()
 
 
-def check_finished(run: Any) -> Check:
-    """The run reached its end with a finite metric (not diverged, not stopped early)."""
+def _float(value: Any) -> float:
+    """``value`` as a float; ``None`` (how strict JSON saves NaN) as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def final_metric_text(run: Any) -> str:
+    """A run's final metric as the summaries show it: ``"none (no validation data)"`` for a
+    run never evaluated that did not diverge, rather than a bare "nan"."""
     r = _data(run)
-    metric = float(r.get("metric", math.nan))
+    metric = _float(r.get("metric"))
+    if math.isfinite(metric):
+        return f"{metric:.4g}"
+    if not r.get("evals") and not r.get("diverged"):
+        return "none (no validation data)"
+    return str(metric)
+
+
+def check_finished(run: Any) -> Check:
+    """The run reached its end (not diverged) with a finite metric, or, for a task without
+    validation data (a run with no evaluation at all), with a finite training loss: such a run
+    has no metric to give, and finishing is all this check asks."""
+    r = _data(run)
+    metric = _float(r.get("metric"))
     if r.get("diverged"):
         return Check("finished", False, f"the run diverged ({r.get('stopped') or 'no reason'}).")
     if r.get("stopped"):
         return Check("finished", True, f"the run stopped early: {r['stopped']}.")
-    if not math.isfinite(metric):
-        return Check("finished", False, "the final metric is not finite (no validation data?).")
-    return Check("finished", True, f"the run reached its end; final metric {metric:.4g}.")
+    if math.isfinite(metric):
+        return Check("finished", True, f"the run reached its end; final metric {metric:.4g}.")
+    if r.get("evals"):  # it was evaluated, and the metric came out NaN or infinite
+        return Check("finished", False, "the final metric is not finite.")
+    return _finished_without_metric(r)
+
+
+def _finished_without_metric(r: Mapping[str, Any]) -> Check:
+    """A run never evaluated (no validation data): finished when its last training losses are
+    finite."""
+    losses = [_float(v) for v in r.get("losses", [])]
+    tail = [v for v in losses[-max(1, len(losses) // 20) :] if math.isfinite(v)]
+    if not tail:
+        return Check("finished", False, "the run ended without a finite training loss.")
+    loss = statistics.fmean(tail)
+    return Check(
+        "finished",
+        True,
+        f"the run reached its end; no validation data, so no metric; final training loss "
+        f"{loss:.4g}.",
+    )
 
 
 def check_improving(run: Any) -> Check:
@@ -93,7 +174,7 @@ def check_improving(run: Any) -> Check:
     losses = [float(v) for v in _data(run).get("losses", []) if math.isfinite(float(v))]
     n = max(2, int(len(losses) * TAIL))
     if len(losses) < 2 * n:
-        return Check("still improving at the end", True, "too few steps to tell.")
+        return _cannot_tell("still improving at the end", "too few steps to tell.")
     before, last = losses[-2 * n : -n], losses[-n:]
     drop = statistics.fmean(before) - statistics.fmean(last)
     noise = math.sqrt(
@@ -116,9 +197,9 @@ def check_overfitting(run: Any, tolerance: float = 0.02) -> Check:
     ``tolerance`` of its range while the training loss kept falling: the playbook's
     "problematic overfitting"."""
     r = _data(run)
-    evals = [(int(s), float(m)) for s, m in r.get("evals", []) if math.isfinite(float(m))]
+    evals = [(int(s), _float(m)) for s, m in r.get("evals", []) if math.isfinite(_float(m))]
     if len(evals) < 3:
-        return Check("overfitting", True, "too few evaluations to tell.")
+        return _cannot_tell("overfitting", "too few evaluations to tell.")
     metrics = [m for _, m in evals]
     best_at = max(range(len(evals)), key=lambda i: metrics[i])
     span = max(metrics) - min(metrics)
@@ -146,7 +227,10 @@ def check_edge(chosen: float, tried: Sequence[float]) -> Check:
     race's field; a search's default space spans a decade either side of the range test's
     pick, :data:`lrpilot._search._space.RANGE_MARGIN`)."""
     if len(tried) < 2:
-        return Check("best LR inside what was tried", True, "one LR tried.")
+        return _cannot_tell(
+            "best LR inside what was tried",
+            "no race compared LRs (none run, or none of its runs finished): cannot tell.",
+        )
     low, high = min(tried), max(tried)
     for edge, side in ((low, "lowest"), (high, "highest")):
         if math.isclose(chosen, edge, rel_tol=1e-9):

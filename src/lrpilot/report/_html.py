@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._checks import label_of
+from ._checks import final_metric_text, label_of, mark_of, state_of
 from ._range_test import plot_range_test
 from ._run import plot_grad_norms, plot_race, plot_run
 from ._schedule import plot_schedule
@@ -48,7 +48,8 @@ body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;
 text-align:left}th{background:#f6f6f6}.ok{color:#1a7f37}.bad{color:#b42318;font-weight:600}
-.none{color:#777;font-style:italic}figure{margin:.8em 0}svg{max-width:100%;height:auto}
+.none{color:#777;font-style:italic}.unknown{color:#777}figure{margin:.8em 0}
+svg{max-width:100%;height:auto}
 pre{background:#f6f6f6;padding:.7em;overflow-x:auto}.src{color:#555;font-size:.9em}
 """
 
@@ -108,7 +109,7 @@ def _summary(data: Mapping[str, Any]) -> str:
     ]
     run = data.get("run")
     if run:
-        rows.append(("final metric", _number(run.get("metric"), ".4g")))
+        rows.append(("final metric", final_metric_text(run)))
     stages = data.get("stages") or []
     parts = _table(("", ""), rows)
     if stages:
@@ -187,22 +188,28 @@ def _race(data: Mapping[str, Any]) -> str:
         return _none("no race was run.")
     if not race.get("candidates"):
         return _none(race.get("note") or "no race was run.")
+    by_loss = race.get("scored_by") == "training loss"
+    score, curves = (
+        ("train_loss", "training loss per candidate (no validation data)")
+        if by_loss
+        else ("metric", "validation metric per candidate")
+    )
     rows = [
         (
             _number(c.get("lr")),
             c.get("steps", "–"),
-            _number(c.get("metric"), ".4g"),
+            _number(c.get(score), ".4g"),
             _number(c.get("predicted"), ".4g"),
             _outcome(c),
         )
         for c in race["candidates"]
     ]
-    head = ("LR", "steps trained", "metric", "predicted final", "outcome")
+    head = ("LR", "steps trained", "final training loss" if by_loss else "metric")
     note = race.get("note")
     return (
-        _table(head, rows)
+        _table((*head, "predicted final", "outcome"), rows)
         + (f"<p>{esc(note)}</p>" if note else "")
-        + _figure(lambda: plot_race(race["candidates"]), "race: validation metric per candidate")
+        + _figure(lambda: plot_race(race["candidates"]), f"race: {curves}")
     )
 
 
@@ -210,9 +217,16 @@ def _outcome(candidate: Mapping[str, Any]) -> str:
     marks = [
         m for m, key in (("race's best", "winner"), ("chosen", "chosen")) if candidate.get(key)
     ]
-    if candidate.get("metric") is None and candidate.get("steps"):
+    if _unscored(candidate) and candidate.get("steps"):
         marks.insert(0, "diverged")
     return ", ".join(marks) or str(candidate.get("cut") or "finished")
+
+
+def _unscored(candidate: Mapping[str, Any]) -> bool:
+    """Whether a race candidate's run gave no score (it diverged): no ``train_loss`` where it
+    was raced on the training loss (no validation data), else no ``metric``."""
+    key = "train_loss" if "train_loss" in candidate else "metric"
+    return candidate.get(key) is None
 
 
 def _schedule(data: Mapping[str, Any]) -> str:
@@ -257,11 +271,15 @@ def _checks(data: Mapping[str, Any]) -> str:
     if not checks:
         return _none("no checks were made.")
     items = "".join(
-        f'<li><span class="{"ok" if c.get("ok") else "bad"}">'
-        f"{'✓' if c.get('ok') else '✗'} {esc(label_of(c))}</span>: {esc(c.get('message'))}</li>"
+        f'<li><span class="{CHECK_CLASSES[state_of(c)]}">'
+        f"{mark_of(c)} {esc(label_of(c))}</span>: {esc(c.get('message'))}</li>"
         for c in checks
     )
     return f"<ul>{items}</ul>"
+
+
+CHECK_CLASSES = {"pass": "ok", "fail": "bad", "unknown": "unknown"}
+"""The style of each check's state: a check that cannot tell is grey, neither green nor red."""
 
 
 def _reproduce(data: Mapping[str, Any]) -> str:

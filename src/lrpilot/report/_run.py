@@ -76,11 +76,15 @@ def plot_grad_norms(run: Mapping[str, Any], clip: float | None = None) -> Any:
 
 
 def plot_race(candidates: Sequence[Mapping[str, Any]]) -> Any:
-    """Each race candidate's validation metric against its steps, the winner drawn thick."""
+    """Each race candidate's validation metric against its steps, the winner drawn thick; or,
+    where the race ran without validation data (its candidates carry ``loss_curve``), each
+    one's training loss."""
     fig = _figure(3.2)
     ax = fig.subplots()
+    by_loss = any("loss_curve" in c for c in candidates)
     for c in candidates:
-        evals = [(int(s), float(m)) for s, m in c.get("evals", []) if math.isfinite(float(m))]
+        points = c.get("loss_curve", []) if by_loss else c.get("evals", [])
+        evals = [(int(s), float(m)) for s, m in points if math.isfinite(float(m))]
         if not evals:
             continue
         won = bool(c.get("winner"))
@@ -92,7 +96,9 @@ def plot_race(candidates: Sequence[Mapping[str, Any]]) -> Any:
             label=f"lr {float(c['lr']):.3g}" + (" (chosen)" if won else ""),
         )
     ax.set_xlabel("optimizer step of the race run")
-    ax.set_ylabel("validation metric (higher is better)")
+    ax.set_ylabel(
+        "training loss (lower is better)" if by_loss else "validation metric (higher is better)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
