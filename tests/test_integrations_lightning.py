@@ -179,3 +179,29 @@ def test_an_epoch_scheduler_is_read_per_epoch():
     scale = res.lr / 1e-2
     for seen, old in zip(module.lrs, _reference("CosineAnnealingLR", 40, every=8), strict=True):
         assert seen == pytest.approx([lr * scale for lr in old], rel=1e-9)
+
+
+class NaNAt(Tiny):
+    """Tiny whose loss is multiplied by NaN at one step: NaN gradients, applied by Lightning."""
+
+    def __init__(self, nan_at: int) -> None:
+        super().__init__()
+        self.nan_at = nan_at
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.trainer.global_step == self.nan_at else loss
+
+
+def test_a_nan_batch_is_rolled_back_and_the_schedule_follows_the_fit():
+    module = NaNAt(nan_at=24)
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    trainer = _fit(module, LRPilotCallback(find_lr=False, monitor=monitor))
+    acted = [e for e in monitor.events if e["acted"]]
+    assert [e["kind"] for e in acted] == ["nan"] and "rolled back to step" in acted[0]["message"]
+    assert acted[0]["step"] == 25  # Lightning's global_step after that optimizer step
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert sched.last_epoch == trainer.global_step == 40  # not left behind by the rollback
+    scale = monitor.lr_scale
+    assert module.lrs[-1] == pytest.approx([lr * scale * (1 - 39 / 100) for lr in (1e-3, 1e-2)])

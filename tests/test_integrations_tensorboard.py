@@ -53,14 +53,43 @@ def test_a_watched_run_is_written_as_scalars_and_event_texts(tmp_path):
     assert {"train/lr", "train/loss", "train/grad_norm", "val/metric"} <= set(tags)
     assert {"monitor/clipped_share", "monitor/lr_scale"} <= set(tags)
     losses = acc.Scalars("train/loss")
-    assert len(losses) >= 120  # steps discarded by the rollback were written too
-    assert losses[0].value == pytest.approx(run.losses[0], rel=1e-6)
+    assert [e.step for e in losses] == list(range(1, 121))  # the redo replaces the discarded
+    assert [e.value for e in losses] == pytest.approx(run.losses, rel=1e-6)
+    assert [e.value for e in acc.Scalars("train/lr")] == pytest.approx(run.lrs, rel=1e-6)
     assert {40, 80, 120} <= {e.step for e in acc.Scalars("val/metric")}
     scale = [e.value for e in acc.Scalars("monitor/lr_scale")]
     assert scale[0] == 1.0 and scale[-1] < 1.0  # the monitor's cut is visible
     texts = [t.tensor_proto.string_val[0].decode() for t in acc.Tensors("events/text_summary")]
+    injected = [e["message"] for e in run.events if e["message"].startswith("injected")]
+    assert injected  # the run's own actions (not the monitor's) are written too, once each
+    assert sorted(texts) == sorted([e["message"] for e in monitor.events] + injected)
     assert any("rolled back to step" in t for t in texts)
-    assert len(texts) == len(monitor.events)
+
+
+def test_the_rollbacks_redo_is_what_tensorboards_plugin_reader_shows(tmp_path):
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    monitor = lrpilot.Monitor(quiet=True)
+    tb = TensorBoardCallback(tmp_path / "run", monitor=monitor)
+    run = lrpilot.train(_task(), 0.1, progress=False, callbacks=[Spike(), monitor, tb])
+    acc = plugin_event_accumulator.EventAccumulator(
+        str(tmp_path / "run"), size_guidance={"tensors": 0}
+    )
+    acc.Reload()
+    assert [e.step for e in acc.Tensors("train/loss")] == list(range(1, 121))
+    events = acc.Tensors("events/text_summary")
+    rollbacks = [e for e in run.events if "rolled back" in e["message"]]
+    assert rollbacks and rollbacks[-1]["step"] in {e.step for e in events}  # kept
+
+
+def test_a_monitor_missing_from_callbacks_is_said_and_the_runs_events_written(tmp_path):
+    tb = TensorBoardCallback(tmp_path / "run", monitor=lrpilot.Monitor(quiet=True))
+    with pytest.warns(RuntimeWarning, match="not watching this run"):
+        run = lrpilot.train(_task(), 0.1, progress=False, callbacks=[Spike(), tb])
+    acc = _read(tmp_path / "run")
+    assert "monitor/lr_scale" not in acc.Tags()["scalars"]  # flat, meaningless: left out
+    texts = [t.tensor_proto.string_val[0].decode() for t in acc.Tensors("events/text_summary")]
+    assert run.events and texts == [e["message"] for e in run.events]
 
 
 def test_a_range_test_curve_is_written_as_scalars(tmp_path):

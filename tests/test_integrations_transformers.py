@@ -34,7 +34,9 @@ class Pairs(torch.utils.data.Dataset):
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": self.labels[i]}
 
 
-def _trainer(tmp_path, callbacks=(), steps: int = 30, **args) -> transformers.Trainer:
+def _trainer(
+    tmp_path, callbacks=(), steps: int = 30, model_cls=None, **args
+) -> transformers.Trainer:
     config = transformers.BertConfig(
         vocab_size=64,
         hidden_size=32,
@@ -45,7 +47,7 @@ def _trainer(tmp_path, callbacks=(), steps: int = 30, **args) -> transformers.Tr
         num_labels=2,
     )
     torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config)
+    model = (model_cls or transformers.BertForSequenceClassification)(config)
     options = dict(
         output_dir=str(tmp_path),
         max_steps=steps,
@@ -143,3 +145,75 @@ def test_an_early_stop_ends_the_trainer_and_restores_the_best_weights(tmp_path):
     assert "restored the best weights" in stops[0]["message"]
     best = -monitor.to_dict()["best_metric"]
     assert trainer.evaluate()["eval_loss"] == pytest.approx(best, rel=1e-5)
+
+
+class Injected(transformers.BertForSequenceClassification):
+    """A BERT whose training forwards ``at`` (counted from 1) go wrong: the loss times NaN
+    (``"nan"``), or the logits x1e4 (``"logits"``: a spike in a loss the Trainer computes
+    itself, as with label smoothing, where the model's output has no loss)."""
+
+    at: tuple[int, ...] = ()
+    how = "nan"
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        out = super().forward(
+            input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs
+        )
+        if self.training:
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls in self.at and self.how == "nan":
+                out.loss = out.loss * float("nan")
+            elif self.calls in self.at:
+                out.logits = out.logits * 1e4
+        return out
+
+
+def _injected_trainer(tmp_path, monitor, at, how, steps=40, **args) -> transformers.Trainer:
+    """A Trainer on an :class:`Injected` BERT, watched by ``monitor``, with a linear decay."""
+    trainer = _trainer(
+        tmp_path,
+        callbacks=[MonitorCallback(monitor)],
+        steps=steps,
+        model_cls=Injected,
+        lr_scheduler_type="linear",
+        **args,
+    )
+    trainer.model.at, trainer.model.how = at, how
+    return trainer
+
+
+def test_a_nan_batch_is_rolled_back_and_the_schedule_follows_the_trainers_step(tmp_path):
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    trainer = _injected_trainer(tmp_path, monitor, at=(25,), how="nan")
+    trainer.train()
+    acted = [e for e in monitor.events if e["acted"]]
+    assert [e["kind"] for e in acted] == ["nan"] and "rolled back to step" in acted[0]["message"]
+    assert acted[0]["step"] == 25  # the Trainer's global_step, as in its logs
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert math.isfinite(trainer.evaluate()["eval_loss"])
+    assert trainer.lr_scheduler.last_epoch == trainer.state.global_step == 40
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0  # the decay ran to its end
+
+
+def test_a_spike_in_a_loss_the_trainer_computes_itself_is_seen(tmp_path):
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    trainer = _injected_trainer(
+        tmp_path, monitor, at=(25, 26), how="logits", label_smoothing_factor=0.1
+    )
+    trainer.train()
+    acted = [e for e in monitor.events if e["acted"]]
+    assert acted and acted[0]["kind"] == "spike" and acted[0]["step"] == 26
+    assert monitor.lr_scale < 1.0
+    assert "training_step" not in vars(trainer)  # the wrap is undone after the run
+
+
+def test_without_a_trainer_and_a_loss_the_callback_warns(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.create_optimizer()
+    callback = MonitorCallback(Monitor(quiet=True))
+    args, state, control = trainer.args, transformers.TrainerState(), transformers.TrainerControl()
+    callback.on_train_begin(args, state, control, model=trainer.model, optimizer=trainer.optimizer)
+    callback.on_pre_optimizer_step(args, state, control)
+    with pytest.warns(RuntimeWarning, match="saw no training loss"):
+        callback.on_step_end(args, state, control)
+    callback.on_train_end(args, state, control)

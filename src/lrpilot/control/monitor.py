@@ -55,7 +55,8 @@ import statistics
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ import torch
 from torch import nn
 
 from lrpilot import _validate as check
+from lrpilot._dist import all_mean, world_size
 from lrpilot._state import SpilledSnapshot, TrainingSnapshot, take_snapshot
 from lrpilot.control._detectors import (
     LossPlateau,
@@ -330,6 +332,7 @@ class Monitor(Callback):
         self.log = None if log is None else Path(log)
         self.events: list[dict[str, Any]] = []
         self._controls: _Controls | None = None
+        self._label: int | None = None  # a framework's own step, for the events (see below)
         self._reset(total=None)
 
     # ---- state -----------------------------------------------------------------------------
@@ -378,6 +381,7 @@ class Monitor(Callback):
         self._scale = 1.0
         self._snap_scale = 1.0
         self._snap_step = 0
+        self._snap_label = 0  # the snapshot's step as the events name it
         self._snap_lr = math.nan
         self._lr = math.nan
         self._ema: float = math.nan
@@ -463,7 +467,7 @@ class Monitor(Callback):
     def on_step(self, info: StepInfo) -> Action | None:
         """Judge the step just taken; an :class:`Action` when something must be done."""
         if self._distributed:
-            loss, norm = _all_mean(info.loss, info.grad_norm)
+            loss, norm = all_mean(info.loss, info.grad_norm)
         else:
             loss, norm = info.loss, info.grad_norm
         decision = self._observe(
@@ -506,7 +510,7 @@ class Monitor(Callback):
 
     def on_eval(self, info: EvalInfo) -> Action | None:
         """Judge a validation metric; restores the best weights itself before an early stop."""
-        (metric,) = _all_mean(info.metric)
+        (metric,) = all_mean(info.metric)
         decision = self._observe_eval(info.step, metric, info.model)
         if decision is None:
             return None
@@ -592,7 +596,7 @@ class Monitor(Callback):
         grads = controls.grads()
         local = _scalar_loss(loss)
         own = _global_norm(grads) if grad_norm is None else float(grad_norm)
-        value, norm = _all_mean(local, own)
+        value, norm = all_mean(local, own)
         lr = float(controls.optimizer.param_groups[0]["lr"])
         step = self._step + 1
         decision = self._observe(step, value, norm, lr, applied=math.isfinite(value + norm))
@@ -611,21 +615,39 @@ class Monitor(Callback):
             self._clip_grads(grads, norm)
         return norm
 
-    def _judge_applied(self, loss: float, grad_norm: float) -> Answer:
+    def _judge_applied(self, loss: float, grad_norm: float, *, applied: bool = True) -> Answer:
         """For a framework's hook right after ``optimizer.step()``: judge the step the
-        framework already applied, and act (a rollback undoes it, a NaN included)."""
+        framework already applied, and act (a rollback undoes it, a NaN included).
+        ``applied=False``: the framework skipped the step itself (a ``GradScaler`` that found
+        an inf): a non-finite one is then only counted, as :meth:`step` does, and rolled back
+        after ``patience`` in a row."""
         controls = self._need_controls("_judge_applied")
-        value, norm = _all_mean(float(loss), float(grad_norm))
+        value, norm = all_mean(float(loss), float(grad_norm))
         lr = float(controls.optimizer.param_groups[0]["lr"])
         step = self._step + 1
-        decision = self._observe(step, value, norm, lr, applied=True)
+        decision = self._observe(step, value, norm, lr, applied=applied)
         return self._carry_out(decision, step)
+
+    @contextmanager
+    def _framework_step(self, step: int) -> Iterator[None]:
+        """Name the events recorded inside by a framework's own step (the HF Trainer's
+        ``global_step``, Lightning's): a rollback rewinds the monitor's count of kept steps,
+        not the framework's, and events must match the framework's logs."""
+        self._label = int(step)
+        try:
+            yield
+        finally:
+            self._label = None
+
+    def _shown(self, step: int) -> int:
+        """The step an event names: the framework's inside :meth:`_framework_step`."""
+        return step if self._label is None else self._label
 
     def evaluate(self, metric: float | torch.Tensor) -> Answer:
         """Feed a validation metric (higher is better). On an early stop the best weights are
         put back before the answer (``answer.stop``) comes."""
         self._need_controls("evaluate")
-        (value,) = _all_mean(float(metric))
+        (value,) = all_mean(float(metric))
         model = self._controls.model if self._controls is not None else self._model
         assert model is not None  # watch() set it
         decision = self._observe_eval(self._step, value, model)
@@ -759,7 +781,7 @@ class Monitor(Callback):
                 f"{reason}; gave up after {self._rollbacks} rollbacks",
                 rollback=True,
                 stop=True,
-                back_to=self._snap_step,
+                back_to=self._snap_label,
             )
         self._rollbacks += 1
         cut = None
@@ -770,6 +792,7 @@ class Monitor(Callback):
         self._top_lr = 0.0
         factor = self._cut(self._snap_scale, cut)
         back_to, before = self._snap_step, self._snap_lr
+        shown_back_to = self._snap_label
         self._scale = self._snap_scale * (factor or 1.0)
         # after the loop rolls back and cuts, this state is the new snapshot ("good")
         self._snap_scale, self._snap_lr = self._scale, before * (factor or 1.0)
@@ -784,7 +807,7 @@ class Monitor(Callback):
             lr_factor=factor,
             snapshot=True,
             lrs=(before, self._snap_lr),
-            back_to=back_to,
+            back_to=shown_back_to,
         )
 
     def _short_of_peak(self) -> float:
@@ -1019,6 +1042,7 @@ class Monitor(Callback):
 
     def _mark_snapshot(self, step: int, lr: float) -> None:
         self._snap_step, self._snap_scale = step, self._scale
+        self._snap_label = self._shown(step)
         if math.isfinite(lr):
             self._snap_lr = lr
 
@@ -1095,6 +1119,7 @@ class Monitor(Callback):
         whole sentence; ``("", "")`` for a silent snapshot."""
         if decision.kind == "snapshot" or decision.silent:
             return "", ""
+        step = self._shown(step)
         done = []
         if decision.back_to is not None:
             done.append(f"rolled back to step {decision.back_to}")
@@ -1114,6 +1139,7 @@ class Monitor(Callback):
         return head, message
 
     def _note(self, step: int, kind: str, reason: str) -> None:
+        step = self._shown(step)
         self._emit(step, kind, f"step {step}: {reason}", acted=False)
 
     def _emit(self, step: int, kind: str, message: str, acted: bool) -> None:
@@ -1228,22 +1254,7 @@ def _distributed() -> bool:
     """Whether a ``torch.distributed`` group of two or more ranks is running (checked once a
     run: the group does not change under a run, and the check costs a few microseconds a
     step)."""
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _all_mean(*values: float) -> tuple[float, ...]:
-    """``values`` averaged over the ranks of a running ``torch.distributed`` group (a NaN on
-    one rank is a NaN on all), so every rank's detectors read the same numbers."""
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
-        return values
-    backend = dist.get_backend()
-    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else None
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    world = dist.get_world_size()
-    return tuple(float(v) / world for v in tensor.cpu())
+    return world_size() > 1
 
 
 def _print(message: str) -> None:

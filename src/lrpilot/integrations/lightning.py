@@ -20,9 +20,12 @@ they were.
 
 During fit, a :class:`~lrpilot.Monitor` watches every optimizer step: it clips adaptively right
 before the step (``on_before_optimizer_step``), judges the step after it
-(``on_train_batch_end``), rolls back and cuts the LR, and stops the run
-(``trainer.should_stop``) on an early stop, the best weights put back. Lightning's
-``global_step`` is not rewound by a rollback. The callback needs automatic optimization and one
+(``on_train_batch_end``), a non-finite one included, rolls back and cuts the LR, and stops the
+run (``trainer.should_stop``) on an early stop, the best weights put back. A rollback rewinds
+the weights and the optimizer's state, not Lightning's ``global_step`` nor its data order or
+logs; the LR schedulers are stepped forward again to where they were, so the schedule keeps
+following the fit and ends with it, and the monitor's events carry ``global_step``. The
+callback needs automatic optimization and one
 optimizer. With several schedulers on the optimizer, or a ``ReduceLROnPlateau``, the range test
 assumes a constant LR (``result.assumed`` says so) unless ``schedule=`` is given. Works with
 ``lightning.pytorch`` and with ``pytorch_lightning`` (extra ``[lightning]``).
@@ -38,6 +41,7 @@ from typing import Any
 from lrpilot._imports import require
 from lrpilot.control.monitor import Monitor
 from lrpilot.errors import ConfigError, MissingDependencyError
+from lrpilot.integrations._schedule import catch_up, positions
 
 
 def _lightning() -> Any:
@@ -58,6 +62,16 @@ _Base: Any = pl.Callback
 
 class LRPilotCallback(_Base):
     """Run lrpilot's range test before fit and its monitor during fit.
+
+    The monitor judges every optimizer step, one with a NaN/inf loss or gradient norm
+    included: Lightning has applied it, so the monitor rolls back to its last good snapshot
+    and cuts the LR (a step that AMP's ``GradScaler`` skipped is only counted). A rollback
+    rewinds the module's weights and the optimizer's state; it does not rewind
+    ``trainer.global_step``, the data order or what was logged, and the LR schedulers are
+    stepped forward again to their position before it, so the schedule keeps following
+    ``global_step`` and ends with the fit (``lrpilot.train`` instead redoes the discarded
+    steps). The monitor's events carry ``global_step``; "rolled back to step N" names the
+    ``global_step`` of the snapshot whose weights were put back.
 
     Args:
         find_lr: Run the range test at the start of training and set its pick.
@@ -91,7 +105,7 @@ class LRPilotCallback(_Base):
         self.find_lr_options = find_lr_options
         self.result: Any = None
         self._losses: list[float] = []
-        self._norm = math.nan
+        self._norm: float | None = None  # None: no optimizer step since the last judgement
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Range test, then start watching."""
@@ -104,6 +118,7 @@ class LRPilotCallback(_Base):
             total = trainer.estimated_stepping_batches
             steps = int(total) if math.isfinite(total) and total >= 1 else None
             self.monitor.watch(pl_module, optimizer, *schedulers, steps=steps)
+            self._losses, self._norm = [], None
 
     def _range_test(self, trainer: Any, pl_module: Any, optimizer: Any, configs: list) -> Any:
         import lrpilot
@@ -141,12 +156,21 @@ class LRPilotCallback(_Base):
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Judge the step just taken; roll back, cut the LR or stop when needed."""
-        if self.monitor is None or math.isnan(self._norm) or not self._losses:
+        """Judge the optimizer step just taken, a non-finite one included (Lightning applied
+        it: the monitor rolls back); roll back, cut the LR or stop when needed. After a
+        rollback the LR schedulers are stepped forward again to Lightning's position."""
+        if self.monitor is None or self._norm is None or not self._losses:
             return
         loss = sum(self._losses) / len(self._losses)
-        norm, self._losses, self._norm = self._norm, [], math.nan
-        if self.monitor._judge_applied(loss, norm).stop:
+        norm, self._losses, self._norm = self._norm, [], None
+        schedulers = self.monitor._need_controls("_judge_applied").schedulers
+        before = positions(schedulers)
+        applied = not _scaler_skipped(trainer, norm)
+        with self.monitor._framework_step(trainer.global_step):
+            answer = self.monitor._judge_applied(loss, norm, applied=applied)
+        if answer.rolled_back:
+            catch_up(schedulers, before)
+        if answer.stop:
             trainer.should_stop = True
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
@@ -157,8 +181,17 @@ class LRPilotCallback(_Base):
         if value is None or self.monitor._controls is None:
             return
         metric = float(value) if self.higher_is_better else -float(value)
-        if self.monitor.evaluate(metric).stop:
+        with self.monitor._framework_step(trainer.global_step):
+            answer = self.monitor.evaluate(metric)
+        if answer.stop:
             trainer.should_stop = True
+
+
+def _scaler_skipped(trainer: Any, norm: float) -> bool:
+    """Whether the AMP ``GradScaler`` skipped the step: it does when the (unscaled)
+    gradients are not finite, and then nothing was applied to roll back."""
+    plugin = getattr(trainer, "precision_plugin", None)
+    return getattr(plugin, "scaler", None) is not None and not math.isfinite(norm)
 
 
 def _one_optimizer(trainer: Any) -> Any:

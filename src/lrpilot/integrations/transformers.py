@@ -18,21 +18,28 @@ built on a stand-in optimizer and read off a copy), and sets the pick on every p
 (ratios kept), on ``args.learning_rate`` and, when the trainer already has one, on its LR
 scheduler.
 
-:class:`MonitorCallback` reads each step's loss from the model's output (a forward hook), clips
+:class:`MonitorCallback` reads each step's loss from what ``Trainer.training_step`` returns (the
+loss the Trainer computed, label smoothing or a ``compute_loss`` override included), clips
 adaptively in ``on_pre_optimizer_step`` (after the Trainer's own ``max_grad_norm`` clipping),
-judges the step in ``on_step_end`` and acts: a rollback of model, optimizer and scheduler, an
-LR cut that reaches the Trainer's scheduler (its ``base_lrs``), and
-``control.should_training_stop`` for an early stop (the best weights put back). The extra is
-``[transformers]``.
+judges every step in ``on_step_end`` (a non-finite one included) and acts: a rollback of
+model, optimizer and scheduler, an LR cut that reaches the Trainer's scheduler (its
+``base_lrs``), and ``control.should_training_stop`` for an early stop (the best weights put
+back). A rollback does not rewind the Trainer's ``global_step``: the scheduler is stepped
+forward again to follow it, and the events carry it (see :class:`MonitorCallback`). The extra
+is ``[transformers]``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import warnings
 from typing import Any
 
 from lrpilot._imports import require
 from lrpilot.control.monitor import Monitor
+from lrpilot.integrations._schedule import catch_up, positions
 
 transformers = require("transformers", "the Hugging Face integration")
 
@@ -134,6 +141,25 @@ _Base: Any = transformers.TrainerCallback
 class MonitorCallback(_Base):
     """Watch a ``Trainer``'s run with a :class:`~lrpilot.Monitor`.
 
+    Each step's loss is the one the Trainer computed and backpropagated: the sum over the
+    step's micro-batches of what ``Trainer.training_step`` returned (read by wrapping that
+    method on the trainer that calls ``on_train_begin``, for the run), so a loss the Trainer
+    computes itself (``label_smoothing_factor``, ``compute_loss_func``, a ``compute_loss``
+    override) is seen too. Outside a ``Trainer`` the model's own ``output.loss`` is read
+    instead, and a warning says when no loss came at all.
+
+    Every optimizer step is judged, a non-finite one included: the Trainer has applied its
+    NaN/inf gradients, so the monitor rolls back to its last good snapshot and cuts the LR
+    (a step that Accelerate's ``GradScaler`` skipped is only counted, as in a plain loop).
+
+    What a rollback rewinds: the model's weights, the optimizer's state and the LR cut's
+    bases. What it does not: the Trainer's ``state.global_step``, its data order and its
+    logs (the discarded steps stay in them), nor the LR scheduler's position, which is
+    stepped forward again so the schedule keeps following ``global_step`` and ends with the
+    run (``lrpilot.train`` instead redoes the discarded steps). The monitor's events carry
+    ``global_step``, as the Trainer's logs do; "rolled back to step N" names the
+    ``global_step`` of the snapshot whose weights were put back.
+
     Args:
         monitor: The monitor (``None``: a default one).
         metric: The evaluation metric to watch (``"eval_loss"`` by default; a key of the
@@ -151,20 +177,29 @@ class MonitorCallback(_Base):
         self.monitor = monitor if monitor is not None else Monitor()
         self.metric, self.greater_is_better = metric, bool(greater_is_better)
         self._losses: list[float] = []
-        self._norm = math.nan
+        self._norm: float | None = None  # None: no optimizer step since the last judgement
         self._hook: Any = None
+        self._trainer: Any = None  # the trainer whose training_step is wrapped
+        self._warned = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Start watching the model, optimizer and scheduler the Trainer built."""
+        """Start watching the model, optimizer and scheduler the Trainer built, and reading
+        each step's loss."""
         model, optimizer = kwargs["model"], kwargs["optimizer"]
         scheduler = kwargs.get("lr_scheduler")
         steps = int(state.max_steps) if state.max_steps and state.max_steps > 0 else None
         self.monitor.watch(
             model, _inner(optimizer), *([scheduler] if scheduler else []), steps=steps
         )
-        self._hook = model.register_forward_hook(self._keep_loss)
+        self._losses, self._norm, self._warned = [], None, False
+        self._trainer = _calling_trainer()
+        if self._trainer is not None:
+            _wrap_training_step(self._trainer, self._losses)
+        else:
+            self._hook = model.register_forward_hook(self._keep_loss)
 
     def _keep_loss(self, module: Any, inputs: Any, output: Any) -> None:
+        """The model's own loss (outside a Trainer only)."""
         loss = getattr(output, "loss", None)
         if module.training and loss is not None:
             self._losses.append(float(loss.detach()))
@@ -174,29 +209,113 @@ class MonitorCallback(_Base):
         self._norm = self.monitor._measure_and_clip()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Judge the step just taken; roll back, cut the LR or stop when needed."""
-        if math.isnan(self._norm) or not self._losses:
+        """Judge the step just taken, a non-finite one included; roll back, cut the LR or
+        stop when needed."""
+        if self._norm is None:
             return
-        loss = sum(self._losses) / len(self._losses)
-        norm, self._losses, self._norm = self._norm, [], math.nan
-        if self.monitor._judge_applied(loss, norm).stop:
+        norm, self._norm = self._norm, None
+        loss = self._step_loss()
+        if loss is None:
+            self._warn_no_loss()
+            return
+        skipped = bool(getattr(kwargs.get("optimizer"), "step_was_skipped", False))
+        schedulers = self.monitor._need_controls("_judge_applied").schedulers
+        before = positions(schedulers)
+        with self.monitor._framework_step(state.global_step):
+            answer = self.monitor._judge_applied(loss, norm, applied=not skipped)
+        if answer.rolled_back:
+            catch_up(schedulers, before)
+        if answer.stop:
             control.should_training_stop = True
+
+    def _step_loss(self) -> float | None:
+        """The step's loss, and forget it: the sum of ``training_step``'s returns (each is
+        its micro-batch's share of the step's loss), or the mean of the model's losses."""
+        losses = self._losses[:]
+        self._losses.clear()
+        if not losses:
+            return None
+        return sum(losses) if self._trainer is not None else sum(losses) / len(losses)
+
+    def _warn_no_loss(self) -> None:
+        """Say once that steps go unjudged: silence would look like a healthy run."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            "MonitorCallback saw no training loss for this step: the model's output has no "
+            "`.loss` (the loss is computed outside it) and no Trainer was found to read it "
+            "from; the monitor cannot judge the steps.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Feed the evaluation metric; stop early when the monitor says so."""
-        self._losses = []  # evaluation forwards are not training steps
+        if self._hook is not None:
+            self._losses.clear()  # evaluation forwards are not training steps
         value = (kwargs.get("metrics") or {}).get(self.metric)
         if value is None or self.monitor._controls is None:
             return
         metric = float(value) if self.greater_is_better else -float(value)
-        if self.monitor.evaluate(metric).stop:
+        with self.monitor._framework_step(state.global_step):
+            answer = self.monitor.evaluate(metric)
+        if answer.stop:
             control.should_training_stop = True
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Stop reading the model's outputs."""
+        """Stop reading the losses."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        if self._trainer is not None:
+            _unwrap_training_step(self._trainer)
+            self._trainer = None
+
+
+def _calling_trainer() -> Any:
+    """The ``Trainer`` whose ``train()`` is calling this callback, found up the call stack
+    (callbacks are handed its model and optimizer, never the trainer itself); ``None`` when
+    none is (a callback called by hand)."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, transformers.Trainer):
+                return candidate
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # a frame held in a local keeps the whole stack alive
+
+
+def _wrap_training_step(trainer: Any, losses: list[float]) -> None:
+    """Make ``trainer.training_step`` also append each loss it returns to ``losses`` (on
+    the instance only, undone by :func:`_unwrap_training_step`; an earlier wrap left by a
+    ``train()`` that raised is undone first, so losses are never counted twice)."""
+    _unwrap_training_step(trainer)
+    had_own = "training_step" in vars(trainer)
+    original = trainer.training_step
+
+    @functools.wraps(original)
+    def training_step(*args: Any, **kwargs: Any) -> Any:
+        loss = original(*args, **kwargs)
+        losses.append(float(loss.detach()))
+        return loss
+
+    training_step._lrpilot_had_own = had_own  # type: ignore[attr-defined]
+    trainer.training_step = training_step
+
+
+def _unwrap_training_step(trainer: Any) -> None:
+    """Put back the ``training_step`` that :func:`_wrap_training_step` wrapped."""
+    wrapper = vars(trainer).get("training_step")
+    while wrapper is not None and hasattr(wrapper, "_lrpilot_had_own"):
+        if wrapper._lrpilot_had_own:
+            trainer.training_step = wrapper.__wrapped__
+        else:
+            del trainer.training_step  # the class's method shows through again
+        wrapper = vars(trainer).get("training_step")
 
 
 def _inner(optimizer: Any) -> Any:
