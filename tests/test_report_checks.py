@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+
+import lrpilot
 from lrpilot._search._space import RANGE_MARGIN
-from lrpilot.report._checks import CLIPPED_TOO_MANY, check_clipping, check_edge
+from lrpilot.report._checks import CLIPPED_TOO_MANY, check_clipping, check_edge, check_finished
 
 
 def _run(clipped: int, steps: int = 100) -> dict:
@@ -139,3 +142,24 @@ def test_a_run_without_validation_data_finished_when_its_training_loss_is_finite
     diverged = check_finished({"metric": None, "diverged": True, "stopped": "loss blew up"})
     assert diverged.state == "fail" and "diverged" in diverged.message
     assert final_metric_text({"metric": None, "diverged": True, "evals": []}) == "nan"
+
+
+def test_a_run_the_monitor_gave_up_on_did_not_finish_and_an_early_stop_did():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 4, generator=g)
+    task = lrpilot.Task(
+        model_fn=lambda: torch.nn.Linear(4, 1),
+        optimizer_fn=lambda p, lr: torch.optim.SGD(p, lr=lr),
+        train_loader=[
+            (x[i : i + 16], x[i : i + 16].sum(1, keepdim=True)) for i in range(0, 128, 16)
+        ],
+        loss_fn=torch.nn.functional.mse_loss,
+        steps=60,
+    )
+    monitor = lrpilot.Monitor(quiet=True, max_rollbacks=1)
+    run = lrpilot.train(task, 500.0, progress=False, callbacks=[monitor], divergence=None)
+    assert run.stopped and "gave up after 1 rollbacks" in run.stopped  # far too hot: twice
+    check = check_finished(run)
+    assert check.state == "fail" and "the monitor stopped the run" in check.message
+    early = check_finished({"metric": 0.5, "stopped": "no improvement for 3 evaluations"})
+    assert early.state == "pass" and "stopped early" in early.message

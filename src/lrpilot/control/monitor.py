@@ -141,6 +141,11 @@ def _below_start(first: float) -> float:
     return first - STALL_DROP * abs(first)
 
 
+GAVE_UP = "gave up after"
+"""How a stop after the last allowed rollback reads (``"...; gave up after 6 rollbacks"``):
+the report's "finished" check tells it from an early stop that restored the best weights."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the monitor asks of a plain training loop after :meth:`Monitor.step` or
@@ -778,7 +783,7 @@ class Monitor(Callback):
             self._stopped = True
             return _Decision(
                 kind,
-                f"{reason}; gave up after {self._rollbacks} rollbacks",
+                f"{reason}; {GAVE_UP} {self._rollbacks} rollbacks",
                 rollback=True,
                 stop=True,
                 back_to=self._snap_label,

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..control.monitor import GAVE_UP
+
 __all__ = [
     "CLIPPED_TOO_MANY",
     "LABELS",
@@ -142,6 +144,13 @@ def check_finished(run: Any) -> Check:
     metric = _float(r.get("metric"))
     if r.get("diverged"):
         return Check("finished", False, f"the run diverged ({r.get('stopped') or 'no reason'}).")
+    if r.get("stopped") and GAVE_UP in str(r["stopped"]):
+        return Check(
+            "finished",
+            False,
+            f"the monitor stopped the run: {r['stopped']}. The LR is likely still too high: "
+            "run the range test again (or tune) with a lower end_lr, or lower the LR.",
+        )
     if r.get("stopped"):
         return Check("finished", True, f"the run stopped early: {r['stopped']}.")
     if math.isfinite(metric):
