@@ -102,7 +102,12 @@ def test_trials_are_recorded_with_their_study():
     )
     rec = history.History().get(key)
     assert rec.kind == "trial" and rec.family == "sgd" and rec.metric == 0.5
-    assert rec.details == {"study": "s1", "number": 4, "params": {"lr": 3e-3}}
+    assert rec.details == {
+        "study": "s1",
+        "number": 4,
+        "params": {"lr": 3e-3},
+        "state": "complete",
+    }
 
 
 def test_the_store_is_private(home):

@@ -34,9 +34,10 @@ def test_the_start_lrs_are_the_first_trials_and_a_rerun_does_not_repeat_them(tmp
 def test_a_full_study_gets_no_leftover_queued_start(tmp_path):
     journal = str(tmp_path / "s.journal")
     lrpilot.search(tiny_task(), "random", 2, journal, "full", space=SPACE, progress=False)
-    result = lrpilot.search(
-        tiny_task(), "random", 2, journal, "full", space=SPACE, progress=False, start=[0.02]
-    )
+    with pytest.warns(UserWarning, match=r"start LR 0\.02 not tried: .*already holds 2"):
+        result = lrpilot.search(
+            tiny_task(), "random", 2, journal, "full", space=SPACE, progress=False, start=[0.02]
+        )
     assert len(result.trials) == 2 and all(t.state != "WAITING" for t in result.trials)
     assert all(t.lr != pytest.approx(0.02, rel=1e-12) for t in result.trials)
 

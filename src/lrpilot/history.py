@@ -34,6 +34,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,11 +65,18 @@ __all__ = [
     "record_range_test",
     "record_run",
     "record_trial",
+    "capturing_runs",
+    "TrialCapture",
+    "TRIAL_STATES",
     "recommend",
 ]
 
 KINDS = ("range_test", "run", "trial")
 """What a record can be."""
+
+TRIAL_STATES = ("complete", "pruned", "diverged", "failed")
+"""What a search trial's record says it was (``details["state"]``): only a complete trial
+has a metric the recommender learns from."""
 
 BUSY_TIMEOUT_S = 30.0
 """How long an SQLite writer waits for another process's transaction before failing."""
@@ -659,6 +667,10 @@ def record_run(
         "events": len(run.events),
         "seed": run.seed,
     }
+    capture = _CAPTURE.get()
+    if capture is not None:  # a search trial: the search records it once its outcome is known
+        capture.fingerprint = prints
+        return None
     with _recording(history) as store:
         return store.add(
             "run",
@@ -682,27 +694,60 @@ def record_trial(
     study: str | None = None,
     number: int | None = None,
     params: Mapping[str, Any] | None = None,
+    state: str = "complete",
+    features: Mapping[str, Any] | None = None,
+    name: str | None = None,
     history: History | str | None = None,
     enabled: bool | None = None,
 ) -> int | None:
-    """Record one search trial: its LR, metric (``None`` if pruned or failed), whether it
-    diverged, and its study, number and parameters."""
+    """Record one search trial: its LR, metric, whether it diverged, what it was (``state``,
+    one of :data:`TRIAL_STATES`), its study, number and parameters, and ``features`` (the
+    steps it trained, ...). Only a complete trial keeps its metric: a pruned, diverged or
+    failed one stopped early, and its metric at that step is not a finished run's, so the
+    recommender must not learn from it. ``name``: the task's name (default ``task.name``)."""
     if not _on(enabled):
         return None
+    state = check.choice("state", state, TRIAL_STATES)
     prints = task.fingerprint() if task is not None else dict(fingerprint or {})
-    details = {"study": study, "number": number, "params": dict(params or {})}
+    details = {"study": study, "number": number, "params": dict(params or {}), "state": state}
     with _recording(history) as store:
         return store.add(
             "trial",
             lr=check.real("lr", lr, 0.0, open_low=True),
             fingerprint=prints,
-            features={},
-            metric=metric,
+            features=dict(features or {}),
+            metric=metric if state == "complete" else None,
             diverged=diverged,
             details=details,
-            name=getattr(task, "name", None),
+            name=name or getattr(task, "name", None),
         )
     return None
+
+
+@dataclass
+class TrialCapture:
+    """What :func:`record_run` kept, inside :func:`capturing_runs`, instead of storing it:
+    the fingerprint of the last run (``None`` when recording is off or no run ended)."""
+
+    fingerprint: dict[str, Any] | None = None
+
+
+_CAPTURE: ContextVar[TrialCapture | None] = ContextVar("lrpilot_history_capture", default=None)
+
+
+@contextlib.contextmanager
+def capturing_runs() -> Iterator[TrialCapture]:
+    """Inside, :func:`record_run` stores nothing and keeps the run's fingerprint in the yielded
+    :class:`TrialCapture`. A search trains each trial with :func:`lrpilot.train`, which records
+    its run as it ends; a pruned trial would then be stored as a finished run with its metric
+    at the step it stopped. The search records it as a ``trial`` instead (:func:`record_trial`),
+    once it knows whether the trial completed."""
+    capture = TrialCapture()
+    token = _CAPTURE.set(capture)
+    try:
+        yield capture
+    finally:
+        _CAPTURE.reset(token)
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,8 +814,9 @@ class _PastTask:
 
 
 def _past_tasks(rows: Sequence[Record], *, seed_mean: bool = True) -> list[_PastTask]:
-    """One entry per past task: the LR of its best finite, non-diverged run or trial, else
-    the LR its latest range test chose. With ``seed_mean``, runs at the same LR (several seeds)
+    """One entry per past task: the LR of its best finished run or complete trial (finite
+    metric, not diverged, not pruned: :func:`_finished`), else the LR its latest range test
+    chose. With ``seed_mean``, runs at the same LR (several seeds)
     are scored by their mean metric, so one lucky seed does not pick the LR."""
     by_task: dict[str, list[Record]] = {}
     for rec in rows:
@@ -778,11 +824,7 @@ def _past_tasks(rows: Sequence[Record], *, seed_mean: bool = True) -> list[_Past
             by_task.setdefault(rec.task_id, []).append(rec)
     out = []
     for task_id, recs in by_task.items():
-        scored = [
-            r
-            for r in recs
-            if r.kind in ("run", "trial") and r.metric is not None and not r.diverged
-        ]
+        scored = [r for r in recs if _finished(r)]
         tests = [r for r in recs if r.kind == "range_test"]
         if scored:
             lr, basis, count = _best_lr(scored, seed_mean), "runs", len(scored)
@@ -813,6 +855,19 @@ def _past_tasks(rows: Sequence[Record], *, seed_mean: bool = True) -> list[_Past
             )
         )
     return out
+
+
+def _finished(rec: Record) -> bool:
+    """Whether ``rec`` is a run or trial that trained its length and scored a finite metric,
+    without diverging. A trial records its state; a run stored by an older lrpilot for a
+    search trial says ``stopped = "pruned at step N"`` (or ``"diverged..."``) in its features:
+    both stopped early, so their metric is not a finished run's."""
+    if rec.kind not in ("run", "trial") or rec.metric is None or rec.diverged:
+        return False
+    if rec.kind == "trial":
+        return rec.details.get("state", "complete") == "complete"
+    stopped = str(rec.features.get("stopped") or "")
+    return not stopped.startswith(("pruned", "diverged"))
 
 
 def _best_lr(scored: Sequence[Record], seed_mean: bool) -> float:

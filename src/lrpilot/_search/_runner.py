@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .. import _validate as check
+from .. import history
 from .._callsite import user_stacklevel
 from .._imports import require
 from ..errors import ConfigError, LossError
@@ -134,6 +135,8 @@ def search(
             lie in the LR space. Not with ``method="grid"`` (a grid tries its own points).
             Default: none, except when the search runs its own range test (no ``space`` given
             or stored), whose suggestion is then tried first (``SearchResult.range_test_lr``).
+            A study that already holds ``trials`` trials runs none: a ``UserWarning`` names
+            the start LRs not tried (give another ``study`` or raise ``trials``).
 
     Returns:
         A :class:`SearchResult`.
@@ -169,7 +172,8 @@ def search(
         _start_in_space(starts, chosen)
         objective = objective_of(task)
         optuna_study = _open_study(store, name, fingerprint, objective, chosen, settings)
-        _enqueue(optuna_study, starts, settings.trials)
+        skipped = _enqueue(optuna_study, starts, settings.trials)
+        _warn_full(optuna_study, skipped, settings.trials)
         warn_serious(lint(task, batches=0), stacklevel=user_stacklevel())
         runner = _Runner(task, settings, chosen, store, optuna_study)
         with _progress(progress, settings.trials) as show:
@@ -237,13 +241,44 @@ def _start_in_space(starts: list[float], space: SearchSpace) -> None:
         )
 
 
-def _enqueue(study: Any, starts: list[float], trials: int) -> None:
+def _enqueue(study: Any, starts: list[float], trials: int) -> list[float]:
     """Queue the start LRs not tried (or queued) in ``study`` yet, while the study holds fewer
-    than ``trials`` counted trials: a rerun adds none twice, a full study none at all."""
-    for lr in starts:
+    than ``trials`` counted trials: a rerun adds none twice, a full study none at all. The
+    start LRs left out because the study was full (and not tried in it before)."""
+    for i, lr in enumerate(starts):
         if sum(1 for t in study.get_trials(deepcopy=False) if counts(t)) >= trials:
-            return
+            return _untried(study, starts[i:])
         study.enqueue_trial({"lr": lr}, skip_if_exists=True)
+    return []
+
+
+def _untried(study: Any, lrs: list[float]) -> list[float]:
+    """Those of ``lrs`` that no trial of ``study`` has tried or queued."""
+    seen: set[Any] = set()
+    for t in study.get_trials(deepcopy=False):
+        seen.add(t.params.get("lr"))
+        seen.add((t.system_attrs.get("fixed_params") or {}).get("lr"))  # a queued trial's
+    return [lr for lr in lrs if lr not in seen]
+
+
+def _warn_full(study: Any, skipped: list[float], trials: int) -> None:
+    """Say that the start LRs ``skipped`` will not run: the study already holds its trials.
+    Silently returning the old result would read as if they had been tried and lost."""
+    if not skipped:
+        return
+    counted = [t for t in study.get_trials(deepcopy=False) if counts(t)]
+    finished = sum(1 for t in counted if t.state.is_finished())
+    others = len(counted) - finished
+    held = f"{finished} finished trial(s)" + (f" and {others} running or queued" if others else "")
+    more = len(counted) + len(skipped)
+    shown = ", ".join(f"{lr:.3g}" for lr in skipped)
+    warnings.warn(
+        f"start LR {shown} not tried: study {study.study_name!r} already holds {held} of the "
+        f"{trials} asked for. Give another study name (study=..., --study) or raise the count "
+        f"(trials={more}, --trials {more}) to try them.",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def default_study_name(task: Task, fingerprint: dict[str, Any], method: str) -> str:
@@ -436,26 +471,72 @@ class _Runner:
         reporter = TrialReporter(
             trial, self.checkpoints, report_loss=self.report_loss, heartbeat=self.store.heartbeat
         )
-        with warnings.catch_warnings():  # the recipe was linted once, before the first trial;
-            warnings.simplefilter("ignore", LintWarning)  # a sampled LR is the search's choice
+        with warnings.catch_warnings(), history.capturing_runs() as captured:
+            # the recipe was linted once, before the first trial; a sampled LR is the
+            # search's choice. The run is recorded below as a trial, with its outcome.
+            warnings.simplefilter("ignore", LintWarning)
             run = train(
                 recipe, params["lr"], seed=self.settings.seed, callbacks=[reporter], progress=False
             )
         trial.set_user_attr(STEPS, run.steps_done)
         trial.set_user_attr(SECONDS, run.seconds)
+        outcome = _TrialOutcome(trial, params, run, captured.fingerprint)
         diverged = reporter.diverged or _diverged_reason(run)
         if diverged:
             trial.set_user_attr(DIVERGED, True)
             trial.set_user_attr(REASON, f"diverged: {diverged}")
+            outcome.record("diverged", None)
             raise optuna.TrialPruned(f"diverged: {diverged}")
         if reporter.pruned_at is not None:
             trial.set_user_attr(REASON, f"pruned at step {reporter.pruned_at} of {self.steps}")
+            outcome.record("pruned", None)
             raise optuna.TrialPruned()
         metric = _final_metric(run, self.report_loss)
         if reporter.failed or not math.isfinite(metric):
             trial.set_user_attr(FAILURE, reporter.failed or f"the final metric was {metric}")
+            outcome.record("failed", None)
             return math.nan
+        outcome.record("complete", metric)
         return metric
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrialOutcome:
+    """One trial's run, to record in the history once the search knows what the trial was."""
+
+    trial: Any
+    params: dict[str, Any]
+    run: Any
+    fingerprint: dict[str, Any] | None
+
+    def record(self, state: str, metric: float | None) -> None:
+        """Record the trial as a ``trial`` (:func:`lrpilot.history.record_trial`) with its
+        state and the steps it trained: the history's recommender learns only from complete
+        ones. Nothing when recording is off (``train`` then captured no fingerprint)."""
+        if self.fingerprint is None:
+            return
+        run = self.run
+        reason = self.trial.user_attrs.get(REASON) or self.trial.user_attrs.get(FAILURE) or ""
+        features = {
+            "steps": run.steps,
+            "steps_done": run.steps_done,
+            "seconds": run.seconds,
+            "stopped": run.stopped,
+            "reason": reason,
+            "seed": run.seed,
+        }
+        history.record_trial(
+            float(self.params["lr"]),
+            metric,
+            fingerprint=self.fingerprint,
+            diverged=state == "diverged",
+            study=self.trial.study.study_name,
+            number=self.trial.number,
+            params=self.params,
+            state=state,
+            features=features,
+            name=run.task or None,
+        )
 
 
 def make_sampler(method: str, trials: int, seed: int, number: int, space: SearchSpace) -> Any:

@@ -53,15 +53,31 @@ def print_search(result: SearchResult, plot: str | None = None) -> None:
     )
     if result.range_test_lr is not None:
         low, high = result.space["lr"]
-        first = "" if result.method == "grid" else ", tried first"
         console.print(
             f"range test ({result.range_test_steps} steps): suggested "
-            f"{result.range_test_lr:.3g}{first}; LR space {low:.3g} to {high:.3g}",
+            f"{result.range_test_lr:.3g}{_first_note(result)}; LR space {low:.3g} to {high:.3g}",
             highlight=False,
         )
     console.print(f"storage: {escape(result.storage)}", highlight=False)
     if plot:
         console.print(f"plot: {escape(plot)}", highlight=False)
+
+
+def _first_note(result: SearchResult) -> str:
+    """What became of the range test's pick: ``", tried first"`` when the first trial tried it
+    (clipped into the LR space, as the search queues it), else the LR the first trial tried
+    (start LRs replace the pick, which then is not queued at all). Nothing for a grid, which
+    tries its own points."""
+    if result.method == "grid" or result.range_test_lr is None:
+        return ""
+    first = next((t.lr for t in sorted(result.trials, key=lambda t: t.number)), None)
+    low, high = result.space["lr"]
+    pick = min(max(result.range_test_lr, low), high)
+    if first is not None and math.isclose(first, pick, rel_tol=1e-9):
+        return ", tried first"
+    if first is None:
+        return ", not tried"
+    return f", not tried (the first trial tried lr {first:.3g})"
 
 
 def print_impact(result: ImpactResult) -> None:
