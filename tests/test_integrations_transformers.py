@@ -217,3 +217,26 @@ def test_without_a_trainer_and_a_loss_the_callback_warns(tmp_path):
     with pytest.warns(RuntimeWarning, match="saw no training loss"):
         callback.on_step_end(args, state, control)
     callback.on_train_end(args, state, control)
+
+
+def test_a_trainer_given_to_the_callback_is_read_without_looking_up_the_stack(tmp_path):
+    monitor = Monitor(quiet=True, snapshot_every=5)
+    trainer = _injected_trainer(
+        tmp_path, monitor, at=(25, 26), how="logits", label_smoothing_factor=0.1
+    )
+    trainer.remove_callback(MonitorCallback)
+    trainer.add_callback(MonitorCallback(monitor, trainer=trainer))
+    import lrpilot.integrations.transformers as hf
+
+    looked = []
+    real = hf._calling_trainer
+    hf._calling_trainer = lambda: looked.append(1) or real()  # type: ignore[assignment]
+    try:
+        trainer.train()
+    finally:
+        hf._calling_trainer = real
+    assert looked == []  # the given trainer was used
+    acted = [e for e in monitor.events if e["acted"]]
+    assert acted and acted[0]["kind"] == "spike"
+    with pytest.raises(lrpilot.ConfigError, match="trainer must be a transformers.Trainer"):
+        MonitorCallback(monitor, trainer=object())

@@ -39,6 +39,7 @@ from typing import Any
 
 from lrpilot._imports import require
 from lrpilot.control.monitor import Monitor
+from lrpilot.errors import ConfigError
 from lrpilot.integrations._schedule import catch_up, positions
 
 transformers = require("transformers", "the Hugging Face integration")
@@ -94,7 +95,6 @@ def _run_schedule(trainer: Any, optimizer: Any, steps: int) -> Any:
     the trainer's own when it has one, else the one its arguments describe. ``None`` for a
     schedule that cannot be read ahead of the run (``ReduceLROnPlateau``) or built from the
     arguments: the range test then assumes a constant LR and says so."""
-    from lrpilot.errors import ConfigError
     from lrpilot.schedules import from_scheduler
 
     scheduler = getattr(trainer, "lr_scheduler", None)
@@ -165,6 +165,10 @@ class MonitorCallback(_Base):
         metric: The evaluation metric to watch (``"eval_loss"`` by default; a key of the
             metrics ``on_evaluate`` gets).
         greater_is_better: Whether a larger ``metric`` is better (``False`` for a loss).
+        trainer: The ``Trainer`` whose ``training_step`` to read the loss from. ``None``: the
+            one calling ``on_train_begin``, found up the call stack (callbacks are handed its
+            model and optimizer, never the trainer itself); give it when the callback is
+            driven some other way, or to make the choice explicit.
     """
 
     def __init__(
@@ -173,12 +177,18 @@ class MonitorCallback(_Base):
         *,
         metric: str = "eval_loss",
         greater_is_better: bool = False,
+        trainer: Any = None,
     ) -> None:
         self.monitor = monitor if monitor is not None else Monitor()
         self.metric, self.greater_is_better = metric, bool(greater_is_better)
         self._losses: list[float] = []
         self._norm: float | None = None  # None: no optimizer step since the last judgement
         self._hook: Any = None
+        self._given = trainer
+        if trainer is not None and not isinstance(trainer, transformers.Trainer):
+            raise ConfigError(
+                f"trainer must be a transformers.Trainer, got {type(trainer).__name__}"
+            )
         self._trainer: Any = None  # the trainer whose training_step is wrapped
         self._warned = False
 
@@ -192,7 +202,7 @@ class MonitorCallback(_Base):
             model, _inner(optimizer), *([scheduler] if scheduler else []), steps=steps
         )
         self._losses, self._norm, self._warned = [], None, False
-        self._trainer = _calling_trainer()
+        self._trainer = self._given if self._given is not None else _calling_trainer()
         if self._trainer is not None:
             _wrap_training_step(self._trainer, self._losses)
         else:
