@@ -65,3 +65,9 @@ def test_cli_inclusive_warmup() -> None:
     lrs = json.loads(result.stdout)["lr"]
     assert lrs[:3] == [0.5, 1.0, 1.0]  # (t + 1)/W for t < W = 2, then the cosine from 1
     assert lrs[3] == pytest.approx(0.5 * (1 + math.cos(math.pi / 18)), rel=1e-12)
+
+
+def test_an_infinite_peak_is_refused_naming_the_flag():
+    result = runner.invoke(app, ["schedule", "cosine", "--steps", "3", "--lr", "inf", "--json"])
+    assert result.exit_code == 2
+    assert "--lr" in result.output and "Infinity" not in result.output

@@ -369,3 +369,16 @@ def test_records_without_the_new_fields_count_the_missing_penalty(tmp_path):
     # a query that does not say either (a hand-written dict) is 0 away from it
     bare = _nearest(store, _query(steps=100), 1, data_weight=1.0, clip_penalty=2.0)
     assert bare.neighbours[0]["distance"] == 0.0
+
+
+def test_a_shortened_run_is_recorded_as_the_recipe_it_ran_not_the_full_one():
+    task = _task(steps=200)
+    lrpilot.train(task, 0.01, steps=10, progress=False)  # a quick try of a long recipe
+    (record,) = history.History().records(kind="run")
+    full = task.fingerprint()
+    assert record.fingerprint["steps"] == 10 and record.fingerprint["id"] != full["id"]
+    # so the recommender does not read it as the 200-step recipe trained before
+    assert history.recommend(task).basis != "same task"
+    lrpilot.train(task, 0.01, progress=False)
+    assert history.History().records(kind="run")[-1].fingerprint["id"] == full["id"]
+    assert history.recommend(task).basis == "same task"  # the full recipe, trained once

@@ -493,7 +493,7 @@ def schedule_cmd(
 
     _checked_plot_path(plot)
     with _reported(show_traceback):  # named as typed: --lr, not the library's peak
-        peak = 1.0 if lr is None else check.real("--lr", lr, 0.0, open_low=True)
+        peak = 1.0 if lr is None else check.real("--lr", lr, 0.0, open_low=True, open_high=True)
         sched = schedules.parse_schedule(spec, total_steps=steps)
         lrs = schedules.values(sched, steps, peak=peak)
     plot_error = ""
@@ -505,7 +505,7 @@ def schedule_cmd(
                 raise
             plot_error = f"could not save the plot to {plot!r}: {exc}"
     if json_out:
-        typer.echo(json.dumps({"lr": lrs}))
+        _echo_json({"lr": lrs})
     else:
         _print_schedule(sched, lrs, None if plot_error else plot)
     if plot_error:

@@ -26,7 +26,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,9 @@ def _record(result: RunResult, task: Task, run: _Run) -> None:
     from . import history
 
     if history.enabled():
-        fingerprint = task.fingerprint(run.model, run.optimizer)
+        # the recipe as run: a run shortened with steps= is not the task's full-length recipe
+        ran = task if task.steps == result.steps else replace(task, steps=result.steps)
+        fingerprint = ran.fingerprint(run.model, run.optimizer)
         history.record_run(result, fingerprint=fingerprint)
 
 
