@@ -311,3 +311,14 @@ def test_history_of_another_family_is_reported_but_not_used():
     assert advice.lr == 0.01
     (note,) = [r for r in advice.reasons if r.rule == "history"]
     assert "none of the sgd family" in note.text and "rules apply" in note.text
+
+
+def test_the_findings_never_contradict_the_advice_and_lint_the_lr_given():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    advice = lrpilot.advise(model, optimizer="sgd", batch_size=1024, steps=1000)
+    assert "warmup" in advice.schedule and "cosine" in advice.schedule
+    said = " ".join(f.message for f in advice.findings)
+    assert "does not warm up" not in said and "never decays" not in said
+    for optimizer in ("adam", torch.optim.Adam):  # a name or a class: the family is known
+        hot = lrpilot.advise(nn.Linear(2, 2), optimizer=optimizer, lr=5.0)
+        assert any("above the usual range" in f.message for f in hot.findings), optimizer

@@ -364,7 +364,7 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
         finetune=facts.finetune,
         param_groups=groups,
         reasons=reasons,
-        findings=_findings(facts, known),
+        findings=_findings(facts, known, schedule),
         history=recommendation,
         assumed=facts.assumed,
     )
@@ -698,13 +698,22 @@ def _query(facts: _Known) -> dict[str, Any]:
     }
 
 
-def _findings(facts: _Known, known: dict[str, Any]) -> list[Finding]:
+def _findings(facts: _Known, known: dict[str, Any], advised: str) -> list[Finding]:
+    """The lint of what is known. The schedule linted is the recipe's own when it has one,
+    else the ``advised`` one when the run's length is known (its spec is laid out over it):
+    with none given lint would assume a constant LR and tell the user to add the very warmup
+    and decay this advice gives. The optimizer is the live one,
+    else the name or class given, so that an ``lr`` passed with ``optimizer="adam"`` is
+    checked against its family's range too."""
     if facts.task is None and facts.model is None:
         return []
+    own = known.get("schedule") or (facts.task.schedule if facts.task is not None else None)
+    optimizer = facts.live_optimizer if facts.live_optimizer is not None else facts.optimizer
     return lint(
         facts.task,
         model=facts.model,
-        optimizer=facts.live_optimizer,
+        optimizer=optimizer,
+        schedule=advised if own is None and facts.steps is not None else None,
         train_loader=known.get("train_loader"),
         val_loader=known.get("val_loader"),
         lr=known.get("lr"),
