@@ -322,3 +322,18 @@ def test_the_findings_never_contradict_the_advice_and_lint_the_lr_given():
     for optimizer in ("adam", torch.optim.Adam):  # a name or a class: the family is known
         hot = lrpilot.advise(nn.Linear(2, 2), optimizer=optimizer, lr=5.0)
         assert any("above the usual range" in f.message for f in hot.findings), optimizer
+
+
+def test_a_stack_of_named_blocks_decays_by_position():
+    from collections import OrderedDict
+
+    blocks = OrderedDict((name, nn.Linear(8, 8)) for name in ("first", "second", "third"))
+    model = nn.Sequential(
+        OrderedDict(embed=nn.Linear(4, 8), blocks=nn.Sequential(blocks), head=nn.Linear(8, 2))
+    )
+    groups, head, _ = finetune_groups(model, 1e-3, decay=0.5)
+    assert head == ["head"]
+    _assert_partition(model, groups)
+    lrs = {g.name: g.lr for g in groups}
+    assert lrs["blocks.first"] < lrs["blocks.second"] < lrs["blocks.third"] < lrs["head"]
+    assert lrs["blocks.third"] == pytest.approx(0.5e-3) and lrs["head"] == 1e-3

@@ -614,12 +614,15 @@ def _levels(model: nn.Module, body: list[str], heads: list[str]) -> dict[str, in
         order = sorted(set(rank.values()))
         return {n: order.index(r) for n, r in rank.items()}
     prefix, size = stack
+    # each block's depth is its position in the stack (a Sequential built from an OrderedDict
+    # names its blocks, so the name is not always the index)
+    position = {n: i for i, (n, _) in enumerate(model.get_submodule(prefix).named_children())}
     levels: dict[str, int] = {}
     seen_stack = False
     for name in body:
         if name.startswith(prefix + "."):
             seen_stack = True
-            levels[name] = int(name[len(prefix) + 1 :].split(".")[0]) + 1
+            levels[name] = position[name[len(prefix) + 1 :].split(".")[0]] + 1
         else:
             levels[name] = size + 1 if seen_stack else 0
     used = sorted(set(levels.values()))
