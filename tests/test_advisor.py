@@ -337,3 +337,17 @@ def test_a_stack_of_named_blocks_decays_by_position():
     lrs = {g.name: g.lr for g in groups}
     assert lrs["blocks.first"] < lrs["blocks.second"] < lrs["blocks.third"] < lrs["head"]
     assert lrs["blocks.third"] == pytest.approx(0.5e-3) and lrs["head"] == 1e-3
+
+
+def test_a_history_given_to_advise_is_checked_like_the_clis_url(tmp_path):
+    model = nn.Linear(4, 2)
+    with pytest.raises(lrpilot.ConfigError, match="no history store"):
+        lrpilot.advise(model, optimizer="adam", history=str(tmp_path / "missing.sqlite"))
+    with pytest.raises(lrpilot.ConfigError, match="not a database"):
+        lrpilot.advise(model, optimizer="adam", history="nosuchdb://x/y")
+    with pytest.raises(lrpilot.ConfigError, match="history"):
+        lrpilot.advise(model, optimizer="adam", history=123)
+    store = tmp_path / "h.sqlite"
+    lrpilot.history.History(f"sqlite:///{store}").add("run", lr=0.01, fingerprint={}, metric=1.0)
+    advice = lrpilot.advise(model, optimizer="adam", history=str(store))  # a plain path works
+    assert advice.history is not None

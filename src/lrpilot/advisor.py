@@ -677,9 +677,11 @@ def _from_history(facts: _Known, known: dict[str, Any]) -> dict[str, Any] | None
 
     if not history.enabled() and choice is True:
         return None
+    if not isinstance(choice, (bool, str, history.History)):
+        raise check.ArgError("history", choice, "True, False, a History or a store's URL or path")
     try:
         store = choice if isinstance(choice, history.History) else None
-        url = choice if isinstance(choice, str) else None
+        url = history.checked_url(choice, "history") if isinstance(choice, str) else None
         if store is None and not history.exists(url):
             return None
         store = store or history.History(url)

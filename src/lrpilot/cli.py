@@ -607,68 +607,18 @@ def _url_option() -> Any:
     )
 
 
-_URL_FORMS = (
-    "give a SQLAlchemy URL such as sqlite:////abs/path/history.sqlite or "
-    "postgresql://user@host/db, or the path of an SQLite file"
-)
-
-
 def _history_store(url: str | None, show_traceback: bool) -> Any:
     """The history store a ``history`` subcommand reads: the default one, or ``--url``'s,
-    checked first (see :func:`_checked_history_url`)."""
-    from .history import History
+    checked first (:func:`lrpilot.history.checked_url`: exit 2 naming the flag)."""
+    from .history import History, checked_url
 
     if url is not None:
-        url = _checked_history_url(url)
+        try:
+            url = checked_url(url, "--url")
+        except LRPilotError as exc:
+            _fail(str(exc))
     with _reported(show_traceback):
         return History(url)
-
-
-def _checked_history_url(url: str) -> str:
-    """``--url`` as a SQLAlchemy URL, or exit 2 naming the flag and the forms it takes.
-
-    A plain path (no ``://``) is taken for an SQLite file. An SQLite store that does not
-    exist is an error here, where the default store that has no records yet is not: a typo in
-    a path given on purpose must not read as an empty history."""
-    if not url.strip():
-        _fail(f"--url is empty: {_URL_FORMS}.")
-    if "://" not in url:
-        path = Path(url).expanduser()
-        if path.is_dir():
-            _fail(f"--url {url!r} is a folder: {_URL_FORMS}.")
-        url = "sqlite:///" + str(path.resolve())
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(url).get_dialect()
-    except NoSuchModuleError:  # a subclass of ArgumentError: caught first
-        scheme = url.split("://", 1)[0]
-        _fail(f"--url: {scheme!r} is not a database SQLAlchemy knows: {_URL_FORMS}.")
-    except (ArgumentError, ValueError):
-        _fail(f"--url {url!r} is not a database URL: {_URL_FORMS}.")
-    except ImportError:
-        pass  # a known database whose driver is missing: History says which to install
-    _sqlite_store_exists(url)
-    return url
-
-
-def _sqlite_store_exists(url: str) -> None:
-    """Exit 2 if ``url`` names an SQLite file that is not there, saying which part is missing."""
-    from .history import _sqlite_path, mask_url
-
-    path = _sqlite_path(url)
-    if path is None or path.is_file():
-        return
-    shown = mask_url(url)
-    if not path.parent.is_dir():
-        _fail(f"no history store at {shown} (the folder {str(path.parent)!r} does not exist).")
-    if path.exists():
-        _fail(f"no history store at {shown} ({str(path)!r} is not a file).")
-    _fail(
-        f"no history store at {shown} (no such file): check --url, which takes a SQLAlchemy "
-        "URL or the path of an SQLite file."
-    )
 
 
 @history_app.callback(invoke_without_command=True)

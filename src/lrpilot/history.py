@@ -130,6 +130,62 @@ def _sqlalchemy() -> Any:
     return require("sqlalchemy", "the history store")
 
 
+URL_FORMS = (
+    "give a SQLAlchemy URL such as sqlite:////abs/path/history.sqlite or "
+    "postgresql://user@host/db, or the path of an SQLite file"
+)
+
+
+def checked_url(url: str, name: str = "history") -> str:
+    """A store given on purpose (``name``: how the user gave it, for the message) as a
+    SQLAlchemy URL, or a :class:`~lrpilot.ConfigError` naming it and the forms it takes.
+
+    A plain path (no ``://``) is taken for an SQLite file. An SQLite store that does not exist
+    is an error here, where the default store that has no records yet is not: a typo in a
+    path given on purpose must not read as an empty history."""
+    if not url.strip():
+        raise ConfigError(f"{name} is empty: {URL_FORMS}.")
+    if "://" not in url:
+        path = Path(url).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"{name} {url!r} is a folder: {URL_FORMS}.")
+        url = "sqlite:///" + str(path.resolve())
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect()
+    except NoSuchModuleError:  # a subclass of ArgumentError: caught first
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"{name}: {scheme!r} is not a database SQLAlchemy knows: {URL_FORMS}."
+        ) from None
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{name} {url!r} is not a database URL: {URL_FORMS}.") from None
+    except ImportError:
+        pass  # a known database whose driver is missing: History says which to install
+    _sqlite_store_exists(url, name)
+    return url
+
+
+def _sqlite_store_exists(url: str, name: str) -> None:
+    """Raise if ``url`` names an SQLite file that is not there, saying which part is missing."""
+    path = _sqlite_path(url)
+    if path is None or path.is_file():
+        return
+    shown = mask_url(url)
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"no history store at {shown} (the folder {str(path.parent)!r} does not exist)."
+        )
+    if path.exists():
+        raise ConfigError(f"no history store at {shown} ({str(path)!r} is not a file).")
+    raise ConfigError(
+        f"no history store at {shown} (no such file): check {name}, which takes a SQLAlchemy "
+        "URL or the path of an SQLite file."
+    )
+
+
 def _sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL; ``None`` for a server or an in-memory database."""
     if not url.startswith("sqlite"):
