@@ -223,3 +223,18 @@ def test_a_live_torch_scheduler_is_read_and_left_as_it_was():
     assert cosine.state_dict() == state and optimizer.param_groups[0]["lr"] == 0.05
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
     assert L.lint(model=model, optimizer=optimizer, schedule=plateau, steps=3000) == []
+
+
+def test_a_float_attention_mask_is_not_an_input_to_normalize():
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        {
+            "inputs_embeds": torch.randn(4, 6, 8, generator=g),
+            "attention_mask": torch.ones(4, 6),  # float 0/1: mean 1, std 0
+            "labels": torch.randint(0, 2, (4,), generator=g),
+        }
+        for _ in range(3)
+    ]
+    assert L.check_inputs(batches) == []
+    scaled = [{**b, "inputs_embeds": 50 * b["inputs_embeds"] + 20} for b in batches]
+    assert [f.code for f in L.check_inputs(scaled)] == ["inputs-not-normalized"]

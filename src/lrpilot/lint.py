@@ -341,7 +341,7 @@ def _float_inputs(loader: Iterable[Any], batches: int) -> list[torch.Tensor]:
 
 def _inputs_of(batch: Any) -> list[torch.Tensor]:
     """The input tensors of a batch: the first item of ``(inputs, targets)``, a bare tensor,
-    or a dict's tensors other than its labels."""
+    or a dict's tensors other than its labels and masks (``attention_mask`` and kin)."""
     if isinstance(batch, torch.Tensor):
         return [batch]
     if isinstance(batch, (tuple, list)) and batch:
@@ -351,9 +351,11 @@ def _inputs_of(batch: Any) -> list[torch.Tensor]:
         if isinstance(first, (tuple, list)):
             return [t for t in first if isinstance(t, torch.Tensor)]
         return []
-    if isinstance(batch, dict):
+    if isinstance(batch, dict):  # neither labels nor masks: a float attention_mask is 0/1
         return [
-            v for k, v in batch.items() if isinstance(v, torch.Tensor) and "label" not in str(k)
+            v
+            for k, v in batch.items()
+            if isinstance(v, torch.Tensor) and not any(w in str(k) for w in ("label", "mask"))
         ]
     return []
 
