@@ -238,3 +238,11 @@ def test_a_float_attention_mask_is_not_an_input_to_normalize():
     assert L.check_inputs(batches) == []
     scaled = [{**b, "inputs_embeds": 50 * b["inputs_embeds"] + 20} for b in batches]
     assert [f.code for f in L.check_inputs(scaled)] == ["inputs-not-normalized"]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"batch_size": 0}, {"steps": -1}, {"devices": 0}, {"accumulation_steps": 0}]
+)
+def test_counts_out_of_range_are_refused(bad):
+    with pytest.raises(lrpilot.ConfigError, match=next(iter(bad))):
+        L.lint(model=nn.Linear(2, 2), optimizer="adam", **bad)

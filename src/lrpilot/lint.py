@@ -136,6 +136,12 @@ def lint(
         accumulation_steps: micro-batches per optimizer step (default: the task's, or 1).
         batches: training batches to measure the inputs on.
     """
+    for name, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1)):
+        if value is not None:
+            check.whole(name, value, low)
+    check.whole("devices", devices, 1)
+    if accumulation_steps is not None:
+        check.whole("accumulation_steps", accumulation_steps, 1)
     ctx = _Context.gather(
         task,
         model=model,
