@@ -351,3 +351,17 @@ def test_a_history_given_to_advise_is_checked_like_the_clis_url(tmp_path):
     lrpilot.history.History(f"sqlite:///{store}").add("run", lr=0.01, fingerprint={}, metric=1.0)
     advice = lrpilot.advise(model, optimizer="adam", history=str(store))  # a plain path works
     assert advice.history is not None
+
+
+def test_an_infinite_lr_or_ratio_is_refused():
+    from lrpilot.rules import loraplus_lrs
+
+    model = nn.Linear(4, 2)
+    with pytest.raises(lrpilot.ConfigError, match="lr"):
+        lrpilot.advise(model, optimizer="adam", lr=math.inf)
+    pretrained = _Pretrained()
+    advice = lrpilot.advise(pretrained, optimizer="adam", finetune=True)
+    with pytest.raises(lrpilot.ConfigError, match="lr"):
+        advice.torch_param_groups(pretrained, math.inf)
+    with pytest.raises(lrpilot.ConfigError, match="ratio"):
+        loraplus_lrs(1e-4, ratio=math.inf)

@@ -143,7 +143,11 @@ class Advice:
         """
         if not self.param_groups:
             raise ConfigError("This advice has no param groups (they come with finetune=True).")
-        factor = 1.0 if lr is None else check.real("lr", lr, 0.0, open_low=True) / self.lr
+        factor = (
+            1.0
+            if lr is None
+            else check.real("lr", lr, 0.0, open_low=True, open_high=True) / self.lr
+        )
         named = dict(model.named_parameters())
         missing = [n for g in self.param_groups for n in g.params if n not in named]
         if missing:
@@ -307,6 +311,8 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
         ConfigError: an unknown fact, or a fact of the wrong type or range.
     """
     facts = _gather(task_or_objects, known)
+    if known.get("lr") is not None:  # an LR the user means to use: linted, so a real one
+        check.real("lr", known["lr"], 0.0, open_low=True, open_high=True)
     reasons: list[Reason] = []
     lr = _start_lr(facts, known, reasons)
     if known.get("lora"):

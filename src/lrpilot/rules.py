@@ -444,7 +444,7 @@ def lora_lr(full_finetune_lr: float, steps: int | None = None) -> float:
 def loraplus_lrs(lr: float, ratio: float = LORAPLUS_RATIO) -> tuple[float, float]:
     """``(lr_A, lr_B)`` for LoRA+: the B matrices at ``ratio`` (16) times the A matrices."""
     lr_a = check.real("lr", lr, 0.0, open_low=True, open_high=True)
-    return lr_a, lr_a * check.real("ratio", ratio, 0.0, open_low=True)
+    return lr_a, lr_a * check.real("ratio", ratio, 0.0, open_low=True, open_high=True)
 
 
 RNN_CLIP = 1.0
