@@ -365,3 +365,13 @@ def test_an_infinite_lr_or_ratio_is_refused():
         advice.torch_param_groups(pretrained, math.inf)
     with pytest.raises(lrpilot.ConfigError, match="ratio"):
         loraplus_lrs(1e-4, ratio=math.inf)
+
+
+def test_a_family_without_a_default_is_not_given_one_by_name():
+    model = nn.Linear(4, 2)
+    rms = lrpilot.advise(model, optimizer=torch.optim.RMSprop(model.parameters()))
+    (said,) = [r.text for r in rms.reasons if "rmsprop" in r.text]
+    assert "usual range 0.001-0.05" in said and "plain default" not in said
+    assert rms.lr == pytest.approx(math.sqrt(1e-3 * 5e-2))
+    sgd = lrpilot.advise(model, optimizer="sgd")
+    assert any("plain default of the sgd family" in r.text for r in sgd.reasons)

@@ -395,8 +395,7 @@ def _start_lr(facts: _Known, known: dict[str, Any], reasons: list[Reason]) -> fl
         return lr
     if facts.finetune:
         return _finetune_lr(facts, reasons)
-    lr = PRIOR_LRS.get(facts.family) or _range_centre(facts.family)
-    reasons.append(reason("prior_lr", f"{lr:g}: the plain default of the {facts.family} family."))
+    lr = _family_start(facts.family, reasons)
     if batch is not None and batch > rules.REFERENCE_BATCH:
         try:
             scaled = rules.scale_lr(lr, rules.REFERENCE_BATCH, batch, facts.family)
@@ -420,6 +419,29 @@ def _start_lr(facts: _Known, known: dict[str, Any], reasons: list[Reason]) -> fl
                 )
             )
         lr = scaled
+    return lr
+
+
+def _family_start(family: str, reasons: list[Reason]) -> float:
+    """The family's plain default LR where it has one (Adam's, SGD's), else the middle of
+    its usual range, each with the source that says so (not a default it does not have)."""
+    if family in PRIOR_LRS:
+        lr = PRIOR_LRS[family]
+        reasons.append(reason("prior_lr", f"{lr:g}: the plain default of the {family} family."))
+        return lr
+    lr = _range_centre(family)
+    if family in rules.FAMILY_RANGES:
+        low, high = rules.FAMILY_RANGES[family]
+        text = (
+            f"{lr:.3g}: the middle (in log) of the {family} family's usual range "
+            f"{low:g}-{high:g}; it has no common default."
+        )
+    else:
+        text = (
+            f"{lr:.3g}: no usual LR is known for the {family} family; the middle of the Adam "
+            "family's range stands in, a guess to check with a range test."
+        )
+    reasons.append(reason("family_range", text))
     return lr
 
 
