@@ -375,3 +375,15 @@ def test_a_family_without_a_default_is_not_given_one_by_name():
     assert rms.lr == pytest.approx(math.sqrt(1e-3 * 5e-2))
     sgd = lrpilot.advise(model, optimizer="sgd")
     assert any("plain default of the sgd family" in r.text for r in sgd.reasons)
+
+
+def test_attention_layers_outside_torch_get_the_clipping_advice():
+    class GPT2LikeAttention(nn.Module):  # Hugging Face's subclass nothing of torch's
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(8, 24)
+
+    model = nn.Sequential(nn.Linear(4, 8), GPT2LikeAttention(), nn.Linear(8, 2))
+    advice = lrpilot.advise(model, optimizer="adam", steps=1000)
+    assert advice.clip and any("GPT2LikeAttention" in r.text for r in advice.reasons)
+    assert not lrpilot.advise(nn.Linear(4, 2), optimizer="adam", steps=1000).clip

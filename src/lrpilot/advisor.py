@@ -511,8 +511,17 @@ def _schedule(facts: _Known, warmup: int, reasons: list[Reason]) -> str:
 
 
 def _recurrent_or_attention(model: nn.Module) -> list[str]:
+    """The recurrent and attention layers' class names: torch's own, and any module whose
+    class is named ``...Attention`` (Hugging Face's ``BertSelfAttention``, ``GPT2Attention``,
+    ``LlamaAttention`` and kin subclass nothing of torch's)."""
     kinds = (nn.RNNBase, nn.MultiheadAttention, nn.TransformerEncoderLayer)
-    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, kinds)})
+    return sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if isinstance(m, kinds) or type(m).__name__.endswith("Attention")
+        }
+    )
 
 
 def _clip(facts: _Known, reasons: list[Reason]) -> bool | float:
