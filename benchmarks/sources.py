@@ -33,6 +33,7 @@ PICK_SOURCES = (
 RUN_SOURCES = (
     "train.py",
     "_dist.py",
+    "_json.py",
     "_step.py",
     "_rng.py",
     "control/divergence.py",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from ._json import json_safe
 
 __all__ = ["print_summary", "tune_command"]
 
@@ -75,7 +76,7 @@ def tune_command(
         data = result.to_dict()
         keys = ("lr", "schedule", "cost_steps", "run_steps", "metric", "events", "report")
         out = {k: data[k] for k in keys} | {"stages": data["stages"], "checks": data["checks"]}
-        typer.echo(json.dumps(_finite(out), allow_nan=False))
+        typer.echo(json.dumps(json_safe(out), allow_nan=False))
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
     else:
@@ -118,17 +119,6 @@ def _write_report(result: Any, path: Path | None, show_traceback: bool) -> str:
         return str(exc)
     result.report = str(path)
     return ""
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None`` (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 CHECK_COLOURS = {"pass": "green", "fail": "red", "unknown": "dim"}

@@ -25,7 +25,8 @@ import typer
 
 from . import __version__
 from . import _validate as check
-from ._cli_tune import _finite, tune_command
+from ._cli_tune import tune_command
+from ._json import json_safe
 from .errors import LRPilotError
 from .finder import find_lr, find_lr_for_task
 from .suggest import RULES
@@ -174,7 +175,7 @@ def _warnings_as_lines() -> Iterator[None]:
 def _echo_json(payload: dict[str, Any]) -> None:
     """``payload`` as strict JSON on stdout: NaN and infinities (a diverged trial's metric)
     as ``null``, which ``jq`` and JavaScript read, where they refuse ``NaN``."""
-    typer.echo(json.dumps(_finite(payload), allow_nan=False))
+    typer.echo(json.dumps(json_safe(payload), allow_nan=False))
 
 
 def _notes(result: LRFinderResult, caught: list[warnings.WarningMessage]) -> list[str]:

@@ -36,6 +36,7 @@ from torch import nn
 from . import _validate as check
 from ._callsite import user_stacklevel
 from ._dist import all_mean
+from ._json import json_safe, nan_if_none
 from ._progress import progress_bar
 from ._rng import generators_of, isolated_rng, seed_everything
 from ._state import SpilledSnapshot, TrainingSnapshot, loader_parts, take_snapshot
@@ -137,16 +138,16 @@ class RunResult:
             raise ConfigError(f"not a RunResult dict: missing {sorted(missing)}")
         values = {k: _copy(v) for k, v in data.items() if k in names}
         for name in _FLOAT_LISTS:
-            values[name] = [_float(v) for v in data.get(name, [])]
-        values["metric"] = _float(data["metric"])
-        values["evals"] = [(int(s), _float(m)) for s, m in data.get("evals", [])]
+            values[name] = [nan_if_none(v) for v in data.get(name, [])]
+        values["metric"] = nan_if_none(data["metric"])
+        values["evals"] = [(int(s), nan_if_none(m)) for s, m in data.get("evals", [])]
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON, atomically (a partial file never replaces a good one)."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(_json_safe(self.to_dict()), allow_nan=False))
+        tmp.write_text(json.dumps(json_safe(self.to_dict()), allow_nan=False))
         tmp.replace(path)
 
     @classmethod
@@ -172,23 +173,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float as ``None``: NaN is not JSON (strict parsers,
-    JavaScript and ``jq`` refuse it), ``null`` is."""
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _float(value: Any) -> float:
-    """A float read back from :meth:`RunResult.to_dict`'s data: ``None`` is NaN."""
-    return math.nan if value is None else float(value)
 
 
 def train(

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .._json import nan_if_none
 from ..control.monitor import GAVE_UP
 
 __all__ = [
@@ -119,16 +120,11 @@ def _data(run: Any) -> Mapping[str, Any]:
     return run if isinstance(run, Mapping) else run.to_dict()
 
 
-def _float(value: Any) -> float:
-    """``value`` as a float; ``None`` (how strict JSON saves NaN) as NaN."""
-    return math.nan if value is None else float(value)
-
-
 def final_metric_text(run: Any) -> str:
     """A run's final metric as the summaries show it: ``"none (no validation data)"`` for a
     run never evaluated that did not diverge, rather than a bare "nan"."""
     r = _data(run)
-    metric = _float(r.get("metric"))
+    metric = nan_if_none(r.get("metric"))
     if math.isfinite(metric):
         return f"{metric:.4g}"
     if not r.get("evals") and not r.get("diverged"):
@@ -141,7 +137,7 @@ def check_finished(run: Any) -> Check:
     validation data (a run with no evaluation at all), with a finite training loss: such a run
     has no metric to give, and finishing is all this check asks."""
     r = _data(run)
-    metric = _float(r.get("metric"))
+    metric = nan_if_none(r.get("metric"))
     if r.get("diverged"):
         return Check("finished", False, f"the run diverged ({r.get('stopped') or 'no reason'}).")
     if r.get("stopped") and GAVE_UP in str(r["stopped"]):
@@ -163,7 +159,7 @@ def check_finished(run: Any) -> Check:
 def _finished_without_metric(r: Mapping[str, Any]) -> Check:
     """A run never evaluated (no validation data): finished when its last training losses are
     finite."""
-    losses = [_float(v) for v in r.get("losses", [])]
+    losses = [nan_if_none(v) for v in r.get("losses", [])]
     tail = [v for v in losses[-max(1, len(losses) // 20) :] if math.isfinite(v)]
     if not tail:
         return Check("finished", False, "the run ended without a finite training loss.")
@@ -206,7 +202,9 @@ def check_overfitting(run: Any, tolerance: float = 0.02) -> Check:
     ``tolerance`` of its range while the training loss kept falling: the playbook's
     "problematic overfitting"."""
     r = _data(run)
-    evals = [(int(s), _float(m)) for s, m in r.get("evals", []) if math.isfinite(_float(m))]
+    evals = [
+        (int(s), nan_if_none(m)) for s, m in r.get("evals", []) if math.isfinite(nan_if_none(m))
+    ]
     if len(evals) < 3:
         return _cannot_tell("overfitting", "too few evaluations to tell.")
     metrics = [m for _, m in evals]
