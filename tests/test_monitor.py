@@ -6,6 +6,7 @@ import gc
 import json
 import math
 import os
+import random
 import stat
 import statistics
 
@@ -284,8 +285,36 @@ def test_a_loss_that_rose_is_never_called_an_lr_too_low():
     # an LR so low the weights all but stand still: not a stall either
     lrpilot.train(_task(steps=200, loss_fn=climbing), 1e-7, progress=False, callbacks=[monitor])
     (slow,) = [e for e in monitor.events if e["kind"] == "slow"]
-    assert "the loss rose" in slow["message"] and "likely too high" in slow["message"]
-    assert "too low" not in slow["message"].split("not too low")[0]
+    assert "the loss rose" in slow["message"] and "not the LR" in slow["message"]
+    assert "too low" not in slow["message"] and not slow["acted"]
+
+
+def test_a_loss_that_rose_while_the_weights_move_is_an_lr_too_high_and_is_cut():
+    """A loss that climbs from its start over the run's first quarter, too noisy for the
+    stall's test against the one-batch first loss but clearly higher in its last steps than in
+    its first: with the weights moving, the LR is too high: roll back and cut it by 10. The
+    same losses with the weights still are only a note (not the LR)."""
+    rng = random.Random(0)
+    losses = [2.0 + 0.6 * max(0, i - 50) / 50 + rng.uniform(-0.5, 0.5) for i in range(110)]
+    for moving, acted in ((True, True), (False, False)):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        monitor = _quiet(oscillation_window=0).watch(model, opt, steps=400)
+        for loss in losses:
+            if moving:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.mul_(1.01)
+            if monitor.step(loss, grad_norm=1.0).rolled_back:
+                break
+        (rose,) = [e for e in monitor.events if "the loss rose" in e["message"]]
+        assert rose["acted"] is acted and rose["step"] in range(100, 110)
+        if acted:
+            assert "the LR is likely too high" in rose["message"] and rose["kind"] == "rose"
+            assert "rolled back to step" in rose["message"]
+            assert monitor.lr_scale == pytest.approx(0.1)
+        else:
+            assert "not the LR" in rose["message"] and monitor.lr_scale == 1.0
 
 
 def test_a_rise_within_the_batches_noise_is_not_called_an_lr_too_high():
@@ -311,7 +340,7 @@ def test_bounded_attempts_stop_the_run_at_its_last_good_state():
         def on_step(self, info):
             return Action(lr_factor=100.0, reason="sabotage") if info.step == 60 else None
 
-    monitor = _quiet(max_rollbacks=2)
+    monitor = _quiet(max_rollbacks=2, spike_patience=2)  # every spike acted on at once
     run = lrpilot.train(
         _task(steps=200), 0.1, progress=False, callbacks=[Sabotage(), monitor], divergence=None
     )
@@ -405,9 +434,36 @@ def test_a_divergence_cuts_by_ten_then_by_its_root_and_a_spike_in_a_healthy_run_
     assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.1)
     answers = _scripted(monitor, [1.1] * 30 + [5.0, 5.0])  # again: the square root
     assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.1**0.5)
-    answers = _scripted(monitor, [1.1] * 30 + [2.0, 2.0])  # a spike below the start
+    answers = _scripted(monitor, [1.1] * 30 + [2.0] * 12)  # a spike below the start, 12 long
+    assert [a.apply for a in answers[-12:]] == [True] * 11 + [False]  # waited on, applied
+    assert not any(a.rolled_back for a in answers[:-1])
     assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.5)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.1**0.5 * 0.5)
+
+
+def test_a_spike_that_settles_by_itself_in_a_learning_run_is_left_alone():
+    """A catapult: the loss of a run that was learning jumps to 10-25x its median for a few
+    steps, below the run's first loss, and comes back lower. Leaving it alone is the
+    undisturbed run; rolling back on it (``spike_patience=2``, the rule before) is not."""
+    settles = [2.3 - 0.04 * i for i in range(30)] + [1.1] * 30 + [2.0, 2.2, 1.8, 1.5, 2.0, 1.2]
+    settles += [1.0] * 20
+    for patience, rollbacks in ((12, 0), (2, 1)):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        monitor = _quiet(slow_after=None, oscillation_window=0, spike_patience=patience)
+        answers = _scripted(monitor.watch(model, opt), settles)
+        assert sum(a.rolled_back for a in answers) == rollbacks
+        assert all(a.apply for a in answers) is (rollbacks == 0)
+    assert not [e for e in monitor.events if e["acted"] and e["kind"] != "spike"]
+
+
+def test_a_spike_back_above_the_start_is_still_acted_on_at_the_second_step():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    monitor = _quiet(slow_after=None, oscillation_window=0).watch(model, opt)
+    answers = _scripted(monitor, [2.3 - 0.04 * i for i in range(30)] + [1.1] * 30 + [3.0, 3.0])
+    assert [a.apply for a in answers[-2:]] == [False, False]  # the first skipped, then rolled
+    assert answers[-1].rolled_back and answers[-1].lr_factor == pytest.approx(0.1)
 
 
 class RecordLR(Callback):

@@ -153,7 +153,9 @@ def test_tune_without_training_or_race_keeps_the_range_tests_pick(tmp_path: Path
 @pytest.mark.parametrize("monitor", [False, "own"])
 def test_tune_trains_under_no_monitor_or_the_one_given(tmp_path: Path, monitor) -> None:
     task = lrpilot.load_task_file(write_task(tmp_path, 200))
-    own = lrpilot.Monitor(quiet=True, snapshots="disk", snapshot_dir=tmp_path / "snaps")
+    own = lrpilot.Monitor(
+        quiet=True, snapshots="disk", snapshot_dir=tmp_path / "snaps", clip="zscore"
+    )
     result = tune(task, race=False, progress=False, monitor=own if monitor else False)
     assert result.run is not None and result.run["steps_done"] == 200
     clipping = [e for e in result.events if "zscore rule" in e["message"]]
@@ -297,17 +299,17 @@ def test_the_command_keeps_snapshots_on_disk_or_trains_without_the_monitor(
 ) -> None:
     monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "home"))
     path = write_task(tmp_path, 200)
-    args = ["tune", str(path), "--json", "--race", "off"]
-    out = CliRunner().invoke(app, [*args, "--snapshots", "disk"])
+    args = ["tune", str(path), "--json", "--race", "off", "--snapshots", "disk"]
+    out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
-    watched = json.loads(out.stdout)["events"]
-    assert any("zscore rule" in e["message"] for e in watched)  # the monitor's clipping note
-    assert (tmp_path / "home" / "snapshots").is_dir()
+    assert (tmp_path / "home" / "snapshots").is_dir()  # the monitor's disk snapshots went there
     assert not list((tmp_path / "home" / "snapshots").iterdir())  # the file went with the run
+    monkeypatch.setenv("LRPILOT_HOME", str(tmp_path / "unwatched"))
     out = CliRunner().invoke(app, [*args, "--no-monitor"])
     assert out.exit_code == 0, out.output
-    assert not any("zscore rule" in e["message"] for e in json.loads(out.stdout)["events"])
-    out = CliRunner().invoke(app, [*args, "--snapshots", "ssd"])
+    assert json.loads(out.stdout)["events"] == []
+    assert not (tmp_path / "unwatched" / "snapshots").exists()  # no monitor, no snapshot
+    out = CliRunner().invoke(app, [*args[:-2], "--snapshots", "ssd"])
     assert out.exit_code == 2 and "snapshots must be one of" in out.output
 
 

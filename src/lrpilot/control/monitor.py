@@ -1,25 +1,26 @@
 """The training monitor: detects what goes wrong in a run, acts, and says what it did.
 
-:class:`Monitor` watches the training loss, the gradient norm and the validation metric. It
-detects a non-finite loss or gradient, a loss spike against its running median (median/MAD, not
-a fixed threshold; two bad steps in a row, as one alone may be an outlier batch), exploding
-gradient norms, a stalled loss that stays at its start at full LR while the weights move (a
-network the LR knocked out, or a loss bouncing around its start: too high, not too low), the
-run's own divergence stop about to fire, sustained oscillation, a plateau of the validation
-metric or of the training loss at a steady LR, overfitting (validation worsening while training
-improves) and progress so slow that the LR is likely too low. The stall, and the note that the
-loss rose, need evidence beyond the batches' noise (``EVIDENCE_Z``). It acts: it rolls back to
-the last good snapshot (model, optimizer, schedule position, LR scale, RNGs) and cuts the LR
-(by 10 after a divergence, then by its root, from the LR that failed when a warmup had not
-reached its peak; by half after a spike in a run that was learning), a bounded number of times
-and never below a floor; it reduces the LR on a plateau (:class:`~lrpilot.ReduceOnPlateau` on
-the metric, a cut by ``plateau_factor`` on the training loss); it clips gradients adaptively
-from the norms observed (ZClip's z-score, or AutoClip's percentile) and says when more than
-half the steps are clipped (the LR is then too high, and it is cut); it stops early and
-restores the best weights. Every event is one plain sentence with the step, the reason and the
-action, printed as it happens (``quiet=True`` silences it), kept in ``monitor.events``, added
-to :attr:`RunResult.events <lrpilot.RunResult>` and, with ``log=PATH``, appended to a
-JSON-lines file.
+:class:`Monitor` watches the training loss, the gradient norm and the validation metric. It detects
+a non-finite loss or gradient, a loss spike against its running median (median/MAD, not a fixed
+threshold; two bad steps in a row, as one alone may be an outlier batch, or twelve where the run
+was learning and the loss stays below its start: such a spike often settles), exploding gradient
+norms, a stalled loss that stays at its start at full LR while the weights move (a network the LR
+knocked out, or a loss bouncing around its start: too high, not too low), the run's own divergence
+stop about to fire, sustained oscillation, a plateau of the validation metric or of the training
+loss at a steady LR, overfitting (validation worsening while training improves), progress so slow
+that the LR is likely too low (a note), and a loss that rose over the first ``slow_after`` of the
+run instead of falling, with the weights moving (too high). The stall and the rise need evidence
+beyond the batches' noise (``EVIDENCE_Z``). It acts: it rolls back to the last good snapshot
+(model, optimizer, schedule position, LR scale, RNGs) and cuts the LR (by 10 after a divergence,
+then by its root, from the LR that failed when a warmup had not reached its peak; by half after a
+spike in a run that was learning), a bounded number of times and never below a floor; it reduces
+the LR on a plateau (:class:`~lrpilot.ReduceOnPlateau` on the metric, a cut by ``plateau_factor``
+on the training loss); on request (``clip=``) it clips gradients adaptively from the norms observed
+(ZClip's z-score, or AutoClip's percentile) and says when more than half the steps are clipped (the
+LR is then too high, and it is cut); it stops early and restores the best weights. Every event is
+one plain sentence with the step, the reason and the action, printed as it happens (``quiet=True``
+silences it), kept in ``monitor.events``, added to :attr:`RunResult.events <lrpilot.RunResult>`
+and, with ``log=PATH``, appended to a JSON-lines file.
 
 With :func:`lrpilot.train`::
 
@@ -31,7 +32,7 @@ In a plain loop (three lines: create, feed it the loss after ``backward()``, obe
     for x, y in loader:
         loss = loss_fn(model(x), y)
         loss.backward()
-        answer = monitor.step(loss)        # clips; may roll back and cut the LR
+        answer = monitor.step(loss)        # may roll back and cut the LR
         if answer.apply:
             optimizer.step()
             scheduler.step()
@@ -104,7 +105,7 @@ magnitude below it (:func:`_below_start`)."""
 EVIDENCE_Z = 2.0
 """How many standard errors a loss-level comparison must clear before the monitor acts or
 speaks on it: the stall's (the window's median above :func:`_below_start`) and
-the slow-progress note's claim that the loss rose from the first window to the last (a note
+the rise's, the loss higher in the last window than in the first at ``slow_after`` (a note
 that the LR is too low stays an advisory reading of a small drop, noise or not). Both read
 medians of noisy batch losses; the spread of the batches, ``MAD_TO_SIGMA`` times their median
 absolute deviation, gives each median's error (``sqrt(pi / 2n)`` times the spread), and the
@@ -203,9 +204,19 @@ class Monitor(Callback):
         spike_ratio: ...and this many times the median is a spike: roll back and cut the LR.
         explode_ratio: A gradient norm this many times its running median (and ``spike_z``
             sigmas above it) is exploding: roll back and cut the LR. ``None``: off.
-        patience: Bad steps in a row (a spike, an exploding norm, a non-finite loss or
-            gradient) before a rollback. One alone is an outlier batch: ``lrpilot.train``
-            never applies a non-finite one, a plain loop gets ``apply=False``.
+        patience: Bad steps in a row (a non-finite loss or gradient, or a spike or an
+            exploding norm that takes the loss back above the run's first) before a rollback.
+            One alone is an outlier batch: ``lrpilot.train`` never applies a non-finite one,
+            a plain loop gets ``apply=False``.
+        spike_patience: Bad steps in a row before a rollback where the run was learning and
+            the loss stays below its first value (a spike, an exploding norm): such a spike
+            often settles by itself within a few steps, and its steps are applied. Why: SGD
+            at its best LR on the diamonds MLP spikes to 10-25x its running median for 5-8
+            steps and comes back lower (the "catapult" of a large LR, Lewkowycz et al. 2020);
+            clipping the gradient that starts it ended seed 1's runs 10-28 % worse in
+            validation RMSE than leaving them alone over 8 data orders, and rolling back on
+            its second step 13 % worse. A spike that persists this long, or goes back above
+            the start, is acted on.
         lr_factor: The LR cut at each rollback after a spike, an oscillation, or a too-high
             clipped share: the run was healthy at this LR, a halving is enough.
         diverge_factor: The LR cut at the first rollback after a divergence (a spike that
@@ -230,7 +241,14 @@ class Monitor(Callback):
         oscillation_window: Steps of sustained up-down loss swings (no progress) before the
             LR is cut; 0: off.
         clip: ``"zscore"`` (ZClip: EMA mean + ``clip_z`` std of the norms), ``"percentile"``
-            (AutoClip: the ``clip_percentile``-th percentile of the norms seen) or ``None``.
+            (AutoClip: the ``clip_percentile``-th percentile of the norms seen) or ``None``
+            (the default). Why off by default: at their best LRs, ZClip at ``clip_z=2.5``
+            clipped 0.5-5 % of the steps of healthy runs and moved their results more than a
+            data order does, more often for the worse (``benchmarks/RESULTS.md``, the monitor's
+            section: a long AdamW MLP 18 % worse, an SGD LSTM 3.7 accuracy points); the spike,
+            explosion and divergence rules still catch a run that goes wrong. A recipe that
+            needs clipping (an RNN) gets it from ``Task(grad_clip=...)``, which the advice
+            and the lint ask for.
         clip_z, clip_percentile, clip_warmup: The clipping rule's settings.
         clip_too_high: A clipped share above this over the last 100 steps means the LR is too
             high: say so and cut it (``None``: never act on it).
@@ -252,7 +270,12 @@ class Monitor(Callback):
         restore_best: On an early stop, put back the weights of the best evaluation.
         slow_after: Fraction of the run after which the loss must have fallen by
             ``slow_drop`` (relative), or the LR is reported as likely too low (a note, no
-            action; only where the run's length is known: not in a plain loop); ``None``: off.
+            action; only where the run's length is known: ``lrpilot.train``, or a plain loop
+            told ``watch(..., steps=)``); ``None``: off. A loss that rose over that stretch
+            instead, by more than the batches' noise (``EVIDENCE_Z``), is an LR too high: the
+            run is rolled back and the LR cut as after a divergence (a loss bouncing around
+            its start may stay within the stall's noise test, which compares the window with
+            the one-batch first loss; this one compares the first and last windows).
         slow_drop: See ``slow_after``.
         snapshots: Where the snapshots a rollback returns to are kept: ``"memory"``, beside
             the tensors (the fastest; a GPU model's copy doubles its GPU memory), ``"cpu"``, in
@@ -273,6 +296,7 @@ class Monitor(Callback):
         spike_ratio: float = 1.5,
         explode_ratio: float | None = 10.0,
         patience: int = 2,
+        spike_patience: int = 12,
         lr_factor: float = 0.5,
         diverge_factor: float = 0.1,
         max_rollbacks: int = 6,
@@ -280,7 +304,7 @@ class Monitor(Callback):
         snapshot_every: int = 25,
         skip_batches: int = 0,
         oscillation_window: int = 30,
-        clip: str | None = "zscore",
+        clip: str | None = None,
         clip_z: float = 2.5,
         clip_percentile: float = 90.0,
         clip_warmup: int = 25,
@@ -303,6 +327,7 @@ class Monitor(Callback):
         self.spike_ratio = check.real("spike_ratio", spike_ratio, 1.0)
         self.explode_ratio = check.optional_real("explode_ratio", explode_ratio, 1.0)
         self.patience = check.whole("patience", patience, 1)
+        self.spike_patience = check.whole("spike_patience", spike_patience, 1)
         self.lr_factor = check.real(
             "lr_factor", lr_factor, 0.0, 1.0, open_low=True, open_high=True
         )
@@ -404,6 +429,8 @@ class Monitor(Callback):
         self._plateau_state = self._plateau.init()
         self._loss_plateau = self._new_loss_plateau()
         self._slow_checked = False
+        self._rose: str | None = None  # a rise found, judged once the weights' move is known
+        self._rise_probe: tuple[int, torch.Tensor] | None = None
         self._said_too_low: int | None = None  # the step of a note that the LR is too low
         self._stopped = False  # after a stop, the run's final evaluation is only recorded
         self._place: str | Path | None = None
@@ -755,28 +782,31 @@ class Monitor(Callback):
         return None
 
     def _on_bad(self, reason: str, kind: str, *, applied: bool, hot: bool) -> _Decision:
-        """Skip one bad step (a spike alone may be an outlier batch); roll back after
-        ``patience`` in a row, or at once when a non-finite step was applied anyway (a
-        framework's loop: the weights now hold NaN). ``hot``: the step is a divergence (a loss
-        back above the run's first by ``LOSS_SCALE_SHARE`` of it, all progress undone, or a
-        non-finite one right after such a loss), not a spike in a run that was learning, and
-        the rollback cuts by ``diverge_factor``."""
+        """Skip one severe bad step (non-finite, or above the run's first loss: an outlier
+        batch, or the start of a divergence) and roll back after ``patience`` in a row, or at
+        once when a non-finite step was applied anyway (a framework's loop: the weights now
+        hold NaN). A spike in a run that was learning is applied and waited on for
+        ``spike_patience`` steps in a row: it often settles by itself. ``hot``: the step is a
+        divergence (a loss back above the run's first by ``LOSS_SCALE_SHARE`` of it, all
+        progress undone, or a non-finite one right after such a loss), and the rollback cuts
+        by ``diverge_factor``."""
         self._bad += 1
         self._healthy = 0
         if kind == "nan" and applied:
             return self._roll_back(f"{reason} and was applied", kind, hot=hot)
-        if self._bad >= self.patience:
+        severe = hot or kind == "nan"
+        if self._bad >= (self.patience if severe else max(self.patience, self.spike_patience)):
             streak = f" ({self._bad} bad steps in a row)" if self._bad > 1 else ""
             if hot and kind != "nan":
                 streak += ", above the run's first loss"
             return self._roll_back(reason + streak, kind, hot=hot)
-        return _Decision(kind, reason, skip_step=True, silent=kind != "nan")
+        return _Decision(kind, reason, skip_step=severe, silent=kind != "nan")
 
     def _roll_back(self, reason: str, kind: str, *, hot: bool = False) -> _Decision:
         """Roll back and cut the LR, within the attempts and the floor; else stop there.
         After a divergence (``hot``) the cut is ``diverge_factor``, then its square root."""
         self._healthy, self._bad, self._since = 0, 0, 0  # the peak stays: it blew up once
-        self._hot_steps, self._probe = 0, None
+        self._hot_steps, self._probe, self._rose, self._rise_probe = 0, None, None, None
         self._recent.clear()
         self._loss_plateau = self._new_loss_plateau()
         if self._rollbacks >= self.max_rollbacks:
@@ -903,6 +933,11 @@ class Monitor(Callback):
         )
 
     def _check_slow(self, step: int) -> _Decision | None:
+        """At ``slow_after`` of the run: a loss that fell by less than ``slow_drop`` is a note
+        (the LR is likely too low); one that rose beyond the batches' noise is judged 5 steps
+        later (:meth:`_judge_rise`), when the weights' movement is known."""
+        if self._rose is not None:
+            return self._judge_rise()
         if self.slow_after is None or self._slow_checked or self._total is None:
             return None
         if step < max(self.slow_after * self._total, 4 * self.window // 5):
@@ -918,16 +953,37 @@ class Monitor(Callback):
         if drop < 0 and -drop <= EVIDENCE_Z * error:
             return None  # within the batches' noise: no evidence that it rose
         if drop < 0:  # a loss that rose says the opposite of an LR too low
-            return _Decision(
-                "slow",
-                f"the loss rose {-100 * drop:.1f}% over the first {step} steps instead of "
-                "falling: the LR is likely too high (or the data or loss is wrong), not too low",
-            )
+            self._rose = f"the loss rose {-100 * drop:.1f}% over the first {step} steps instead "
+            self._weights_moved("_rise_probe")  # the probe the judgement reads
+            return None
         self._said_too_low = step
         return _Decision(
             "slow",
             f"the loss fell only {100 * drop:.1f}% over the first {step} steps: the LR is "
             "likely too low",
+        )
+
+    def _judge_rise(self) -> _Decision | None:
+        """A loss that rose over the first part of the run: with the weights moving
+        (``MOVE_FLOOR``), the LR is too high, so roll back and cut as after a divergence; with
+        them all but still, the LR is not to blame and it is only a note."""
+        assert self._rose is not None
+        if self._rise_probe is not None and self._since - self._rise_probe[0] < 5:
+            return None
+        rose, self._rose = self._rose, None
+        moved = self._weights_moved("_rise_probe")
+        self._rise_probe = None
+        if moved is None or moved < MOVE_FLOOR:
+            return _Decision(
+                "slow",
+                f"{rose}of falling, while the weights barely move: not the LR; check the data "
+                "and the loss",
+            )
+        return self._roll_back(
+            f"{rose}of falling, beyond the batches' noise, while the weights move: the LR is "
+            "likely too high",
+            "rose",
+            hot=True,
         )
 
     def _new_loss_plateau(self) -> LossPlateau:
@@ -1012,15 +1068,18 @@ class Monitor(Callback):
             hot=True,
         )
 
-    def _weights_moved(self) -> float | None:
+    def _weights_moved(self, probe_name: str = "_probe") -> float | None:
         """The weights' relative change per step since the last call (``None`` at the first,
         which takes the probe; ``inf`` without a model to read). Called only when the loss
-        looks stalled, so a copy of the weights is taken once in a while, never per step."""
+        looks stalled, or rose, so a copy of the weights is taken once in a while, never per
+        step. ``probe_name``: the attribute that keeps the probe (the stall's and the rise's
+        are apart, so that one does not reset the other's)."""
         if self._model is None:
             return math.inf
         with torch.no_grad():
             now = torch.cat([p.detach().reshape(-1).float() for p in self._model.parameters()])
-        probe, self._probe = self._probe, (self._since, now.clone())
+        probe = getattr(self, probe_name)
+        setattr(self, probe_name, (self._since, now.clone()))
         if probe is None or probe[0] >= self._since:
             return None
         base = float(torch.linalg.vector_norm(probe[1]))

@@ -18,15 +18,15 @@ children of a ``SequentialLR``; lrpilot's ``ScheduleLR`` through its peak), so t
 ``step()`` does not put the old LR back. The module, optimizer and RNGs come back exactly as
 they were.
 
-During fit, a :class:`~lrpilot.Monitor` watches every optimizer step: it clips adaptively right
-before the step (``on_before_optimizer_step``), judges the step after it
-(``on_train_batch_end``), a non-finite one included, rolls back and cuts the LR, and stops the
-run (``trainer.should_stop``) on an early stop, the best weights put back. A rollback rewinds
-the weights and the optimizer's state, not Lightning's ``global_step`` nor its data order or
-logs; the LR schedulers are stepped forward again to where they were, so the schedule keeps
-following the fit and ends with it, and the monitor's events carry ``global_step``. The
-callback needs automatic optimization and one
-optimizer. With several schedulers on the optimizer, or a ``ReduceLROnPlateau``, the range test
+During fit, a :class:`~lrpilot.Monitor` watches every optimizer step: it measures the gradient
+norm right before the step (``on_before_optimizer_step``; and clips it, with ``clip=``),
+judges the step after it (``on_train_batch_end``), a non-finite one included, rolls back and
+cuts the LR, and stops the run (``trainer.should_stop``) on an early stop, the best weights
+put back. A rollback rewinds the weights and the optimizer's state, not Lightning's
+``global_step`` nor its data order or logs; the LR schedulers are stepped forward again to
+where they were, so the schedule keeps following the fit and ends with it, and the monitor's
+events carry ``global_step``. The callback needs automatic optimization and one optimizer.
+With several schedulers on the optimizer, or a ``ReduceLROnPlateau``, the range test
 assumes a constant LR (``result.assumed`` says so) unless ``schedule=`` is given. Works with
 ``lightning.pytorch`` and with ``pytorch_lightning`` (extra ``[lightning]``).
 """
@@ -149,7 +149,8 @@ class LRPilotCallback(_Base):
             self._losses.append(float(loss.detach()) * trainer.accumulate_grad_batches)
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        """Measure the gradient norm and clip adaptively, right before the step."""
+        """Measure the gradient norm (and clip it, with the monitor's ``clip=``), right before
+        the step."""
         if self.monitor is not None:
             self._norm = self.monitor._measure_and_clip()
 

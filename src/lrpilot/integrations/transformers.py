@@ -19,8 +19,9 @@ built on a stand-in optimizer and read off a copy), and sets the pick on every p
 scheduler.
 
 :class:`MonitorCallback` reads each step's loss from what ``Trainer.training_step`` returns (the
-loss the Trainer computed, label smoothing or a ``compute_loss`` override included), clips
-adaptively in ``on_pre_optimizer_step`` (after the Trainer's own ``max_grad_norm`` clipping),
+loss the Trainer computed, label smoothing or a ``compute_loss`` override included), measures
+the gradient norm in ``on_pre_optimizer_step`` (after the Trainer's own ``max_grad_norm``
+clipping; it clips adaptively too with the monitor's ``clip=``),
 judges every step in ``on_step_end`` (a non-finite one included) and acts: a rollback of
 model, optimizer and scheduler, an LR cut that reaches the Trainer's scheduler (its
 ``base_lrs``), and ``control.should_training_stop`` for an early stop (the best weights put
@@ -215,7 +216,8 @@ class MonitorCallback(_Base):
             self._losses.append(float(loss.detach()))
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Measure the gradient norm and clip adaptively, right before the step."""
+        """Measure the gradient norm (and clip it, with the monitor's ``clip=``), right before
+        the step."""
         self._norm = self.monitor._measure_and_clip()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
