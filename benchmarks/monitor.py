@@ -662,8 +662,9 @@ def report(
         "benchmark): hence this many pairs, and the interval (the sign test's, from the "
         "pairs' order statistics). The interval covers the pairs' noise within one run, not "
         "the machine's drift between runs: three runs of 100 pairs on 2026-12-07 gave "
-        "medians of 1.056x, 1.045x and 1.047x at worst (diamonds_mlp:adamw each time): the "
-        "target sits at the edge of what this machine measures. "
+        "medians of 1.056x, 1.045x and 1.047x at worst (diamonds_mlp:adamw each time), with "
+        "the adaptive clipping the monitor then did by default; the target sits at the edge "
+        "of what this machine measures. "
         f"The monitor's own work, measured in the same runs: **{worst:.3f}x** at worst, the "
         "run's CPU time over that time less what `lrpilot.train` spent on the monitor (its "
         "hooks, the snapshots it asks for, carrying out its answers); what the pairs find "
@@ -729,8 +730,10 @@ def report(
             f"{len(at_best)}; the monitor acted on {sum(bool(o.actions) for o in at_best)}. "
             "Seeds' spread: the standard deviation of the stored grid's metric over seeds 0-2 "
             "at that LR, relative: where it passes the tolerance, one seed's difference with "
-            "and without the monitor says little (adaptive clipping alone, no action, moves "
-            "such a run as much as another seed does).",
+            "and without the monitor says little (any change to such a run, a plateau cut or "
+            "the adaptive clipping the monitor did by default before 2026-12-07, moves it as "
+            "much as another seed does). A monitor that takes no action leaves the run "
+            "exactly as it was.",
             "",
             "| task | best LR | without | with monitor | seeds' spread | actions |",
             "| --- | --- | --- | --- | --- | --- |",
@@ -752,9 +755,10 @@ def _clipping_lines(clipping: list[ClipOutcome]) -> list[str]:
     signs = [moved(o) for o in clipping]
     return [
         "",
-        f"**Adaptive clipping at the best LR** (seed 0; every short task and the quick long "
-        f'ones): the monitor with ZClip (`clip="zscore"`, z = 2.5; its default before '
-        f"2026-12-07) against the bare run: within {TOLERANCE:.0%} on "
+        f"**Adaptive clipping at the best LR** (seed 0; every short task, and the long "
+        "versions of diamonds_mlp and movielens_mf): the monitor with ZClip "
+        '(`clip="zscore"`, z = 2.5; its default before 2026-12-07) against the bare run: '
+        f"within {TOLERANCE:.0%} on "
         f"{sum(o.clip_ok for o in clipping)} of {len(clipping)}, worse beyond it on "
         f"{signs.count(-1)}, better on {signs.count(1)}. The monitor at its defaults "
         f"(no clipping, a spike in a learning run waited on for 12 steps): within "
