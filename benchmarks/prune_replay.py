@@ -314,7 +314,9 @@ def _run_trial(trial: optuna.Trial, curve: Curve, checkpoint_every: int) -> int 
     return curve.steps if curve.diverged else None
 
 
-COUNTS = (8, 16)
+COUNTS = (8, 16, 20, 32)
+"""Trial counts replayed (20: ``lrpilot.search``'s default); random search also at twice each,
+the target's bar."""
 SEEDS = 20
 BOOTSTRAP = 2000
 ABLATIONS = {"fair 4/5": (4, 2), "fair 2/5": (2, 2), "fair 4/10": (4, 1)}
@@ -352,7 +354,7 @@ def replay_task(name: str, seeds: int) -> list[Replayed]:
             out.append(Replayed(name, method, prune, trials, seed, pick, gap, steps))
 
     for method, prune in CONFIGS:
-        counts = (*COUNTS, 2 * COUNTS[-1]) if method == "random" else COUNTS
+        counts = sorted({*COUNTS, *(2 * n for n in COUNTS)}) if method == "random" else COUNTS
         for trials in counts:
             for seed in range(1 if method == "grid" else seeds):
                 startup, every = ABLATIONS.get(prune, (_pruning.STARTUP_TRIALS, 1))
@@ -514,7 +516,8 @@ def report(rows: list[Replayed], tasks: list[str], seeds: int, command: str) -> 
         shown = "—" if math.isnan(ratio) else f"{ratio:.2f}"
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {mean:.1f} | {median:.1f} | {shown} |")
     lines += ["", *against_median_lines(rows, table), "", *schedule_lines(rows)]
-    lines += ["", *target_lines(table), "", *held_out_lines(rows, tasks)]
+    lines += ["", *target_lines(table), *default_against_random(rows)]
+    lines += ["", *held_out_lines(rows, tasks)]
     lines += ["", *start_lines(rows, table)]
     return "\n".join(lines) + "\n"
 
@@ -612,6 +615,45 @@ def target_lines(table: dict[Key, tuple[float, float, float]]) -> list[str]:
             f"space, lrpilot's pruner), N={n}: {ours[0]:.2f} % of gap against random@{2 * n}'s "
             f"{bar[0]:.2f} % ({regret_met}); {ours[2]:.2f}× unpruned TPE's steps, the sweep "
             f"counted ({steps_met})."
+        )
+    return lines
+
+
+def default_against_random(rows: list[Replayed]) -> list[str]:
+    """The default search at N against random search at 2N, paired by task and seed: the mean
+    difference in % of gap over tasks with its 95 % bootstrap interval (negative: the default
+    better), and the share of searches where its pick is at least as good."""
+    gaps = {(r.task, r.seed, r.method, r.prune, r.trials): r.gap for r in rows}
+    steps = {(r.task, r.seed, r.method, r.prune, r.trials): r.steps for r in rows}
+    lines = [
+        "",
+        "The default search against random search at twice its trials, paired (the difference "
+        "in % of gap, negative: the default better, with its 95 % bootstrap interval over "
+        "tasks), and its steps over unpruned TPE's at N (the mean over tasks, with the same "
+        "interval):",
+        "",
+    ]
+    for n in COUNTS:
+        by_task: dict[str, list[float]] = {}
+        ratios: dict[str, list[float]] = {}
+        wins = []
+        for (task, seed, method, prune, trials), gap in gaps.items():
+            other = gaps.get((task, seed, "random", "none", 2 * n))
+            if (method, prune, trials) != (START_OWN, "fair", n) or other is None:
+                continue
+            by_task.setdefault(task, []).append(100 * (gap - other))
+            wins.append(gap <= other + 1e-12)
+            plain = steps.get((task, seed, "bayes", "none", n))
+            if plain:
+                ratios.setdefault(task, []).append(steps[(task, seed, method, prune, n)] / plain)
+        if not by_task:
+            continue
+        mean, low, high, share = _paired_stats(by_task, wins)
+        ratio, r_low, r_high, _ = _paired_stats(ratios, [True])
+        lines.append(
+            f"- N={n} against random@{2 * n}: {mean:+.2f} [{low:+.2f}, {high:+.2f}] % of gap "
+            f"(mean over {len(by_task)} tasks), at least as good in {share:.0%} of searches; "
+            f"{ratio:.2f}× [{r_low:.2f}, {r_high:.2f}] unpruned TPE's steps."
         )
     return lines
 
