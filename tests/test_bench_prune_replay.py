@@ -125,6 +125,25 @@ def test_steps_are_a_share_of_unpruned_tpe_on_the_same_task_seed_and_count() -> 
     assert ratio == pytest.approx(0.5 * (0.4 + 0.8))
 
 
+def test_the_default_search_is_paired_with_random_search_at_twice_its_trials() -> None:
+    def row(task: str, seed: int, method: str, prune: str, trials: int, gap: float, steps: int):
+        return pr.Replayed(task, method, prune, trials, seed, 1e-3, gap, steps)
+
+    rows = [
+        row("a", 0, pr.START_OWN, "fair", 8, 0.10, 300),
+        row("a", 0, "random", "none", 16, 0.20, 1600),
+        row("a", 0, "bayes", "none", 8, 0.00, 800),
+        row("a", 0, pr.START_OWN, "none", 8, 0.90, 900),  # another pruner: not the default
+        row("b", 0, pr.START_OWN, "fair", 8, 0.30, 600),
+        row("b", 0, "random", "none", 16, 0.00, 1600),
+        row("b", 0, "bayes", "none", 8, 0.00, 1000),
+    ]
+    (line,) = [x for x in pr.default_against_random(rows) if x.startswith("- N=8 ")]
+    assert "+10.00 [" in line  # task a: -10 points, task b: +30: their mean
+    assert "(mean over 2 tasks)" in line and "at least as good in 50% of searches" in line
+    assert "0.49× [" in line  # 300/800 and 600/1000: their mean over tasks
+
+
 def test_the_choice_is_the_best_pick_for_no_more_steps_than_the_median_pruner() -> None:
     table = {
         ("bayes", "median", 8): (2.0, 2.0, 0.5),
