@@ -104,7 +104,23 @@ def test_a_known_lr_at_another_batch_is_rescaled():
     )
     assert adam.lr == pytest.approx(2e-3)
     assert adam.schedule == "warmup(2000)+constant"  # no steps: no decay, uncapped warmup
-    assert "steps" in adam.assumed
+    assert "steps" in adam.assumed and "uncapped" in adam.assumed["warmup"]
+
+
+def test_a_large_batch_of_a_run_of_unknown_length_warms_up_a_share_of_it():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    advice = lrpilot.advise(model, optimizer="sgd", batch_size=1024)
+    assert advice.schedule == "warmup(0.05)+constant" and advice.warmup_steps is None
+    assert advice.to_dict()["warmup_steps"] is None
+    assert not [f for f in advice.findings if f.code == "large-batch-without-warmup"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=advice.lr)
+    scheduler = lrpilot.attach(optimizer, advice.schedule, total_steps=400)
+    lrs = []
+    for _ in range(30):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] < 0.2 * advice.lr and lrs[20] == pytest.approx(advice.lr)  # 20 steps: 5 %
 
 
 def test_a_gru_is_clipped_and_the_recipes_clip_is_kept():
@@ -247,6 +263,30 @@ def test_a_linear_probe_trains_its_head_at_the_full_lr():
     model[0].requires_grad_(False)
     groups, head, _ = finetune_groups(model, 1e-3)
     assert head == ["2"] and [(g.name, g.lr) for g in groups] == [("head", 1e-3)]
+
+
+class _TiedLM(nn.Module):
+    """A language model whose output layer shares its weight with the embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.blocks = nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+        self.out = nn.Linear(8, 20, bias=False)
+        self.out.weight = self.emb.weight
+
+
+def test_a_tied_output_layer_is_not_a_new_head_unless_named_one():
+    model = _TiedLM()
+    advice = lrpilot.advise(model, optimizer="adamw", finetune=True, steps=1000)
+    assert advice.assumed["head"].startswith("none: out shares its weights with emb (tied)")
+    assert not [g for g in advice.param_groups if g.name == "head"]
+    _assert_partition(model, advice.param_groups)
+    # named as the head, the shared weight trains at the head's LR (it is listed as emb's)
+    groups, head, _ = finetune_groups(model, 1e-3, head="out")
+    assert head == ["out"] and groups[-1].name == "head"
+    assert groups[-1].params == ("emb.weight",) and groups[-1].lr == 1e-3
+    _assert_partition(model, groups)
 
 
 def test_a_bad_head_name_is_refused():

@@ -84,7 +84,9 @@ class Advice:
         lr: the starting peak LR (for fine-tuning, the new head's).
         range: ``(low, high)`` to sweep or search.
         schedule: a spec :func:`lrpilot.parse_schedule` accepts, warmup included.
-        warmup_steps: the warmup's length in steps (0: none).
+        warmup_steps: the warmup's length in steps (0: none; ``None``: a share of a run whose
+            length is not known, which the schedule's spec gives, ``warmup(0.05)``, laid out
+            when it is attached with ``total_steps``).
         clip: the gradient-norm threshold to clip at, or ``False``.
         family: the optimizer family the advice is for.
         effective_batch: samples per optimizer step (all devices and micro-batches), if known.
@@ -101,7 +103,7 @@ class Advice:
     lr: float
     range: tuple[float, float]
     schedule: str
-    warmup_steps: int
+    warmup_steps: int | None
     clip: bool | float
     family: str
     effective_batch: int | None = None
@@ -356,13 +358,14 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
         reasons.append(span_reason)
     warmup = _warmup(facts, reasons)
     schedule = _schedule(facts, warmup, reasons)
+    warmup_steps = None if isinstance(warmup, float) else warmup
     clip = _clip(facts, reasons)
     groups = _groups(facts, lr, known, reasons)
     return Advice(
         lr=lr,
         range=span,
         schedule=schedule,
-        warmup_steps=warmup,
+        warmup_steps=warmup_steps,
         clip=clip,
         family=facts.family,
         effective_batch=facts.effective_batch,
@@ -464,17 +467,29 @@ def _finetune_lr(facts: _Known, reasons: list[Reason]) -> float:
     return lr
 
 
-def _warmup(facts: _Known, reasons: list[Reason]) -> int:
+LARGE_BATCH_WARMUP_SHARE = 0.05
+"""The warmup of a large batch, as a share of the run, where no dataset size says what five
+epochs are (lrpilot's choice: half the playbook's 10 % cap)."""
+
+
+def _warmup(facts: _Known, reasons: list[Reason]) -> int | float:
+    """The warmup in steps, or as a share of the run (a float) where its length is not known
+    and the rule is a share of it."""
     batch = facts.effective_batch
     if facts.family == "adam":
         beta2 = facts.beta2 if facts.beta2 is not None else 0.999
         steps = rules.adam_warmup_steps(beta2, facts.steps)
-        cap = "" if facts.steps is None else f", at most 10 % of {facts.steps} steps"
+        cap = f", at most 10 % of {facts.steps} steps" if facts.steps is not None else ""
         reasons.append(
             reason(
                 "adam_warmup", f"warm up {steps} steps: 2 / (1 - beta2) with beta2 {beta2:g}{cap}."
             )
         )
+        if facts.steps is None:
+            facts.assumed["warmup"] = (
+                f"{steps} steps, uncapped: the run's length is not known; for a run shorter "
+                f"than {10 * steps} steps give steps=N, and the warmup is cut to 10 % of it"
+            )
         return steps
     if batch is not None and batch >= rules.LARGE_BATCH:
         if facts.dataset_size is not None:
@@ -487,8 +502,8 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int:
                     f"of {per_epoch} steps, at most 10 % of the run.",
                 )
             )
-        else:
-            steps = int(0.05 * facts.steps) if facts.steps else 0
+        elif facts.steps:
+            steps = int(LARGE_BATCH_WARMUP_SHARE * facts.steps)
             reasons.append(
                 reason(
                     "large_batch_warmup",
@@ -496,11 +511,21 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int:
                     f"choice without a dataset size): batch {batch} is large.",
                 )
             )
+        else:
+            reasons.append(
+                reason(
+                    "large_batch_warmup",
+                    "warm up 5 % of the run (lrpilot's choice without a dataset size; the "
+                    "run's length is not known, so the spec gives the share: warmup(0.05), "
+                    f"laid out when attached with total_steps): batch {batch} is large.",
+                )
+            )
+            return LARGE_BATCH_WARMUP_SHARE
         return steps
     return 0
 
 
-def _schedule(facts: _Known, warmup: int, reasons: list[Reason]) -> str:
+def _schedule(facts: _Known, warmup: int | float, reasons: list[Reason]) -> str:
     if facts.steps is None:
         facts.assumed["steps"] = "unknown: a constant LR; give steps=N for a decaying schedule"
         body = "constant"
@@ -551,7 +576,13 @@ def _groups(
     head = known.get("head")
     decay = known.get("layer_decay")
     groups, used_head, used_decay = finetune_groups(facts.model, lr, head=head, decay=decay)
-    if head is None:
+    tied = _tied_head(facts.model) if head is None else None
+    if tied is not None:
+        facts.assumed["head"] = (
+            f"none: {tied[0]} shares its weights with {tied[1]} (tied), a pretrained weight "
+            f"that trains in {tied[1]}'s group: pass head='name' for a new head"
+        )
+    elif head is None:
         facts.assumed["head"] = (
             f"the new head is {', '.join(used_head) or 'absent'} (the last child module with "
             "trainable parameters): pass head='name' to say which"
@@ -598,8 +629,11 @@ def finetune_groups(
     if not trainable:
         raise ConfigError("The model has no trainable parameters: nothing to fine-tune.")
     heads = _head_names(model, head)
-    in_head = [n for n, _ in trainable if _under(n, heads)]
-    body = [n for n, _ in trainable if not _under(n, heads)]
+    # by identity, not by name: a weight the head shares with an earlier module (a tied output
+    # layer) is listed once, under the earlier module's name
+    shared = {id(p) for h in heads for p in model.get_submodule(h).parameters()}
+    in_head = [n for n, p in trainable if id(p) in shared]
+    body = [n for n, p in trainable if id(p) not in shared]
     levels = _levels(model, body, heads)
     count = max(levels.values(), default=-1) + 1
     gamma = decay
@@ -633,10 +667,25 @@ def _head_names(model: nn.Module, head: str | Iterable[str] | None) -> list[str]
     # parameters, frozen ones included, so that a linear probe (a frozen backbone, one
     # trainable head) gets its head at the full LR rather than a decayed one
     with_params = [n for n, m in model.named_children() if any(True for _ in m.parameters())]
-    if len(with_params) < 2:
+    if len(with_params) < 2 or _tied_head(model) is not None:
         return []
     last = model.get_submodule(with_params[-1])
     return with_params[-1:] if any(p.requires_grad for p in last.parameters()) else []
+
+
+def _tied_head(model: nn.Module) -> tuple[str, str] | None:
+    """``(last child, earlier child)`` when the last child with parameters holds only weights
+    an earlier child holds too (a language model's output layer tied to its embedding): a
+    pretrained weight, not a new head."""
+    children = [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
+    if len(children) < 2:
+        return None
+    name, last = children[-1]
+    own = {id(p) for p in last.parameters()}
+    for earlier, module in children[:-1]:
+        if own <= {id(p) for p in module.parameters()}:
+            return name, earlier
+    return None
 
 
 def _levels(model: nn.Module, body: list[str], heads: list[str]) -> dict[str, int]:
@@ -740,6 +789,20 @@ def _query(facts: _Known) -> dict[str, Any]:
     }
 
 
+def _laid_out(spec: str, steps: int | None) -> bool:
+    """Whether lint can lay ``spec`` out: over the run's steps when known, else over the 1,000
+    steps lint assumes, which a warmup given as a share fits and one of 2,000 steps does not."""
+    if steps is not None:
+        return True
+    from lrpilot.schedules import parse_schedule
+
+    try:
+        parse_schedule(spec, total_steps=1000)
+    except ValueError:
+        return False
+    return True
+
+
 def _findings(facts: _Known, known: dict[str, Any], advised: str) -> list[Finding]:
     """The lint of what is known. The schedule linted is the recipe's own when it has one,
     else the ``advised`` one when the run's length is known (its spec is laid out over it):
@@ -755,7 +818,7 @@ def _findings(facts: _Known, known: dict[str, Any], advised: str) -> list[Findin
         facts.task,
         model=facts.model,
         optimizer=optimizer,
-        schedule=advised if own is None and facts.steps is not None else None,
+        schedule=advised if own is None and _laid_out(advised, facts.steps) else None,
         train_loader=known.get("train_loader"),
         val_loader=known.get("val_loader"),
         lr=known.get("lr"),

@@ -574,7 +574,12 @@ def _print_advice(advice: Any) -> None:
     console = Console(highlight=False)
     lo, hi = advice.range
     console.print(f"[bold green]lr {advice.lr:.3g}[/]  (range {lo:.2g}–{hi:.2g})")
-    console.print(f"schedule {escape(advice.schedule)}  (warmup {advice.warmup_steps} steps)")
+    warmup = (
+        f"warmup {advice.warmup_steps} steps"
+        if advice.warmup_steps is not None
+        else "warmup: a share of the run, laid out by its length"
+    )
+    console.print(f"schedule {escape(advice.schedule)}  ({warmup})")
     console.print(f"clip {advice.clip if advice.clip else 'no'}")
     for group in advice.param_groups:
         console.print(
