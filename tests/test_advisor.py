@@ -265,6 +265,31 @@ def test_a_linear_probe_trains_its_head_at_the_full_lr():
     assert head == ["2"] and [(g.name, g.lr) for g in groups] == [("head", 1e-3)]
 
 
+class _LoRALinear(nn.Module):
+    """A frozen pretrained linear layer with a trainable low-rank update (PEFT's names)."""
+
+    def __init__(self, d: int, rank: int = 2) -> None:
+        super().__init__()
+        self.base = nn.Linear(d, d).requires_grad_(False)
+        self.lora_A = nn.Linear(d, rank, bias=False)
+        self.lora_B = nn.Linear(rank, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.lora_B(self.lora_A(x))
+
+
+def test_lora_adapters_train_at_one_lr_with_no_layer_decay_a_and_b_apart():
+    model = nn.Sequential(_LoRALinear(8), nn.ReLU(), _LoRALinear(8), nn.Linear(8, 3))
+    advice = lrpilot.advise(model, optimizer="adamw", lora=True, steps=1000)
+    by_name = {g.name: g for g in advice.param_groups}
+    assert list(by_name) == ["lora_A", "lora_B", "other"]
+    assert {g.lr for g in advice.param_groups} == {advice.lr}  # no depth decay
+    assert by_name["lora_A"].params == ("0.lora_A.weight", "2.lora_A.weight")
+    assert by_name["other"].params == ("3.weight", "3.bias")  # the new head
+    _assert_partition(model, advice.param_groups)
+    assert any("multiply lora_B's LR by 16" in r.text for r in advice.reasons)
+
+
 class _TiedLM(nn.Module):
     """A language model whose output layer shares its weight with the embedding."""
 

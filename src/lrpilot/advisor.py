@@ -571,6 +571,8 @@ def _clip(facts: _Known, reasons: list[Reason]) -> bool | float:
 def _groups(
     facts: _Known, lr: float, known: dict[str, Any], reasons: list[Reason]
 ) -> list[ParamGroup]:
+    if known.get("lora") and facts.model is not None:
+        return _lora_groups(facts.model, lr, reasons)
     if not facts.finetune or facts.model is None:
         return []
     head = known.get("head")
@@ -595,6 +597,45 @@ def _groups(
             f"depth(s) below the head at {lr:.3g}; frozen parameters left out.",
         )
     )
+    return groups
+
+
+def _lora_groups(model: nn.Module, lr: float, reasons: list[Reason]) -> list[ParamGroup]:
+    """LoRA's groups: every adapter at the one LoRA LR, A and B apart so that LoRA+'s ratio
+    is one multiplication away, and any other trainable parameter (a new head) at the same
+    LR. No layer-wise decay: the adapters are new, not pretrained weights, and the LoRA rule
+    is one LR for all of them, nearly independent of the rank."""
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    a = tuple(n for n in trainable if "lora_a" in n.lower())
+    b = tuple(n for n in trainable if "lora_b" in n.lower())
+    rest = tuple(n for n in trainable if n not in a and n not in b)
+    groups = [
+        ParamGroup(name, lr, names)
+        for name, names in (("lora_A", a), ("lora_B", b), ("other", rest))
+        if names
+    ]
+    if a or b:
+        reasons.append(
+            reason(
+                "lora_lr",
+                f"LoRA groups: the adapters at {lr:.3g} with no layer-wise decay (they are "
+                "new, not pretrained), A and B apart: for LoRA+ multiply lora_B's LR by "
+                f"{rules.LORAPLUS_RATIO:g}"
+                + (
+                    f"; the other trainable parameters ({len(rest)}) at the same LR."
+                    if rest
+                    else "."
+                ),
+            )
+        )
+    else:
+        reasons.append(
+            reason(
+                "lora_lr",
+                f"LoRA: no parameter is named lora_A or lora_B (PEFT's names), so every "
+                f"trainable parameter is one group at {lr:.3g}, with no layer-wise decay.",
+            )
+        )
     return groups
 
 
