@@ -290,6 +290,45 @@ def test_lora_adapters_train_at_one_lr_with_no_layer_decay_a_and_b_apart():
     assert any("multiply lora_B's LR by 16" in r.text for r in advice.reasons)
 
 
+def test_lora_is_fine_tuning_and_needs_adapters_for_its_rules():
+    with_adapters = nn.Sequential(_LoRALinear(8), nn.Linear(8, 3))
+    lora = lrpilot.advise(with_adapters, optimizer="adamw", lora=True, finetune=False, steps=1000)
+    assert lora.lr == pytest.approx(1e-3) and lora.finetune  # 10x fine-tuning's 1e-4
+    assert "LoRA adapts a pretrained model" in lora.assumed["finetune"]
+    plain = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    full = lrpilot.advise(plain, optimizer="adamw", lora=True, steps=1000)
+    assert full.lr == pytest.approx(1e-4)  # no adapters: full fine-tuning's advice, said so
+    assert any("no trainable parameter is named lora_A" in r.text for r in full.reasons)
+    assert [g.name for g in full.param_groups][-1] == "head"  # the layer-wise groups
+    with pytest.raises(lrpilot.ConfigError, match="head"):
+        lrpilot.advise(with_adapters, lora=True, head="nope")
+
+
+def test_peft_embedding_adapters_join_the_a_and_b_groups():
+    class Embedded(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(10, 4).requires_grad_(False)
+            self.lora_embedding_A = nn.Parameter(torch.zeros(2, 10))
+            self.lora_embedding_B = nn.Parameter(torch.zeros(4, 2))
+
+    advice = lrpilot.advise(Embedded(), optimizer="adamw", lora=True, steps=1000)
+    groups = {g.name: g.params for g in advice.param_groups}
+    assert groups == {"lora_A": ("lora_embedding_A",), "lora_B": ("lora_embedding_B",)}
+
+
+def test_a_large_batch_warmup_is_seen_by_the_lint_whatever_its_length():
+    model = nn.Linear(2, 2)
+    for known in (
+        dict(optimizer="adam", batch_size=1024),  # Adam's 2,000 steps, no run length
+        dict(optimizer="sgd", batch_size=1024, dataset_size=10_000_000),  # Goyal's, uncapped
+        dict(optimizer="sgd", batch_size=2048, steps=10),  # 5 % of 10 steps: 1, not 0
+    ):
+        advice = lrpilot.advise(model, history=False, **known)
+        assert advice.schedule.startswith("warmup(") and advice.warmup_steps, known
+        assert not [f for f in advice.findings if f.code == "large-batch-without-warmup"]
+
+
 class _TiedLM(nn.Module):
     """A language model whose output layer shares its weight with the embedding."""
 
@@ -304,9 +343,18 @@ class _TiedLM(nn.Module):
 def test_a_tied_output_layer_is_not_a_new_head_unless_named_one():
     model = _TiedLM()
     advice = lrpilot.advise(model, optimizer="adamw", finetune=True, steps=1000)
-    assert advice.assumed["head"].startswith("none: out shares its weights with emb (tied)")
+    assert advice.assumed["head"].startswith("none: out shares a weight with emb (tied)")
     assert not [g for g in advice.param_groups if g.name == "head"]
+    assert max(g.lr for g in advice.param_groups) == advice.lr  # the top depth, not 0.8x it
     _assert_partition(model, advice.param_groups)
+    # a tied decoder with a bias of its own (BERT's masked-LM head) is no new head either
+    biased = _TiedLM()
+    biased.out = nn.Linear(8, 20)
+    biased.out.weight = biased.emb.weight
+    advised = lrpilot.advise(biased, optimizer="adamw", finetune=True, steps=1000)
+    assert "(tied)" in advised.assumed["head"]
+    assert not [g for g in advised.param_groups if g.name == "head"]
+    _assert_partition(biased, advised.param_groups)
     # named as the head, the shared weight trains at the head's LR (it is listed as emb's)
     groups, head, _ = finetune_groups(model, 1e-3, head="out")
     assert head == ["out"] and groups[-1].name == "head"

@@ -13,6 +13,7 @@ the reasons say so. The result is plain data (:meth:`Advice.to_dict`); the lint 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -316,14 +317,16 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
     if known.get("lr") is not None:  # an LR the user means to use: linted, so a real one
         check.real("lr", known["lr"], 0.0, open_low=True, open_high=True)
     reasons: list[Reason] = []
+    lora = _lora(facts, known, reasons)
     lr = _start_lr(facts, known, reasons)
-    if known.get("lora"):
+    if lora:
+        full = lr
         lr = rules.lora_lr(lr, facts.steps)
         reasons.append(
             reason(
                 "lora_lr",
-                f"LoRA: {lr:.3g}, about 10x the full fine-tuning LR; with LoRA+ run the B "
-                f"matrices at {rules.LORAPLUS_RATIO:g}x the A matrices (Hayou et al. 2024).",
+                f"LoRA: {lr:.3g}, {lr / full:.3g}x the full fine-tuning LR; with LoRA+ run the "
+                f"B matrices at {rules.LORAPLUS_RATIO:g}x the A matrices (Hayou et al. 2024).",
             )
         )
     span = (lr / 10, lr * 10)
@@ -495,15 +498,21 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int | float:
         if facts.dataset_size is not None:
             per_epoch = rules.steps_per_epoch(facts.dataset_size, batch)
             steps = rules.sgd_warmup_steps(per_epoch, facts.steps)
+            cap = ", at most 10 % of the run" if facts.steps is not None else ""
             reasons.append(
                 reason(
                     "sgd_warmup",
                     f"warm up {steps} steps: batch {batch} is large; 5 epochs "
-                    f"of {per_epoch} steps, at most 10 % of the run.",
+                    f"of {per_epoch} steps{cap}.",
                 )
             )
-        elif facts.steps:
-            steps = int(LARGE_BATCH_WARMUP_SHARE * facts.steps)
+            if facts.steps is None:
+                facts.assumed["warmup"] = (
+                    f"{steps} steps, uncapped: the run's length is not known; for a run shorter "
+                    f"than {10 * steps} steps give steps=N, and the warmup is cut to 10 % of it"
+                )
+        elif facts.steps:  # rounded as the spec warmup(0.05) rounds it, never to 0
+            steps = max(1, math.floor(LARGE_BATCH_WARMUP_SHARE * facts.steps + 0.5))
             reasons.append(
                 reason(
                     "large_batch_warmup",
@@ -571,8 +580,19 @@ def _clip(facts: _Known, reasons: list[Reason]) -> bool | float:
 def _groups(
     facts: _Known, lr: float, known: dict[str, Any], reasons: list[Reason]
 ) -> list[ParamGroup]:
-    if known.get("lora") and facts.model is not None:
-        return _lora_groups(facts.model, lr, reasons)
+    model = facts.model
+    if (
+        known.get("lora")
+        and model is not None
+        and (_adapters(model, _LORA_A) or _adapters(model, _LORA_B))
+    ):
+        if known.get("head") is not None:
+            _head_names(model, known["head"])  # checked, as without LoRA
+        if known.get("layer_decay") is not None:
+            check.real("layer_decay", known["layer_decay"], 0.0, 1.0, open_low=True)
+        if known.get("head") is not None or known.get("layer_decay") is not None:
+            facts.assumed["lora"] = "head= and layer_decay= are not used: LoRA's one LR"
+        return _lora_groups(model, lr, reasons)
     if not facts.finetune or facts.model is None:
         return []
     head = known.get("head")
@@ -581,8 +601,9 @@ def _groups(
     tied = _tied_head(facts.model) if head is None else None
     if tied is not None:
         facts.assumed["head"] = (
-            f"none: {tied[0]} shares its weights with {tied[1]} (tied), a pretrained weight "
-            f"that trains in {tied[1]}'s group: pass head='name' for a new head"
+            f"none: {tied[0]} shares a weight with {tied[1]} (tied), so it is pretrained, not "
+            f"new; the shared weight goes with {tied[1]}, and the top depth trains at the LR: "
+            "pass head='name' for a new head"
         )
     elif head is None:
         facts.assumed["head"] = (
@@ -590,14 +611,50 @@ def _groups(
             "trainable parameters): pass head='name' to say which"
         )
     depth = len(groups) - (1 if used_head else 0)
+    where = (
+        f"below the head at {lr:.3g}" if used_head else f"the top one at {lr:.3g} (no new head)"
+    )
     reasons.append(
         reason(
             "layer_decay",
-            f"layer-wise decay {used_decay:g} over {depth} pretrained "
-            f"depth(s) below the head at {lr:.3g}; frozen parameters left out.",
+            f"layer-wise decay {used_decay:g} over {depth} pretrained depth(s), {where}; "
+            "frozen parameters left out.",
         )
     )
     return groups
+
+
+_LORA_A = re.compile(r"lora_(embedding_)?a(\.|$)")
+_LORA_B = re.compile(r"lora_(embedding_)?b(\.|$)")
+"""PEFT's adapter names, lower-cased: ``lora_A.default.weight``, ``lora_embedding_A.default``."""
+
+
+def _adapters(model: nn.Module, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """The trainable parameters whose name, lower-cased, matches ``pattern``."""
+    return tuple(
+        n for n, p in model.named_parameters() if p.requires_grad and pattern.search(n.lower())
+    )
+
+
+def _lora(facts: _Known, known: dict[str, Any], reasons: list[Reason]) -> bool:
+    """Whether the LoRA rules apply: ``lora=True`` is fine-tuning (set so), and, with a model
+    given, one that holds adapters; without any, the advice is full fine-tuning's, said so."""
+    if not known.get("lora"):
+        return False
+    if not facts.finetune:
+        facts.finetune = True
+        facts.assumed["finetune"] = "fine-tuning: LoRA adapts a pretrained model"
+    model = facts.model
+    if model is not None and not (_adapters(model, _LORA_A) or _adapters(model, _LORA_B)):
+        reasons.append(
+            reason(
+                "lora_lr",
+                "lora=True, but no trainable parameter is named lora_A or lora_B (PEFT's "
+                "names): the advice is full fine-tuning's.",
+            )
+        )
+        return False
+    return True
 
 
 def _lora_groups(model: nn.Module, lr: float, reasons: list[Reason]) -> list[ParamGroup]:
@@ -606,8 +663,7 @@ def _lora_groups(model: nn.Module, lr: float, reasons: list[Reason]) -> list[Par
     LR. No layer-wise decay: the adapters are new, not pretrained weights, and the LoRA rule
     is one LR for all of them, nearly independent of the rank."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    a = tuple(n for n in trainable if "lora_a" in n.lower())
-    b = tuple(n for n in trainable if "lora_b" in n.lower())
+    a, b = _adapters(model, _LORA_A), _adapters(model, _LORA_B)
     rest = tuple(n for n in trainable if n not in a and n not in b)
     groups = [
         ParamGroup(name, lr, names)
@@ -626,14 +682,6 @@ def _lora_groups(model: nn.Module, lr: float, reasons: list[Reason]) -> list[Par
                     if rest
                     else "."
                 ),
-            )
-        )
-    else:
-        reasons.append(
-            reason(
-                "lora_lr",
-                f"LoRA: no parameter is named lora_A or lora_B (PEFT's names), so every "
-                f"trainable parameter is one group at {lr:.3g}, with no layer-wise decay.",
             )
         )
     return groups
@@ -682,10 +730,11 @@ def finetune_groups(
         gamma = rules.LAYER_DECAYS["electra-base" if count <= DEEP_STACK else "electra-large"]
     gamma = check.real("layer_decay", gamma, 0.0, 1.0, open_low=True)
     groups = []
+    below = 0 if in_head else 1  # without a new head, the top depth trains at ``lr`` itself
     for level in range(count):
         names = tuple(n for n in body if levels[n] == level)
         if names:
-            lr_level = top * gamma ** (count - level)
+            lr_level = top * gamma ** (count - level - below)
             groups.append(ParamGroup(_group_name(names, level), lr_level, names))
     if in_head:
         groups.append(ParamGroup("head", top, tuple(in_head)))
@@ -715,16 +764,17 @@ def _head_names(model: nn.Module, head: str | Iterable[str] | None) -> list[str]
 
 
 def _tied_head(model: nn.Module) -> tuple[str, str] | None:
-    """``(last child, earlier child)`` when the last child with parameters holds only weights
-    an earlier child holds too (a language model's output layer tied to its embedding): a
-    pretrained weight, not a new head."""
+    """``(last child, earlier child)`` when the last child with parameters shares a weight
+    with an earlier child (a language model's output layer tied to its embedding, BERT's
+    masked-LM head with its own transform and bias around the tied decoder): pretrained, not
+    a new head."""
     children = [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
     if len(children) < 2:
         return None
     name, last = children[-1]
     own = {id(p) for p in last.parameters()}
     for earlier, module in children[:-1]:
-        if own <= {id(p) for p in module.parameters()}:
+        if own & {id(p) for p in module.parameters()}:
             return name, earlier
     return None
 
@@ -830,18 +880,25 @@ def _query(facts: _Known) -> dict[str, Any]:
     }
 
 
-def _laid_out(spec: str, steps: int | None) -> bool:
-    """Whether lint can lay ``spec`` out: over the run's steps when known, else over the 1,000
-    steps lint assumes, which a warmup given as a share fits and one of 2,000 steps does not."""
+LONG_ENOUGH = 10**7
+"""The run length an advised schedule is laid out over for lint when the run's is not known
+and its warmup does not fit lint's own assumption of 1,000 steps (Adam's 2,000)."""
+
+
+def _lint_view(spec: str, steps: int | None) -> Any:
+    """The advised schedule as lint should read it: the spec, laid out over the run's steps
+    when known, else over the 1,000 steps lint assumes (a warmup given as a share fits); a
+    warmup of more steps than that (Adam's 2,000) is read as the schedule of a run long enough
+    to hold it, so that lint sees the warmup the advice gives."""
     if steps is not None:
-        return True
+        return spec
     from lrpilot.schedules import parse_schedule
 
     try:
         parse_schedule(spec, total_steps=1000)
     except ValueError:
-        return False
-    return True
+        return parse_schedule(spec, total_steps=LONG_ENOUGH)
+    return spec
 
 
 def _findings(facts: _Known, known: dict[str, Any], advised: str) -> list[Finding]:
@@ -859,7 +916,7 @@ def _findings(facts: _Known, known: dict[str, Any], advised: str) -> list[Findin
         facts.task,
         model=facts.model,
         optimizer=optimizer,
-        schedule=advised if own is None and _laid_out(advised, facts.steps) else None,
+        schedule=_lint_view(advised, facts.steps) if own is None else None,
         train_loader=known.get("train_loader"),
         val_loader=known.get("val_loader"),
         lr=known.get("lr"),
