@@ -869,11 +869,11 @@ class Monitor(Callback):
             self._forget_trajectory()
         return _Decision(
             kind,
-            reason,
+            reason if factor is not None else f"{reason}; the LR is already at its floor",
             rollback=True,
             lr_factor=factor,
             snapshot=True,
-            lrs=(before, self._snap_lr),
+            lrs=(before, self._snap_lr) if factor is not None else None,
             back_to=shown_back_to,
         )
 
@@ -1098,8 +1098,8 @@ class Monitor(Callback):
         )
         self._said_too_low = None
         return self._roll_back(
-            f"the loss has stayed at or above its start ({first:.4g}) for {self._since} steps"
-            f"{jumped}{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
+            f"the loss's median over the last {len(window)} steps, {level:.4g}, is at or "
+            f"above its start ({first:.4g}){jumped}{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
             f"too high{withdrawn}",
             "stalled",
             hot=True,
