@@ -1099,7 +1099,8 @@ class Monitor(Callback):
         self._said_too_low = None
         return self._roll_back(
             f"the loss's median over the last {len(window)} steps, {level:.4g}, is at or "
-            f"above its start ({first:.4g}){jumped}{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
+            f"above its start ({first:.4g}){jumped}"
+            f"{'' if self._hot_cuts else ', and is not falling'}: the LR is likely "
             f"too high{withdrawn}",
             "stalled",
             hot=True,
