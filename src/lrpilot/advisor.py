@@ -304,9 +304,11 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
         **known: facts that override or complete it: ``model``, ``optimizer`` (an instance,
             a class or a family name), ``batch_size`` (per device), ``devices``,
             ``accumulation_steps``, ``dataset_size``, ``steps``, ``finetune``, ``base_lr``
-            and ``base_batch`` (an LR known to work at another batch: rescaled), ``lr`` (an LR
+            and ``base_batch`` (an LR known to work at another batch: rescaled; with
+            ``lora``, the full fine-tuning LR, of which LoRA's is 10x), ``lr`` (an LR
             you mean to use: linted), ``head`` (the new head's module name(s) for
-            fine-tuning), ``layer_decay``, ``lora``, ``grad_clip``, ``beta2``,
+            fine-tuning), ``layer_decay``, ``lora`` (fine-tuning with adapters named
+            ``lora_A``/``lora_B``, PEFT's names), ``grad_clip``, ``beta2``,
             ``train_loader``, ``val_loader``, ``history`` (``False`` to ignore it; a
             :class:`~lrpilot.history.History` or URL to read another store).
 
