@@ -353,8 +353,13 @@ def test_a_tied_output_layer_is_not_a_new_head_unless_named_one():
     biased.out.weight = biased.emb.weight
     advised = lrpilot.advise(biased, optimizer="adamw", finetune=True, steps=1000)
     assert "(tied)" in advised.assumed["head"]
+    assert "the shared weight trains in emb's group" in advised.assumed["head"]
     assert not [g for g in advised.param_groups if g.name == "head"]
     _assert_partition(biased, advised.param_groups)
+    biased.emb.requires_grad_(False)  # the shared weight frozen: said so, in no group
+    frozen = lrpilot.advise(biased, optimizer="adamw", finetune=True, steps=1000)
+    assert "the shared weight is frozen, in no group" in frozen.assumed["head"]
+    _assert_partition(biased, frozen.param_groups)
     # named as the head, the shared weight trains at the head's LR (it is listed as emb's)
     groups, head, _ = finetune_groups(model, 1e-3, head="out")
     assert head == ["out"] and groups[-1].name == "head"

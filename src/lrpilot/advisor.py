@@ -602,9 +602,13 @@ def _groups(
     groups, used_head, used_decay = finetune_groups(facts.model, lr, head=head, decay=decay)
     tied = _tied_head(facts.model) if head is None else None
     if tied is not None:
+        last, earlier = (facts.model.get_submodule(n) for n in tied)
+        shared = {id(p) for p in earlier.parameters()}
+        frozen = all(not p.requires_grad for p in last.parameters() if id(p) in shared)
+        where = "is frozen, in no group" if frozen else f"trains in {tied[1]}'s group"
         facts.assumed["head"] = (
             f"none: {tied[0]} shares a weight with {tied[1]} (tied), so it is pretrained, not "
-            f"new; the shared weight goes with {tied[1]}, and the top depth trains at the LR: "
+            f"new; the shared weight {where}, and the top depth trains at the LR: "
             "pass head='name' for a new head"
         )
     elif head is None:
