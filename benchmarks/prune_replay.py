@@ -469,13 +469,20 @@ def paired(rows: list[Replayed], a: str, b: str, trials: int) -> tuple[float, fl
 def _paired_stats(
     by_task: dict[str, list[float]], wins: list[bool]
 ) -> tuple[float, float, float, float]:
+    if not by_task:
+        return math.nan, math.nan, math.nan, math.nan
+    return (*_mean_interval(by_task), sum(wins) / len(wins))
+
+
+def _mean_interval(by_task: dict[str, list[float]]) -> tuple[float, float, float]:
+    """The mean over tasks of each task's mean, with its 95 % bootstrap interval over tasks."""
     means = [statistics.fmean(v) for v in by_task.values()]
     if not means:
-        return math.nan, math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan
     rng = random.Random(0)
     boots = sorted(statistics.fmean(rng.choices(means, k=len(means))) for _ in range(BOOTSTRAP))
     low, high = boots[int(0.025 * BOOTSTRAP)], boots[int(0.975 * BOOTSTRAP) - 1]
-    return statistics.fmean(means), low, high, sum(wins) / len(wins)
+    return statistics.fmean(means), low, high
 
 
 def report(rows: list[Replayed], tasks: list[str], seeds: int, command: str) -> str:
@@ -649,7 +656,7 @@ def default_against_random(rows: list[Replayed]) -> list[str]:
         if not by_task:
             continue
         mean, low, high, share = _paired_stats(by_task, wins)
-        ratio, r_low, r_high, _ = _paired_stats(ratios, [True])
+        ratio, r_low, r_high = _mean_interval(ratios)
         lines.append(
             f"- N={n} against random@{2 * n}: {mean:+.2f} [{low:+.2f}, {high:+.2f}] % of gap "
             f"(mean over {len(by_task)} tasks), at least as good in {share:.0%} of searches; "

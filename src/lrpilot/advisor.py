@@ -365,7 +365,7 @@ def advise(task_or_objects: Any = None, **known: Any) -> Advice:
     schedule = _schedule(facts, warmup, reasons)
     warmup_steps = None if isinstance(warmup, float) else warmup
     clip = _clip(facts, reasons)
-    groups = _groups(facts, lr, known, reasons)
+    groups = _groups(facts, lr, known, reasons, lora=lora)
     return Advice(
         lr=lr,
         range=span,
@@ -580,14 +580,12 @@ def _clip(facts: _Known, reasons: list[Reason]) -> bool | float:
 
 
 def _groups(
-    facts: _Known, lr: float, known: dict[str, Any], reasons: list[Reason]
+    facts: _Known, lr: float, known: dict[str, Any], reasons: list[Reason], *, lora: bool
 ) -> list[ParamGroup]:
+    """The param groups: LoRA's where its rules apply (``lora``, from :func:`_lora`: a model
+    with adapters), else fine-tuning's by depth, else none."""
     model = facts.model
-    if (
-        known.get("lora")
-        and model is not None
-        and (_adapters(model, _LORA_A) or _adapters(model, _LORA_B))
-    ):
+    if lora and model is not None:
         if known.get("head") is not None:
             _head_names(model, known["head"])  # checked, as without LoRA
         if known.get("layer_decay") is not None:

@@ -127,21 +127,6 @@ class SpikeDetector:
         self.values.append(value)
         bisect.insort(self.ordered, value)
 
-    def peek(self, value: float) -> Spike | None:
-        """The :class:`Spike` ``value`` would be, without feeding it (``None`` in the warmup,
-        or for a non-finite value)."""
-        if not math.isfinite(value) or len(self.values) < self.warmup:
-            return None
-        median = self.median()
-        ratio = relative_rise(value, median)
-        if not ratio > self.ratio:
-            return None
-        mad = statistics.median([abs(v - median) for v in self.values])
-        sigma = MAD_TO_SIGMA * mad + 1e-12 * max(abs(median), 1.0)
-        z = (value - median) / sigma
-        big = value - median > self.min_excess * abs(self.first)
-        return Spike(value, median, ratio, z) if z > self.z and big else None
-
     def update(self, value: float) -> Spike | None:
         """Feed one value; the :class:`Spike` it is, or ``None``."""
         if not math.isfinite(value):

@@ -134,6 +134,11 @@ too low, passes; a knocked-out network creeping towards chance (0.1 % a window o
 does not."""
 
 
+_Probe = tuple[int, torch.Tensor]
+"""A copy of the weights and the count of healthy steps when it was taken
+(:meth:`Monitor._weights_moved`)."""
+
+
 def _below_start(first: float) -> float:
     """The level a loss must fall under to count as progressed from its ``first`` value:
     :data:`STALL_DROP` of the first value's magnitude below it (``(1 - STALL_DROP) * first``
@@ -410,7 +415,7 @@ class Monitor(Callback):
         self._div_best = math.inf  # and its lowest
         self._div_threshold = math.nan  # and its growth threshold (lrpilot.train's default)
         self._distributed = False
-        self._probe: tuple[int, torch.Tensor] | None = None  # (step, weights) of a stall
+        self._probe: _Probe | None = None  # (step, weights) of a stall
         self._model: nn.Module | None = None
         self._scale = 1.0
         self._snap_scale = 1.0
@@ -434,7 +439,7 @@ class Monitor(Callback):
         self._loss_plateau = self._new_loss_plateau()
         self._slow_checked = False
         self._rose: str | None = None  # a rise found, judged once the weights' move is known
-        self._rise_probe: tuple[int, torch.Tensor] | None = None
+        self._rise_probe: _Probe | None = None
         self._said_too_low: int | None = None  # the step of a note that the LR is too low
         self._stopped = False  # after a stop, the run's final evaluation is only recorded
         self._place: str | Path | None = None
@@ -951,8 +956,11 @@ class Monitor(Callback):
         if len(history) < 4 * self.window // 5:
             return None  # too few steps since a rollback: judged once there are enough
         self._slow_checked = True
-        span = f"the first {step} steps" if not self._rollbacks else f"the {len(history)} steps"
-        span += "" if not self._rollbacks else " since the last rollback"
+        span = (
+            f"the {len(history)} steps since the last rollback"
+            if self._rollbacks
+            else f"the first {step} steps"
+        )
         window = max(5, min(self.window, len(history) // 4))
         drop = too_slow(history, window=window, min_drop=self.slow_drop)
         if drop is None:
@@ -964,7 +972,7 @@ class Monitor(Callback):
             return None  # within the batches' noise: no evidence that it rose
         if drop < 0:  # a loss that rose says the opposite of an LR too low
             self._rose = f"the loss rose {-100 * drop:.1f}% over {span} instead "
-            self._weights_moved("_rise_probe")  # the probe the judgement reads
+            _, self._rise_probe = self._weights_moved(None)  # the probe the judgement reads
             return None
         self._said_too_low = step
         return _Decision(
@@ -980,7 +988,7 @@ class Monitor(Callback):
         if self._rise_probe is not None and self._since - self._rise_probe[0] < 5:
             return None
         rose, self._rose = self._rose, None
-        moved = self._weights_moved("_rise_probe")
+        moved, _ = self._weights_moved(self._rise_probe)
         self._rise_probe = None
         if moved is None or moved < MOVE_FLOOR:
             return _Decision(
@@ -1057,7 +1065,7 @@ class Monitor(Callback):
             return None  # within the batches' noise of the one-batch start: no evidence
         if not self._hot_cuts and declining(window, min_drop=CREEP_DROP):
             return None
-        moved = self._weights_moved()
+        moved, self._probe = self._weights_moved(self._probe)
         if moved is None or moved < MOVE_FLOOR:
             return None
         rise = relative_rise(self._peak, first)
@@ -1078,25 +1086,24 @@ class Monitor(Callback):
             hot=True,
         )
 
-    def _weights_moved(self, probe_name: str = "_probe") -> float | None:
-        """The weights' relative change per step since the last call (``None`` at the first,
-        which takes the probe; ``inf`` without a model to read). Called only when the loss
-        looks stalled, or rose, so a copy of the weights is taken once in a while, never per
-        step. ``probe_name``: the attribute that keeps the probe (the stall's and the rise's
-        are apart, so that one does not reset the other's)."""
+    def _weights_moved(self, probe: _Probe | None) -> tuple[float | None, _Probe | None]:
+        """``(rate, probe)``: the weights' relative change per step since ``probe`` was taken
+        (``None`` without one; ``inf`` without a model to read), and a new probe to keep in
+        its place (the stall's and the rise's are kept apart, so that one does not reset the
+        other's). Called only when the loss looks stalled, or rose, so a copy of the weights
+        is taken once in a while, never per step."""
         if self._model is None:
-            return math.inf
+            return math.inf, probe
         with torch.no_grad():
             now = torch.cat([p.detach().reshape(-1).float() for p in self._model.parameters()])
-        probe = getattr(self, probe_name)
-        setattr(self, probe_name, (self._since, now.clone()))
+        taken = (self._since, now.clone())
         if probe is None or probe[0] >= self._since:
-            return None
+            return None, taken
         base = float(torch.linalg.vector_norm(probe[1]))
         if base == 0:
-            return math.inf
+            return math.inf, taken
         change = float(torch.linalg.vector_norm(now - probe[1].to(now.device)))
-        return change / base / (self._since - probe[0])
+        return change / base / (self._since - probe[0]), taken
 
     def _maybe_snapshot(self, step: int, lr: float) -> _Decision | None:
         """A snapshot every ``snapshot_every`` healthy steps, once the run is *good*: by the
