@@ -457,6 +457,46 @@ def test_a_spike_that_settles_by_itself_in_a_learning_run_is_left_alone():
     assert not [e for e in monitor.events if e["acted"] and e["kind"] != "spike"]
 
 
+def _moving(monitor: Monitor, model: nn.Module, losses) -> list[Answer]:
+    """Feed ``losses`` to a plain-loop ``monitor`` while the weights move 1 % a step."""
+    answers = []
+    for loss in losses:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1.01)
+        answers.append(monitor.step(loss, grad_norm=1.0))
+    return answers
+
+
+def test_the_rise_is_read_on_the_steps_since_the_last_rollback():
+    """A run that learnt fast, blew up, and restarted at a tenth of its LR falls steadily from
+    its start again: no rise, though the restart's losses lie above the discarded attempt's."""
+    rng = random.Random(0)
+    before = [2.3 - 0.2 * i for i in range(10)] + [0.3 + rng.uniform(-0.02, 0.02)] * 20
+    restart = [2.3 - 0.008 * i + rng.uniform(-0.05, 0.05) for i in range(110)]
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = _quiet(oscillation_window=0).watch(model, opt, steps=400)
+    answers = _moving(monitor, model, [*before, 5.0, 5.0, *restart])
+    assert sum(a.rolled_back for a in answers) == 1  # the blow-up's
+    assert not [e for e in monitor.events if e["kind"] == "rose"]
+
+
+def test_a_rise_rolls_back_past_the_steps_it_blames():
+    """No snapshot is taken while a rise found at slow_after awaits its judgement: the
+    rollback goes back to a snapshot taken before the rise was found, not 5 steps."""
+    rng = random.Random(1)
+    losses = [2.3 - 0.26 * i for i in range(5)]
+    losses += [1.0 + 0.008 * i + rng.uniform(-0.03, 0.03) for i in range(115)]
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = _quiet(oscillation_window=0).watch(model, opt, steps=400)
+    _moving(monitor, model, losses)
+    (rose,) = [e for e in monitor.events if e["kind"] == "rose"]
+    back_to = int(rose["message"].split("rolled back to step ")[1].split(",")[0])
+    assert back_to < 100 <= rose["step"] - 5  # found at step 100, judged 5 steps later
+
+
 def test_a_spike_back_above_the_start_is_still_acted_on_at_the_second_step():
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
