@@ -497,6 +497,21 @@ def test_a_rise_rolls_back_past_the_steps_it_blames():
     assert back_to < 100 <= rose["step"] - 5  # found at step 100, judged 5 steps later
 
 
+def test_a_rollback_at_the_lrs_floor_says_so():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    monitor = _quiet(slow_after=None, oscillation_window=0, min_lr_factor=0.1)
+    monitor.watch(model, opt)
+    healthy = [2.3 - 0.04 * i for i in range(30)] + [1.1] * 30
+    first = _scripted(monitor, healthy + [5.0, 5.0])[-1]  # cut by 10: down to the floor
+    assert first.rolled_back and first.lr_factor == pytest.approx(0.1)
+    again = _scripted(monitor, [1.1] * 30 + [5.0, 5.0])[-1]
+    assert again.rolled_back and again.lr_factor is None
+    assert "the LR is already at its floor; rolled back to step" in again.reason
+    assert " -> " not in again.reason  # no "LR 0.1 -> 0.1"
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
 def test_a_spike_back_above_the_start_is_still_acted_on_at_the_second_step():
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
