@@ -3,6 +3,7 @@ on scripted curves, the error messages, the CLI's JSON, the impact table and the
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import warnings
@@ -270,13 +271,15 @@ def test_the_range_tests_suggestion_is_the_first_trial(journal):
 
 
 def test_a_nan_metric_fails_that_trial_with_its_reason_and_the_search_goes_on(journal):
-    models: dict[int, int] = {}
+    seen = itertools.count()
 
     def metric(model, loader):  # the second trial's model scores NaN
-        index = models.setdefault(id(model), len(models))
+        # Tag the model itself: an id() can be reused once an earlier trial's model is freed.
+        if not hasattr(model, "trial_index"):
+            model.trial_index = next(seen)
         return (
             math.nan
-            if index == 1
+            if model.trial_index == 1
             else -float(nn.functional.cross_entropy(model(loader[0][0]), loader[0][1]))
         )
 
