@@ -17,13 +17,18 @@ import pytest
 
 TRIALS = 6
 SLOW_TASK = """
+import os
 import time
 import torch
 from torch import nn
 import lrpilot
 
+HOLD = os.environ.get("SLOW_TASK_HOLD", "")
+
 def loss(outputs, targets):
-    time.sleep(0.003)  # a trial lasts about half a second: long enough to be killed mid-run
+    time.sleep(0.003)  # a trial lasts about half a second
+    while HOLD and os.path.exists(HOLD):  # the test holds the worker mid-trial to kill it there
+        time.sleep(0.01)
     return nn.functional.cross_entropy(outputs, targets)
 
 def task():
@@ -86,7 +91,12 @@ def _command(task_file: Path, storage: str, study: str) -> list[str]:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "LRPILOT_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "LRPILOT_HOME": str(tmp_path / "home"),
+        "OMP_NUM_THREADS": "1",
+        "SLOW_TASK_HOLD": str(tmp_path / "hold"),
+    }
 
 
 def _load(storage: str, study: str) -> optuna.Study:
@@ -139,9 +149,11 @@ def test_a_worker_killed_mid_trial_then_rerun_completes_the_study(storage, task_
     worker = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(tmp_path)
     )
-    victim = _wait_for_a_running_trial(storage, study_name, worker)
+    hold = tmp_path / "hold"
+    victim = _hold_a_running_trial(storage, study_name, worker, hold)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
+    hold.unlink()
     study = _load(storage, study_name)
     assert study.get_trials()[victim].state == optuna.trial.TrialState.RUNNING  # a zombie now
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=_env(tmp_path))
@@ -157,8 +169,12 @@ def test_a_worker_killed_mid_trial_then_rerun_completes_the_study(storage, task_
     assert json.loads(rerun.stdout)["lr"] == study.best_params["lr"]
 
 
-def _wait_for_a_running_trial(storage: str, study: str, worker: subprocess.Popen) -> int:
-    """The number of a trial the worker is in the middle of (it has trained some steps)."""
+def _hold_a_running_trial(storage: str, study: str, worker: subprocess.Popen, hold: Path) -> int:
+    """The number of the trial the worker is held in, after it finished one.
+
+    Once a trial has finished, the hold file stops the worker at its next loss evaluation:
+    the trial it is in can neither finish nor be pruned nor diverge before the kill, whatever
+    the machine's load (a fixed sleep raced the trial's end)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
@@ -166,10 +182,18 @@ def _wait_for_a_running_trial(storage: str, study: str, worker: subprocess.Popen
             trials = _load(storage, study).get_trials()
         except KeyError:  # not created yet
             trials = []
-        done = sum(t.state.is_finished() for t in trials)
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-        if done >= 1 and running:
-            time.sleep(0.15)  # well inside its ~0.5 s run
-            return running[0].number
+        if sum(t.state.is_finished() for t in trials) >= 1:
+            break
         time.sleep(0.05)
-    raise AssertionError("the worker never ran a trial")
+    else:
+        raise AssertionError("the worker never finished a trial")
+    hold.touch()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        first = _load(storage, study).get_trials()
+        time.sleep(0.5)
+        again = _load(storage, study).get_trials()
+        running = [t.number for t in again if t.state == optuna.trial.TrialState.RUNNING]
+        if len(running) == 1 and [t.state for t in first] == [t.state for t in again]:
+            return running[0]  # the worker is stuck in that trial: nothing moved for 0.5 s
+    raise AssertionError("the worker was never held in a trial")
