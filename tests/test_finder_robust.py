@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import warnings
 
@@ -488,6 +489,38 @@ def test_progress_in_a_notebook_is_plain_text(loader, monkeypatch, capsys):
     )
     lrpilot.train(task, 0.1)  # the training loop's progress too
     assert "train 10/10" in capsys.readouterr().err
+
+
+_SWEEP_SCRIPT = """
+import torch, lrpilot
+from torch import nn
+torch.manual_seed(0)
+x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+model = nn.Linear(4, 2)
+res = lrpilot.find_lr(model, torch.optim.SGD(model.parameters(), lr=0.1), [(x, y)] * 4,
+                      nn.functional.cross_entropy, num_steps=20, steps=100)
+print("lr", res.lr)
+"""
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_progress_bar_keeps_off_stdout_and_out_of_logs(terminal, tmp_path):
+    """stdout carries only the program's own output (``--json``, a log); the bar goes to
+    stderr in a terminal (rich's ``FORCE_COLOR`` stands in for one) and is not drawn where
+    stderr is a file, where a live display leaves only blank lines."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env |= {"LRPILOT_HISTORY": "0", "PYTHONWARNINGS": "ignore"}
+    if terminal:
+        env["FORCE_COLOR"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", _SWEEP_SCRIPT], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("lr ") and done.stdout.count("\n") == 1
+    assert ("range test" in done.stderr) is terminal
 
 
 def _equal_fields(a: lrpilot.LRFinderResult, b: lrpilot.LRFinderResult) -> None:

@@ -1,6 +1,7 @@
-"""The progress display of long work (a sweep, a run): a rich bar in a terminal, one line
-rewritten in place in a Jupyter notebook (where rich's live display asks for ipywidgets), or
-nothing."""
+"""The progress display of long work (a sweep, a run): a rich bar on stderr in a terminal
+(stdout stays clean for ``--json`` and for the user's own output), one line rewritten in place
+in a Jupyter notebook (where rich's live display asks for ipywidgets), or nothing (stderr is a
+log or a pipe, where a live bar leaves only blank lines)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Updat
         with _text_progress(label, total) as update:
             yield update
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -53,7 +55,11 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Updat
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=True) as bar:
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log or a pipe: a live bar would leave only a blank line
+        yield lambda done, lr, loss: None
+        return
+    with Progress(*columns, console=console, transient=True) as bar:
         task_id = bar.add_task(label, total=total, lr=0.0, loss=float("nan"))
         yield lambda done, lr, loss: bar.update(task_id, completed=done, lr=lr, loss=loss)
 
