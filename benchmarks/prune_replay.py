@@ -115,7 +115,6 @@ def train_curve(task: BenchTask, lr: float, seed: int = CURVE_SEED) -> dict[str,
         recorder,  # type: ignore[arg-type]
         checkpoints,
         report_loss=False,
-        heartbeat=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

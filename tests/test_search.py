@@ -234,7 +234,6 @@ def test_a_trial_is_called_diverged_far_above_its_first_loss_of_either_sign(loss
         None,  # type: ignore[arg-type]  # no checkpoint is reached: the trial is never asked
         set(),
         report_loss=True,
-        heartbeat=None,
     )
     stops = []
     for step, loss in enumerate(losses, 1):
@@ -296,6 +295,31 @@ def test_a_nan_metric_fails_that_trial_with_its_reason_and_the_search_goes_on(jo
     failed = [t for t in result.trials if t.state == "FAIL"]
     assert len(failed) == 1 and "nan" in failed[0].reason
     assert sum(t.state == "COMPLETE" for t in result.trials) == 3
+
+
+def test_a_journal_trial_beats_while_its_worker_is_busy_and_stops_with_it(journal):
+    """The journal store's heartbeat comes from a thread: a step or a validation pass longer
+    than the grace (twice the beat) must not let another worker reap a live trial."""
+    import time
+
+    from lrpilot._search._storage import HEARTBEAT, beating, is_stale
+
+    backend = optuna.storages.journal.JournalFileBackend(journal)
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(backend))
+    trial = study.ask()
+
+    def beat() -> float:
+        return float(study.get_trials(deepcopy=False)[0].user_attrs.get(HEARTBEAT, 0.0))
+
+    started = time.time()
+    with beating(trial, 0.2):
+        time.sleep(1.5)  # one long "step": no callback of the training loop runs
+        assert beat() > started
+        assert not is_stale(study.get_trials()[0], grace=1.2)
+    last = beat()
+    time.sleep(0.6)
+    assert beat() == last  # the beat stops with the trial
+    assert is_stale(study.get_trials()[0], grace=0.5)
 
 
 # ------------------------------------------------------------------------------ errors

@@ -65,7 +65,7 @@ def task_file(tmp_path) -> Path:
     return path
 
 
-def _command(task_file: Path, storage: str, study: str) -> list[str]:
+def _command(task_file: Path, storage: str, study: str, heartbeat: int = 2) -> list[str]:
     return [
         sys.executable,
         "-c",
@@ -85,7 +85,7 @@ def _command(task_file: Path, storage: str, study: str) -> list[str]:
         "--lr-max",
         "1",
         "--heartbeat",
-        "2",
+        str(heartbeat),
         "--json",
     ]
 
@@ -118,14 +118,23 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def test_two_workers_finish_exactly_the_requested_trials(storage, task_file, tmp_path):
     study_name = f"two-{tmp_path.name}"
-    cmd = _command(task_file, storage, study_name)
+    # a heartbeat far longer than the hold below: a held trial is not taken for a dead one
+    cmd = _command(task_file, storage, study_name, heartbeat=60)
+    hold = tmp_path / "hold"
+    hold.touch()
     workers = [
         subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
         )
         for _ in range(2)
     ]
-    outputs = [w.communicate(timeout=180) for w in workers]
+    try:
+        _hold_until_both_run_a_trial(storage, study_name, workers, hold)
+        outputs = [w.communicate(timeout=180) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
     for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err
     study = _load(storage, study_name)
@@ -141,6 +150,35 @@ def test_two_workers_finish_exactly_the_requested_trials(storage, task_file, tmp
     for out, _ in outputs:
         data = json.loads(out)
         assert (data["lr"], data["metric"]) == (best.params["lr"], best.value)
+
+
+def _hold_until_both_run_a_trial(
+    storage: str, study: str, workers: list[subprocess.Popen], hold: Path
+) -> None:
+    """Release the workers once each is held in a trial of its own.
+
+    One worker alone runs all the trials in about a second and a half (most are pruned early),
+    so a worker that got going later than that (a loaded machine starts two processes unevenly)
+    found the study done and ran none: the hold file stops each at its first trial's first
+    loss until the other is in a trial too."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for w in workers:
+            assert w.poll() is None, w.stderr.read() if w.stderr else ""
+        try:
+            trials = _load(storage, study).get_trials()
+        except KeyError:  # not created yet
+            trials = []
+        owners = {
+            str(t.user_attrs["lrpilot.owner"]).split(":")[1]  # host:pid:number
+            for t in trials
+            if t.state == optuna.trial.TrialState.RUNNING and "lrpilot.owner" in t.user_attrs
+        }
+        if len(owners) == 2:
+            hold.unlink()
+            return
+        time.sleep(0.05)
+    raise AssertionError("the two workers were never both in a trial")
 
 
 def test_a_worker_killed_mid_trial_then_rerun_completes_the_study(storage, task_file, tmp_path):

@@ -27,7 +27,6 @@ better, inside the noise, for the same steps), not better than it.
 from __future__ import annotations
 
 import math
-import time
 
 import optuna
 from optuna.pruners import BasePruner
@@ -212,8 +211,8 @@ class TrialReporter(Callback):
     Reports the validation metric at every evaluation (the search has the task evaluate at
     fixed fractions of the run) or, without validation data, minus the smoothed training loss
     at the same fractions; stops the run when the pruner says so; stops it at once when the
-    loss is not finite or far above its start (divergence); and, where the storage has no
-    heartbeat of its own, writes one as a user attribute every ``heartbeat`` seconds.
+    loss is not finite or far above its start (divergence). (The journal store's heartbeat
+    beats from a thread of its own: ``_storage.beating``.)
     """
 
     def __init__(
@@ -222,21 +221,17 @@ class TrialReporter(Callback):
         checkpoints: set[int],
         *,
         report_loss: bool,
-        heartbeat: float | None,
     ) -> None:
         self.trial = trial
         self.checkpoints = checkpoints
         self.report_loss = report_loss
-        self.heartbeat = heartbeat
-        self.last_beat = time.monotonic()
         self.first_loss: float | None = None
         self.pruned_at: int | None = None
         self.diverged = ""
         self.failed = ""
 
     def on_step(self, info: StepInfo) -> Action | None:
-        """Heartbeat, divergence, and (without validation data) the loss checkpoints."""
-        self._beat()
+        """Divergence, and (without validation data) the loss checkpoints."""
         loss = info.loss
         if self.first_loss is None and math.isfinite(loss):
             self.first_loss = loss
@@ -273,11 +268,3 @@ class TrialReporter(Callback):
     def _diverge(self, reason: str) -> Action:
         self.diverged = self.diverged or reason
         return Action(stop=True, reason=f"diverged: {reason}")
-
-    def _beat(self) -> None:
-        if self.heartbeat is None:
-            return
-        now = time.monotonic()
-        if now - self.last_beat >= self.heartbeat:
-            self.last_beat = now
-            self.trial.set_user_attr("lrpilot.heartbeat", time.time())

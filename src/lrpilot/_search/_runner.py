@@ -454,7 +454,7 @@ class _Runner:
 
         from ..train import train
         from ._pruning import TrialReporter
-        from ._storage import HEARTBEAT, OWNER, owner_tag
+        from ._storage import HEARTBEAT, OWNER, beating, owner_tag
 
         trial.set_user_attr(OWNER, owner_tag(trial.number))
         if self.store.heartbeat is not None:
@@ -468,10 +468,12 @@ class _Runner:
         recipe = task_for(self.task, params)
         if recipe.val_loader is not None and recipe.eval_every is None:
             recipe = dataclasses.replace(recipe, eval_every=self.every)
-        reporter = TrialReporter(
-            trial, self.checkpoints, report_loss=self.report_loss, heartbeat=self.store.heartbeat
-        )
-        with warnings.catch_warnings(), history.capturing_runs() as captured:
+        reporter = TrialReporter(trial, self.checkpoints, report_loss=self.report_loss)
+        with (
+            beating(trial, self.store.heartbeat),
+            warnings.catch_warnings(),
+            history.capturing_runs() as captured,
+        ):
             # the recipe was linted once, before the first trial; a sampled LR is the
             # search's choice. The run is recorded below as a trial, with its outcome.
             warnings.simplefilter("ignore", LintWarning)

@@ -12,7 +12,8 @@
   queued again.
 
 The journal store has no heartbeat in Optuna 5.0, so lrpilot keeps its own, in the trial's user
-attributes: every trial records its host and process id and beats every ``heartbeat`` seconds.
+attributes: every trial records its host and process id and beats every ``heartbeat`` seconds
+from a thread (:func:`beating`), however long a step or a validation pass takes.
 Before each trial, and while waiting for others, :func:`reap` fails a RUNNING trial whose
 process is gone (same host) or whose beat is older than twice the interval (any host), and
 queues it again with Optuna's own retry callback, so no trial stays RUNNING and a killed one is
@@ -23,10 +24,13 @@ Passwords never reach a message: every URL shown goes through :func:`masked`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,6 +233,36 @@ def is_stale(trial: FrozenTrial, grace: float | None, now: float | None = None) 
             return False
         beat = trial.datetime_start.timestamp()
     return now - float(beat) > grace
+
+
+@contextlib.contextmanager
+def beating(trial: Any, interval: float | None) -> Iterator[None]:
+    """Write ``trial``'s :data:`HEARTBEAT` every ``interval`` seconds from a thread of its own
+    while the block runs (nothing for ``None``: a database keeps Optuna's own heartbeat).
+
+    Why a thread: the training loop's steps cannot beat for it, since one step, or a
+    validation pass, can outlast twice the interval on a big model, and another worker would
+    then fail and retry a trial whose worker is alive (Optuna's own heartbeat beats from a
+    thread for the same reason)."""
+    if interval is None:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            try:
+                trial.set_user_attr(HEARTBEAT, time.time())
+            except Exception:  # the trial finished meanwhile, or the store is gone: stop
+                return
+
+    thread = threading.Thread(target=beat, name=f"lrpilot-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _alive(pid: int) -> bool:
