@@ -81,7 +81,17 @@ median at 0.25, 2.0 % at 0 and 1.1 % at 0.5. (The range test's own run-length co
 from a sweep rather than a finished short run, is fitted apart: :class:`lrpilot.suggest.
 PilotConstants`.)"""
 RACE_FACTORS = (0.5, 1.0, 2.0)
-"""Candidates: the range test's pick times these, kept inside its band."""
+"""Candidates: the range test's pick times these, kept inside its band.
+
+The race's best is its highest candidate on most of the scoreboard's tasks. Tried on
+2026-12-08 and not kept: following a best at the field's edge with up to two more candidates
+(x2 each, head to head at the last rung's length, one run of it kept back from the budget).
+Over 25 tasks (``benchmarks.tune_regret``, 3 seeds) the mean regret rose from 3.8 % to 5.2 %
+of the gap and the worst from 20 % to 50 %: MovieLens' 2,000-step Adam runs, whose best LR is
+10x below their 200-step runs', climbed further (19.6 -> 50.3 %, 2.3 -> 14.7 %), for gains
+on its SGD run (20.1 -> 10.1 %) and the long MNIST-1D Adam run (1.7 -> 0.3 %). A race
+compressed to a short run favours LRs higher than the full run wants; going past the field
+follows that bias."""
 RESULT_VERSION = 1
 RACE_MODES = ("check", "adopt", "off")
 DEFAULT_RACE = "adopt"
