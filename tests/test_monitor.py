@@ -710,3 +710,34 @@ def test_the_monitor_is_quiet_on_a_healthy_run(schedule):
     )
     assert [e for e in monitor.events if e["acted"]] == []
     assert not run.diverged and monitor.lr_scale == 1.0
+
+
+@pytest.mark.parametrize("clipped", [True, False])
+def test_a_norm_the_recipe_clipped_is_not_an_explosion(clipped):
+    """A noisy binary task (first loss ln 2, batches around 0.5): two batches in a row with
+    gradient norms 30x the median and losses just above the first. Unclipped, that is a
+    divergence: rolled back, the LR cut 10x. Where the recipe's own clipping bounded those
+    steps (``StepInfo.clipped``), their updates were bounded: nothing is done."""
+    from lrpilot.control.callbacks import RunInfo, StepInfo
+
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = _quiet(oscillation_window=0)
+    monitor.on_run_start(RunInfo(0.1, 200, 0, model, optimizer))
+    noise = random.Random(0)
+    actions = []
+    for step in range(1, 101):
+        loss, norm, bad = 0.5 + 0.1 * noise.uniform(-1, 1), 1.0 + 0.2 * noise.random(), False
+        if step == 1:
+            loss = math.log(2)
+        if step in (70, 71):
+            loss, norm, bad = 0.8, 30.0, True
+        info = StepInfo(step, 200, 0.1, loss, norm, False, bad and clipped, loss, model, optimizer)
+        action = monitor.on_step(info)
+        if action is not None and (action.rollback or action.lr_factor):
+            actions.append((step, action))
+    if clipped:
+        assert actions == []
+    else:
+        ((step, action),) = actions
+        assert step == 71 and action.rollback and action.lr_factor == pytest.approx(0.1)

@@ -208,7 +208,11 @@ class Monitor(Callback):
         spike_z: A loss this many robust sigmas (``1.4826 * MAD``) above its running median...
         spike_ratio: ...and this many times the median is a spike: roll back and cut the LR.
         explode_ratio: A gradient norm this many times its running median (and ``spike_z``
-            sigmas above it) is exploding: roll back and cut the LR. ``None``: off.
+            sigmas above it) is exploding: roll back and cut the LR. ``None``: off. A step
+            whose gradient the recipe's own clipping bounded (``Task(grad_clip=...)`` in
+            ``lrpilot.train``) is not judged on its norm: its update is already bounded, and
+            its loss says whether it hurt (a noisy binary task's one bad batch, its norm
+            clipped from 30x the median, was rolled back to step 0 with the LR cut 10x).
         patience: Bad steps in a row (a non-finite loss or gradient, or a spike or an
             exploding norm that takes the loss back above the run's first) before a rollback.
             One alone is an outlier batch: ``lrpilot.train`` never applies a non-finite one,
@@ -518,6 +522,7 @@ class Monitor(Callback):
             info.lr,
             applied=not info.skipped,
             diverging=self._run_diverging(info.smoothed),
+            bounded=info.clipped,
         )
         return None if decision is None else self._as_action(decision, info.step)
 
@@ -737,8 +742,11 @@ class Monitor(Callback):
         *,
         applied: bool,
         diverging: str | None = None,
+        bounded: bool = False,
     ) -> _Decision | None:
-        """Every step-level detector, in order of severity; the first that fires decides."""
+        """Every step-level detector, in order of severity; the first that fires decides.
+        ``bounded``: the recipe's clipping bounded this step's update (its norm is not
+        judged)."""
         self._step = step
         if math.isnan(self._snap_lr):
             self._snap_lr = lr
@@ -748,7 +756,7 @@ class Monitor(Callback):
             self._peak_lr = lr
         if self._clip_cooldown:
             self._clip_cooldown -= 1
-        bad = self._bad_step(loss, norm)
+        bad = self._bad_step(loss, norm, bounded=bounded)
         if diverging is not None:
             return self._roll_back(diverging, "diverged", hot=True)
         if bad is not None:
@@ -773,9 +781,12 @@ class Monitor(Callback):
             or self._maybe_snapshot(step, lr)
         )
 
-    def _bad_step(self, loss: float, norm: float) -> tuple[str, str] | None:
+    def _bad_step(
+        self, loss: float, norm: float, *, bounded: bool = False
+    ) -> tuple[str, str] | None:
         """``(reason, kind)`` when this step is non-finite, a loss spike or an exploding
-        gradient norm."""
+        gradient norm (not for a step whose update clipping ``bounded``: the norm still
+        joins the running statistic)."""
         if math.isfinite(loss):
             self._peak = max(self._peak, loss)
         if not math.isfinite(loss):
@@ -786,7 +797,7 @@ class Monitor(Callback):
         explode = self._norms.update(norm)
         if spike is not None:
             return spike.describe("loss"), "spike"
-        if explode is not None:
+        if explode is not None and not bounded:
             return explode.describe("gradient norm"), "exploding"
         return None
 
