@@ -176,21 +176,29 @@ def test_tune_refuses_a_monitor_that_is_not_one(tmp_path: Path) -> None:
         tune(task, race=False, progress=False, monitor="yes")
 
 
-def _race_runs(monkeypatch: pytest.MonkeyPatch, diverge_at: float | None) -> None:
-    """Make race runs whose metric peaks at the lowest LR, and diverge at ``diverge_at``."""
+def _race_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    diverge_at: float | None,
+    metric_of=lambda lr: -math.log(lr),
+    diverged_after: int | None = None,
+) -> None:
+    """Make race runs whose metric is ``metric_of(lr)`` (default: it peaks at the lowest LR),
+    and that diverge at ``diverge_at`` (after ``diverged_after`` steps; default: at the end)."""
     import lrpilot.autopilot as autopilot
 
     def fake_train(task, lr, *, steps=None, seed=0, progress=True, callbacks=()):
+        steps = steps or task.steps
         diverged = diverge_at is not None and lr >= diverge_at
-        metric = math.nan if diverged else -math.log(lr)
+        metric = math.nan if diverged else metric_of(lr)
+        done = diverged_after if diverged and diverged_after is not None else steps
         return lrpilot.RunResult(
             lr=lr,
             steps=steps,
             seed=seed,
             metric=metric,
-            evals=[(steps, metric)],
+            evals=[(done, metric)],
             diverged=diverged,
-            steps_done=steps,
+            steps_done=done,
         )
 
     monkeypatch.setattr(autopilot, "train", fake_train)
@@ -375,3 +383,41 @@ def test_a_short_run_whose_curve_gave_no_pick_races_the_whole_band() -> None:
     assert race["rungs"] == [150] and "spread over the band" in race["note"]
     assert max(lrs) / min(lrs) > 10  # beyond the clustered field's x1/2-x2
     assert result.lr == next(c["lr"] for c in race["candidates"] if c.get("winner"))
+
+
+def test_a_race_run_that_diverged_counts_the_steps_it_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = lrpilot.load_task_file(write_task(tmp_path, 300))  # raced whole: 300 steps each
+    found = tune(task, train=False, race=False, progress=False).range_test
+    _race_runs(monkeypatch, diverge_at=found["lr"] * 1.5, diverged_after=7)
+    result = tune(task, train=False, progress=False)
+    (blown,) = [c for c in result.race["candidates"] if c["metric"] is None]
+    assert blown["steps"] == 7  # the report's "steps trained": not the run's 300
+    raced = sum(c["steps"] for c in result.race["candidates"])
+    assert raced == 7 + 300 * (len(result.race["candidates"]) - 1)
+    assert result.cost_steps == found["cost_steps"] + raced
+
+
+def test_a_tie_keeps_the_lr_nearest_the_pick_and_says_nothing_of_the_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate scores the same: the race keeps the one nearest the range test's pick
+    (a stable sort kept the lowest), and the edge check says they tied instead of failing."""
+    task = lrpilot.load_task_file(write_task(tmp_path, 300))
+    _race_runs(monkeypatch, None, metric_of=lambda lr: 1.0)
+    result = tune(task, progress=False)
+    pick = result.range_test["lr"]
+    nearest = min(result.race["candidates"], key=lambda c: abs(math.log(c["lr"] / pick)))
+    assert result.lr == nearest["lr"] and nearest.get("winner")
+    (edge,) = [c for c in result.checks if c["name"] == "best LR inside what was tried"]
+    assert edge["state"] == "unknown" and "tied with" in edge["message"]
+
+
+def test_the_edge_check_tells_a_tie_from_a_best_at_the_edge() -> None:
+    from lrpilot.report._checks import check_edge
+
+    assert not check_edge(0.01, [0.01, 0.02, 0.04]).ok  # the lowest won: look below it
+    tied = check_edge(0.01, [0.01, 0.02, 0.04], tied=[0.02])
+    assert tied.ok and not tied.known and "tied with 0.02" in tied.message
+    assert check_edge(0.02, [0.01, 0.02, 0.04]).ok

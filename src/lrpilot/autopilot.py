@@ -383,8 +383,10 @@ def _race(
             if run.diverged:
                 diverged.add(c["lr"])
             c.update(_race_outcome(run, by_loss, raced.eval_every or length))
-            c.update(steps=length, raced_at=c["lr"] * scale, evals=[list(e) for e in run.evals])
-        ranked = sorted(standing, key=_race_score, reverse=True)
+            c.update(
+                steps=run.steps_done, raced_at=c["lr"] * scale, evals=[list(e) for e in run.evals]
+            )
+        ranked = sorted(standing, key=lambda c: _race_rank(c, found.lr), reverse=True)
         keep = math.ceil(len(ranked) / 2) if rung < len(rungs) - 1 else 1
         for c in ranked[keep:]:
             c["cut"] = f"cut after {length} steps (rung {rung + 1})"
@@ -525,6 +527,13 @@ def _choose(
     )
 
 
+def _race_rank(candidate: dict[str, Any], pick: float) -> tuple[float, float]:
+    """What the race sorts by, higher first: its score (:func:`_race_score`), and among equal
+    scores the LR nearest the range test's ``pick`` (in log): a tie is no evidence for the
+    field's lowest LR, which a stable sort would have kept."""
+    return _race_score(candidate), -abs(math.log(candidate["lr"] / pick))
+
+
 def _race_score(candidate: dict[str, Any]) -> float:
     """What the race ranks by, higher is better: the validation metric, or, for a candidate
     raced without validation data (it has ``train_loss``), minus its training loss; ``-inf``
@@ -567,6 +576,15 @@ def _assemble(
 
     assert task.steps is not None
     tried = [float(c["lr"]) for c in race_data.get("candidates", [])]
+    chosen = next((c for c in race_data.get("candidates", []) if c.get("chosen")), None)
+    tied = [
+        float(c["lr"])
+        for c in race_data.get("candidates", [])
+        if chosen is not None
+        and c is not chosen
+        and c.get("steps") == chosen.get("steps")
+        and _race_score(c) == _race_score(chosen) > -math.inf
+    ]
     run_dict = None if run is None else run.to_dict()
     checks = (
         []
@@ -574,7 +592,7 @@ def _assemble(
         else [
             c.to_dict()
             for c in run_checks(
-                run, chosen=lr, tried=tried, clip=task.grad_clip, adaptive=adaptive
+                run, chosen=lr, tried=tried, tied=tied, clip=task.grad_clip, adaptive=adaptive
             )
         ]
     )

@@ -228,15 +228,24 @@ def check_overfitting(run: Any, tolerance: float = 0.02) -> Check:
     )
 
 
-def check_edge(chosen: float, tried: Sequence[float]) -> Check:
+def check_edge(chosen: float, tried: Sequence[float], tied: Sequence[float] = ()) -> Check:
     """Whether the chosen LR is the lowest or highest of those tried (``tune``'s race): then the
     best may lie beyond them, and the message says how to look (``tune`` has no knob for its
     race's field; a search's default space spans a decade either side of the range test's
-    pick, :data:`lrpilot._search._space.RANGE_MARGIN`)."""
+    pick, :data:`lrpilot._search._space.RANGE_MARGIN`). ``tied``: the LRs that scored exactly
+    as the chosen one at the same length; a tie says nothing of where the best lies."""
     if len(tried) < 2:
         return _cannot_tell(
             "best LR inside what was tried",
             "no race compared LRs (none run, or none of its runs finished): cannot tell.",
+        )
+    if tied:
+        others = ", ".join(f"{lr:.3g}" for lr in sorted(tied))
+        return _cannot_tell(
+            "best LR inside what was tried",
+            f"the chosen LR {chosen:.3g} tied with {others}: the race could not tell them "
+            "apart (kept: the one nearest the range test's pick), so it says nothing of where "
+            "the best lies.",
         )
     low, high = min(tried), max(tried)
     for edge, side in ((low, "lowest"), (high, "highest")):
@@ -286,13 +295,15 @@ def run_checks(
     *,
     chosen: float | None = None,
     tried: Sequence[float] = (),
+    tied: Sequence[float] = (),
     clip: float | None,
     adaptive: tuple[int, int] | None = None,
 ) -> list[Check]:
     """Every check on one run (and on the choice of its LR, when ``chosen`` is given);
-    ``adaptive``: the monitor's adaptive clipping, ``(clipped, steps seen)``."""
+    ``adaptive``: the monitor's adaptive clipping, ``(clipped, steps seen)``; ``tied``: the
+    LRs the race could not tell from ``chosen``."""
     checks = [check_finished(run), check_improving(run), check_overfitting(run)]
     checks.append(check_clipping(run, clip, adaptive))
     if chosen is not None:
-        checks.append(check_edge(chosen, tried))
+        checks.append(check_edge(chosen, tried, tied))
     return checks

@@ -217,7 +217,7 @@ def _outcome(candidate: Mapping[str, Any]) -> str:
     marks = [
         m for m, key in (("race's best", "winner"), ("chosen", "chosen")) if candidate.get(key)
     ]
-    if _unscored(candidate) and candidate.get("steps"):
+    if _unscored(candidate) and candidate.get("steps") is not None:
         marks.insert(0, "diverged")
     return ", ".join(marks) or str(candidate.get("cut") or "finished")
 
