@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -421,3 +422,45 @@ def test_the_edge_check_tells_a_tie_from_a_best_at_the_edge() -> None:
     tied = check_edge(0.01, [0.01, 0.02, 0.04], tied=[0.02])
     assert tied.ok and not tied.known and "tied with 0.02" in tied.message
     assert check_edge(0.02, [0.01, 0.02, 0.04]).ok
+
+
+def test_a_schedule_object_is_reported_as_the_schedule_not_its_class(tmp_path: Path) -> None:
+    import dataclasses
+
+    from lrpilot import schedules
+
+    task = lrpilot.load_task_file(write_task(tmp_path, 300))
+    task = dataclasses.replace(
+        task, schedule=schedules.warmup(schedules.cosine(steps=270), steps=30)
+    )
+    result = tune(task, train=False, race=False, progress=False)
+    assert result.schedule.startswith("Warmup(schedule=Cosine(steps=270")  # it was "Warmup"
+    assert "steps=30" in result.schedule
+
+
+def test_the_report_quotes_its_command_and_says_when_no_monitor_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import html
+    import shlex
+    import sys
+
+    folder = tmp_path / "my tasks"
+    folder.mkdir()
+    report = tmp_path / "r&1.html"
+    argv = [
+        "lrpilot",
+        "tune",
+        str(write_task(folder, 300)),
+        "--no-monitor",
+        "--report",
+        str(report),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)  # the command the report shows is the one typed
+    out = CliRunner().invoke(app, argv[1:])
+    assert out.exit_code == 0, out.output
+    page = report.read_text()
+    shown = re.search(r'<section id="reproduce">.*?<pre>(.*?)</pre>', page, re.S)
+    assert shown is not None and shlex.split(html.unescape(shown.group(1))) == argv
+    assert "no monitor watched this run (--no-monitor)" in page
+    assert "the monitor did not need to act" not in page

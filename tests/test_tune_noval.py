@@ -117,6 +117,8 @@ def test_a_task_without_validation_data_is_raced_on_its_training_loss(
     assert "<td>final metric</td><td>none (no validation data)</td>" in page
     assert '<span class="ok">✓ finished</span>' in page
     assert '<span class="unknown">– no overfitting</span>' in page
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON, no NaN
+    assert data["metric"] is None and data["run"]["metric"] is None
 
 
 def test_check_mode_keeps_a_pick_that_trained(task_file: Path) -> None:

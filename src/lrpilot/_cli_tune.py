@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -50,7 +51,7 @@ def tune_command(
     from .task import load_task_file
 
     report_path = _checked_report(report)  # before any work: a bad --report costs nothing
-    command = "lrpilot tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    command = shlex.join(["lrpilot", "tune", *sys.argv[2:]]) if len(sys.argv) > 2 else None
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     try:
         with warnings.catch_warnings(record=True) as caught, quiet:

@@ -47,9 +47,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import _validate as check
+from ._json import json_safe
 from .errors import ConfigError
 from .finder import find_lr_for_task, too_noisy
 from .lint import LintWarning
@@ -174,7 +175,8 @@ class TuneResult:
 
     Attributes:
         lr: The chosen peak LR for the task's run.
-        schedule: The schedule as a spec string (``"constant"`` without one).
+        schedule: The schedule as a spec string (``"constant"`` without one; for a schedule
+            given as an object or a callable, the one resolved for the run as its ``repr``).
         cost_steps: Optimizer steps spent choosing (range test and race), not the full run.
         run_steps: The task's run length.
         stages: Each stage's name, steps and seconds.
@@ -190,6 +192,8 @@ class TuneResult:
             "state"}``; ``state`` is ``"pass"``, ``"fail"`` or ``"unknown"`` (the run cannot
             tell), and ``ok`` is ``False`` only for ``"fail"``.
         report: Where the HTML report was written, if anywhere.
+        monitored: Whether a :class:`lrpilot.Monitor` watched the full run (``None``: no
+            full run).
     """
 
     lr: float
@@ -207,6 +211,7 @@ class TuneResult:
     schedule_lrs: list[float] = field(default_factory=list)
     command: str | None = None
     report: str | None = None
+    monitored: bool | None = None
 
     @property
     def metric(self) -> float | None:
@@ -219,8 +224,11 @@ class TuneResult:
         return [] if self.run is None else list(self.run.get("events", []))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data, strict JSON (a metric that is not finite, as a run without validation
+        data has, is ``None``)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {"version": RESULT_VERSION, **data, "metric": self.metric, "events": self.events}
+        out = {"version": RESULT_VERSION, **data, "metric": self.metric, "events": self.events}
+        return cast(dict[str, Any], json_safe(out))
 
 
 def tune(
@@ -289,6 +297,7 @@ def tune(
         )
     adaptive = _adaptive_clipping(callbacks)
     result = _assemble(task, lr, found, advice, race_data, run, stages, command, adaptive)
+    result.monitored = None if run is None else bool(callbacks)
     if report_path is not None:
         from .report._html import write_html_report
 
@@ -600,7 +609,7 @@ def _assemble(
     cost = sum(s.steps for s in stages if s.name in ("range test", "race"))
     return TuneResult(
         lr=lr,
-        schedule=task.schedule if isinstance(task.schedule, str) else _spec_of(task),
+        schedule=_spec_of(task),
         cost_steps=cost,
         run_steps=task.steps,
         stages=[dataclasses.asdict(s) for s in stages],
@@ -617,7 +626,22 @@ def _assemble(
 
 
 def _spec_of(task: Task) -> str:
-    return "constant" if task.schedule is None else type(task.schedule).__name__
+    """The task's schedule as text: its spec string, ``"constant"`` without one, else the
+    schedule resolved for the run as lrpilot's schedules print themselves (``Warmup(schedule=
+    Cosine(steps=360, ...), steps=40, ...)``, every field, so it can be rebuilt), or a plain
+    function's name. (Its class name alone, ``"Warmup"``, said neither length nor shape.)"""
+    from .schedules import BaseSchedule
+
+    if task.schedule is None:
+        return "constant"
+    if isinstance(task.schedule, str):
+        return task.schedule
+    assert task.steps is not None
+    resolved = task.schedule_for(task.steps)
+    if isinstance(resolved, BaseSchedule):
+        return repr(resolved)
+    name = getattr(resolved, "__qualname__", type(resolved).__name__)
+    return f"{name} (a function of the step)"
 
 
 def _check_report_path(report: str | Path | None) -> Path | None:

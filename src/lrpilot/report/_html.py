@@ -251,6 +251,8 @@ def _run(data: Mapping[str, Any]) -> str:
             ("step", "kind", "what happened"),
             [(e.get("step"), e.get("kind"), e.get("message")) for e in events],
         )
+    elif data.get("monitored") is False:
+        body += "<p>no monitor watched this run (--no-monitor).</p>"
     else:
         body += '<p class="ok">no events: the monitor did not need to act.</p>'
     return body
