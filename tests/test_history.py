@@ -382,3 +382,33 @@ def test_a_shortened_run_is_recorded_as_the_recipe_it_ran_not_the_full_one():
     lrpilot.train(task, 0.01, progress=False)
     assert history.History().records(kind="run")[-1].fingerprint["id"] == full["id"]
     assert history.recommend(task).basis == "same task"  # the full recipe, trained once
+
+
+def test_a_pick_for_another_length_is_recorded_as_that_recipe(home):
+    """``find_lr_for_task(task, steps=N)`` (``lrpilot find --steps N``) picks for a run of N
+    steps: its record says N, not the task's own length, or the history would teach the
+    recommender an N-step pick for the task's recipe."""
+    task = _task(steps=30)
+    lrpilot.find_lr_for_task(task, steps=5000, num_steps=30, progress=False)
+    (rec,) = history.History().records(kind="range_test")
+    assert rec.fingerprint["steps"] == 5000 and rec.task_id != task.fingerprint()["id"]
+
+
+class _CutTenfold(lrpilot.Callback):
+    """Cuts the LR by 10 at step 5, as a monitor does after a rollback."""
+
+    def on_step(self, info):
+        return lrpilot.Action(lr_factor=0.1, reason="cut") if info.step == 5 else None
+
+
+def test_a_run_whose_lr_was_cut_does_not_vouch_for_its_lr(home):
+    task = _task()
+    run = lrpilot.train(task, 1e-2, progress=False, callbacks=[_CutTenfold()])
+    assert run.lr_scale == pytest.approx(0.1)
+    assert lrpilot.RunResult.from_dict(run.to_dict()).lr_scale == pytest.approx(0.1)
+    (rec,) = history.History().records(kind="run")
+    assert rec.lr == 1e-2 and rec.features["lr_scale"] == pytest.approx(0.1)
+    assert not history._finished(rec)  # trained mostly at 1e-3: not evidence for 1e-2
+    clean = lrpilot.train(task, 1e-2, progress=False)
+    assert clean.lr_scale == 1.0
+    assert history._finished(history.History().records(kind="run")[-1])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -122,6 +123,30 @@ def test_metric_fn_runs_in_eval_mode_and_puts_the_flags_back():
     model[1].eval()
     assert task.metric(model) == 1.0 and modes == [(False, False)]
     assert model.training and not model[1].training
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        (0.5, 0.5),
+        (3, 3.0),
+        (torch.tensor(0.25), 0.25),
+        (torch.tensor([0.75]), 0.75),
+        (np.float64(0.125), 0.125),
+        (np.array([0.5]), 0.5),
+        (float("nan"), "nan"),  # a metric can be NaN (a diverged model): the run says so
+    ],
+)
+def test_metric_fn_may_return_any_kind_of_number(returned, expected):
+    value = _task(metric_fn=lambda model, loader: returned).metric(nn.Linear(4, 2))
+    assert value != value if expected == "nan" else value == expected
+
+
+@pytest.mark.parametrize("returned", [None, "0.5", [0.5, 0.6], torch.ones(2), True])
+def test_metric_fn_returning_something_else_names_metric_fn(returned):
+    task = _task(metric_fn=lambda model, loader: returned)
+    with pytest.raises(lrpilot.ConfigError, match=r"metric_fn returned .* must return a number"):
+        task.metric(nn.Linear(4, 2))
 
 
 def test_fingerprint_is_plain_data_and_the_same_in_another_process(tmp_path):

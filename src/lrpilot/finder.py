@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import math
 import warnings
@@ -371,7 +372,13 @@ def find_lr_for_task(
             torch.manual_seed(check.whole("seed", seed, 0))
         model, optimizer = task.build()
     sweep = functools.partial(find_lr, model, optimizer, task.train_loader, task.loss_fn)
-    token = _FINGERPRINT.set(task.fingerprint(model, optimizer))
+    # the recipe swept for: a pick for steps=N other than the task's is N steps' pick
+    ran = (
+        task
+        if options["steps"] == task.steps
+        else dataclasses.replace(task, steps=options["steps"])
+    )
+    token = _FINGERPRINT.set(ran.fingerprint(model, optimizer))
     try:
         held = _HELD_BACK.set(True)
         try:

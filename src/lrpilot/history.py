@@ -722,6 +722,7 @@ def record_run(
         "stopped": run.stopped,
         "events": len(run.events),
         "seed": run.seed,
+        "lr_scale": getattr(run, "lr_scale", 1.0),
     }
     capture = _CAPTURE.get()
     if capture is not None:  # a search trial: the search records it once its outcome is known
@@ -915,13 +916,17 @@ def _past_tasks(rows: Sequence[Record], *, seed_mean: bool = True) -> list[_Past
 
 def _finished(rec: Record) -> bool:
     """Whether ``rec`` is a run or trial that trained its length and scored a finite metric,
-    without diverging. A trial records its state; a run stored by an older lrpilot for a
-    search trial says ``stopped = "pruned at step N"`` (or ``"diverged..."``) in its features:
-    both stopped early, so their metric is not a finished run's."""
+    without diverging, at the LR it records (a run whose LR a monitor cut, ``lr_scale`` below
+    1 in its features, trained at another). A trial records its state; a run stored by an
+    older lrpilot for a search trial says ``stopped = "pruned at step N"`` (or
+    ``"diverged..."``) in its features: both stopped early, so their metric is not a finished
+    run's."""
     if rec.kind not in ("run", "trial") or rec.metric is None or rec.diverged:
         return False
     if rec.kind == "trial":
         return rec.details.get("state", "complete") == "complete"
+    if float(rec.features.get("lr_scale", 1.0) or 1.0) != 1.0:
+        return False  # a monitor cut its LR: its metric is not the recorded LR's
     stopped = str(rec.features.get("stopped") or "")
     return not stopped.startswith(("pruned", "diverged"))
 

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import json
 import math
+import numbers
 import sys
 import weakref
 from collections.abc import Callable, Iterable
@@ -171,7 +172,7 @@ class Task:
         model.eval()
         try:
             with torch.no_grad():
-                return float(self.metric_fn(model, self.val_loader))
+                return _metric_value(self.metric_fn(model, self.val_loader))
         finally:
             for module, flag in zip(model.modules(), flags, strict=True):
                 module.training = flag
@@ -441,3 +442,21 @@ def _describe_schedule(task: Task) -> Any:
         return schedules.to_dict(task.schedule_for(task.steps))
     except ConfigError:
         return type(task.schedule).__name__
+
+
+def _metric_value(value: Any) -> float:
+    """What ``metric_fn`` returned, as a float: a real number or a one-element tensor. Anything
+    else (``None``, a string, a list) is a :class:`ConfigError` that names ``metric_fn``, not a
+    ``TypeError`` from ``float()`` deep in a run (a string such as ``"0.5"`` was taken too)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()).item())
+    if getattr(value, "size", None) == 1 and callable(getattr(value, "item", None)):
+        value = value.item()  # a NumPy scalar or one-element array
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise ConfigError(
+        f"metric_fn returned {shown} ({type(value).__name__}); it must return a number, "
+        "higher is better (e.g. accuracy, or minus a loss)."
+    )

@@ -95,6 +95,9 @@ class RunResult:
         skipped: Steps not applied (a non-finite loss or gradient, or AMP's scaler).
         clipped: Steps whose gradient norm was above the task's ``grad_clip``.
         task: The task's ``name``, if it has one.
+        lr_scale: The factor the callbacks' LR changes (a monitor's cuts) left on the whole
+            schedule at the end: 1 when none changed it. The run then trained below ``lr``,
+            and the history does not take it as evidence for ``lr``.
     """
 
     lr: float
@@ -113,6 +116,7 @@ class RunResult:
     skipped: int = 0
     clipped: int = 0
     task: str | None = None
+    lr_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain data, with a ``"version"`` key; numbers stay floats (NaN for
@@ -497,6 +501,7 @@ class _Run:
                 done.append(f"skipped {action.skip_batches} batches")
             if action.snapshot:
                 self.snapshot = self._take_snapshot(action.snapshot_to)
+            self.result.lr_scale = float(self.scheduler.scale)
             if action.stop:
                 self.result.stopped = action.reason or "stopped by a callback"
                 done.append("stopped the run")
