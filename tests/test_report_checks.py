@@ -16,8 +16,12 @@ def _run(clipped: int, steps: int = 100) -> dict:
 def test_the_recipes_clipping_is_judged_on_its_own_share():
     ok = check_clipping(_run(10), 1.0)
     assert ok.ok and ok.message == "10% of the steps were clipped at 1."
-    hot = check_clipping(_run(int(100 * CLIPPED_TOO_MANY) + 1), 1.0)
-    assert not hot.ok and "the LR is likely too high" in hot.message
+    most = _run(int(100 * CLIPPED_TOO_MANY) + 1) | {"grad_norms": [2.0] * 60 + [0.5] * 40}
+    hot = check_clipping(most, 1.0)
+    assert not hot.ok and "clipped at 1 (median gradient norm 2)" in hot.message
+    # the recipe's threshold sets the share more than the LR does: no blame on the LR alone
+    assert "a lower LR with a threshold above the typical norm" in hot.message
+    assert "the LR is likely too high" not in hot.message
 
 
 def test_without_clipping_in_the_recipe_the_monitors_adaptive_share_is_reported():

@@ -281,11 +281,15 @@ def check_clipping(run: Any, clip: float | None, adaptive: tuple[int, int] | Non
     if clip is None:
         return Check("clipped share", True, "no clipping in the recipe.")
     if share > CLIPPED_TOO_MANY:
+        norms = [x for x in (nan_if_none(v) for v in r.get("grad_norms", [])) if math.isfinite(x)]
+        typical = f" (median gradient norm {statistics.median(norms):.3g})" if norms else ""
         return Check(
             "clipped share",
             False,
-            f"{share:.0%} of the steps were clipped at {clip:g}: the LR is likely too high "
-            "(lower it rather than clip most updates).",
+            f"{share:.0%} of the steps were clipped at {clip:g}{typical}: clipping that often "
+            "scales most updates down, a smaller LR in disguise; the tuning playbook's advice is "
+            "a lower LR with a threshold above the typical norm instead (the share follows the "
+            "threshold more than the LR).",
         )
     return Check("clipped share", True, f"{share:.0%} of the steps were clipped at {clip:g}.")
 
