@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lrpilot
 from lrpilot import lint as L
+from lrpilot import schedules as S
 
 
 def _digits(scale: float = 16.0, n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,3 +247,23 @@ def test_a_float_attention_mask_is_not_an_input_to_normalize():
 def test_counts_out_of_range_are_refused(bad):
     with pytest.raises(lrpilot.ConfigError, match=next(iter(bad))):
         L.lint(model=nn.Linear(2, 2), optimizer="adam", **bad)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "found"),
+    [
+        (S.cosine(steps=10), True),  # "cosine over 10 epochs" in a 100-step run: 90 % at LR 0
+        (S.warmup(S.linear(steps=40, end=0.0), steps=10), True),
+        ("warmup(0.05)+cosine", False),  # a spec is laid over the run
+        (S.cosine(steps=100), False),  # reaches zero at the very end: as meant
+        (S.multi_step(milestones=[50, 75]), False),  # a step decay to 1 % of the peak: not 0
+        (None, False),
+    ],
+)
+def test_a_schedule_that_ends_before_the_run_is_a_warning(schedule, found):
+    x, y = _standardized()
+    findings = L.lint(_task(x, y), steps=100, schedule=schedule)
+    early = [f for f in findings if f.code == "schedule-ends-early"]
+    assert bool(early) is found
+    if found:
+        assert early[0].severity == "warning" and "train at an LR of 0" in early[0].message

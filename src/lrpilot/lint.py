@@ -171,6 +171,7 @@ def lint(
         found += check_large_batch(ctx.effective_batch, ctx.schedule, ctx.steps)
     if ctx.steps is not None and known:
         found += check_decay(ctx.steps, ctx.schedule)
+        found += check_schedule_ends_early(ctx.steps, ctx.schedule)
     return sorted(found, key=lambda f: -SEVERITIES.index(f.severity))
 
 
@@ -510,6 +511,42 @@ def check_large_batch(effective_batch: int, schedule: Any, steps: int | None) ->
                 f"scaled-up LRs diverge early without it ({rules.RULES['sgd_warmup'].source})."
             ),
             measured={"effective_batch": effective_batch},
+        )
+    ]
+
+
+DEAD_TAIL = 0.1
+"""A schedule at (almost) zero over more than this share of the run's end ends too early."""
+
+
+def check_schedule_ends_early(steps: int, schedule: Any) -> list[Finding]:
+    """A finding when the schedule reaches zero (a millionth of its peak or less: a step decay
+    to 1 % of the peak, ResNet's last phase, is not zero) with more than :data:`DEAD_TAIL` of
+    the run still to go: those steps train at no LR. The usual cause is a
+    schedule object built for another length (``cosine(steps=epochs)`` in a run counted in
+    steps); a spec string is laid over the run and cannot do it."""
+    values = _multipliers(schedule, steps)
+    peak = max(values)
+    if not (math.isfinite(peak) and peak > 0) or len(values) < 2:
+        return []
+    alive = [i for i, v in enumerate(values) if v > 1e-6 * peak]
+    dead_share = 1.0 - (alive[-1] + 1) / len(values) if alive else 1.0
+    if dead_share <= DEAD_TAIL:
+        return []
+    return [
+        Finding(
+            code="schedule-ends-early",
+            severity="warning",
+            message=(
+                f"The schedule reaches zero with {dead_share:.0%} of the run's {steps} steps "
+                "still to go: they train at an LR of 0."
+            ),
+            advice=(
+                "Build the schedule for the run's length (a schedule object counts its own "
+                "steps: cosine(steps=N) for a run of N optimizer steps, not epochs), or give "
+                "a spec string such as 'warmup(0.05)+cosine', which is laid over the run."
+            ),
+            measured={"steps": steps, "dead_share": dead_share},
         )
     ]
 
