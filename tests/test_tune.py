@@ -464,3 +464,18 @@ def test_the_report_quotes_its_command_and_says_when_no_monitor_watched(
     assert shown is not None and shlex.split(html.unescape(shown.group(1))) == argv
     assert "no monitor watched this run (--no-monitor)" in page
     assert "the monitor did not need to act" not in page
+
+
+@pytest.mark.parametrize("recording", ["1", "0"])
+def test_ctrl_c_says_what_was_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recording: str
+) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrpilot.autopilot, "tune", interrupted)  # the command imports it late
+    monkeypatch.setenv("LRPILOT_HISTORY", recording)
+    out = CliRunner().invoke(app, ["tune", str(write_task(tmp_path, 300))])
+    assert out.exit_code == 130
+    assert "interrupted: tune was stopped; no report was written" in out.stderr
+    assert ("in the history" in out.stderr) is (recording == "1")  # it said "nothing written"

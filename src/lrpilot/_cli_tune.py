@@ -69,7 +69,14 @@ def tune_command(
                     command=command,
                 )
     except KeyboardInterrupt:
-        typer.echo("interrupted: tune was stopped; nothing was written", err=True)
+        from . import history
+
+        kept = (
+            " (the range test and runs it finished are in the history: lrpilot history list)"
+            if history.enabled()
+            else ""
+        )
+        typer.echo(f"interrupted: tune was stopped; no report was written{kept}", err=True)
         raise typer.Exit(code=130) from None
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     report_error = _write_report(result, report_path, show_traceback)
