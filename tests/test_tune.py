@@ -479,3 +479,25 @@ def test_ctrl_c_says_what_was_kept(
     assert out.exit_code == 130
     assert "interrupted: tune was stopped; no report was written" in out.stderr
     assert ("in the history" in out.stderr) is (recording == "1")  # it said "nothing written"
+
+
+def _sweep(edge: bool):
+    """A range test's result: a loss falling over the whole sweep, or rising at its end."""
+    from types import SimpleNamespace
+
+    lrs = [1e-4 * 10 ** (5 * i / 99) for i in range(100)]
+    losses = [2.0 - 1.5 * i / 99 for i in range(100)]
+    if edge:
+        losses[80:] = [losses[79] + 0.2 * (i - 79) for i in range(80, 100)]
+    return SimpleNamespace(lrs=lrs, losses=losses, diverged=False, lr=1.0, band=(0.79, 3.16))
+
+
+@pytest.mark.parametrize("edge", [False, True])
+def test_a_sweep_that_never_saw_its_edge_races_the_advice_too(tmp_path: Path, edge: bool) -> None:
+    """Without an edge the pick rests on the sweep's last LR standing in for it (clipping can
+    hide the edge): the advisor's start joins the race even below the band, so the race can
+    tell whether the high pick is real."""
+    task = lrpilot.load_task_file(write_task(tmp_path, 200))
+    lrs, rungs, whole, _ = lrpilot.autopilot._field(task, _sweep(edge), 0.01, 0, guessed=False)
+    assert (0.01 in lrs) is (not edge) and whole and rungs == [200]
+    assert min(lrs) >= 0.79 or not edge  # with an edge the field stays in the band
