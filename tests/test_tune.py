@@ -148,7 +148,7 @@ def test_tune_without_training_or_race_keeps_the_range_tests_pick(tmp_path: Path
     assert result.run is None and result.metric is None and result.events == []
     assert result.lr == result.range_test["lr"]
     assert result.cost_steps == result.range_test["num_steps_run"]
-    assert "race=False" in result.race["note"]
+    assert "no race (race off)" in result.race["note"]
 
 
 @pytest.mark.parametrize("monitor", [False, "own"])
@@ -464,6 +464,9 @@ def test_the_report_quotes_its_command_and_says_when_no_monitor_watched(
     assert shown is not None and shlex.split(html.unescape(shown.group(1))) == argv
     assert "no monitor watched this run (--no-monitor)" in page
     assert "the monitor did not need to act" not in page
+    # the digits task has no metric_fn: its metric is minus the validation loss, and says so
+    assert re.search(r"final metric -[0-9.]+ \(minus the mean validation loss\)", out.stdout)
+    assert "(minus the mean validation loss)</td>" in page
 
 
 @pytest.mark.parametrize("recording", ["1", "0"])

@@ -157,7 +157,8 @@ def print_summary(data: dict[str, Any], notes: list[str]) -> None:
     if data.get("run"):
         from .report._checks import final_metric_text
 
-        console.print(f"final metric {escape(final_metric_text(data['run']))}")
+        shown = final_metric_text(data["run"], data.get("metric_is"))
+        console.print(f"final metric {escape(shown)}")
     for event in data.get("events", []):
         console.print(f"[yellow]event[/] {escape(str(event.get('message', '')))}")
     from .report._checks import label_of, mark_of, state_of

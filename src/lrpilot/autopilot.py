@@ -194,6 +194,8 @@ class TuneResult:
         report: Where the HTML report was written, if anywhere.
         monitored: Whether a :class:`lrpilot.Monitor` watched the full run (``None``: no
             full run).
+        metric_is: What the metric is when the task did not say (no ``metric_fn``): ``"minus
+            the mean validation loss"``; ``None`` otherwise.
     """
 
     lr: float
@@ -212,6 +214,7 @@ class TuneResult:
     command: str | None = None
     report: str | None = None
     monitored: bool | None = None
+    metric_is: str | None = None
 
     @property
     def metric(self) -> float | None:
@@ -281,7 +284,7 @@ def tune(
         lambda: (
             _race(task, found, advice, seed, progress, mode)
             if mode != "off"
-            else _no_race("no race (race=False): the range test's pick stands.", found.lr)
+            else _no_race("no race (race off): the range test's pick stands.", found.lr)
         ),
     )
     lr = float(race_data["lr"])
@@ -298,6 +301,8 @@ def tune(
     adaptive = _adaptive_clipping(callbacks)
     result = _assemble(task, lr, found, advice, race_data, run, stages, command, adaptive)
     result.monitored = None if run is None else bool(callbacks)
+    if task.metric_fn is None and task.val_loader is not None:
+        result.metric_is = "minus the mean validation loss"
     if report_path is not None:
         from .report._html import write_html_report
 

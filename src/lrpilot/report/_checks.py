@@ -120,13 +120,14 @@ def _data(run: Any) -> Mapping[str, Any]:
     return run if isinstance(run, Mapping) else run.to_dict()
 
 
-def final_metric_text(run: Any) -> str:
+def final_metric_text(run: Any, metric_is: str | None = None) -> str:
     """A run's final metric as the summaries show it: ``"none (no validation data)"`` for a
-    run never evaluated that did not diverge, rather than a bare "nan"."""
+    run never evaluated that did not diverge, rather than a bare "nan"; ``metric_is`` says what
+    the number is where the task did not (``-0.542 (minus the mean validation loss)``)."""
     r = _data(run)
     metric = nan_if_none(r.get("metric"))
     if math.isfinite(metric):
-        return f"{metric:.4g}"
+        return f"{metric:.4g}" + (f" ({metric_is})" if metric_is else "")
     if not r.get("evals") and not r.get("diverged"):
         return "none (no validation data)"
     return str(metric)

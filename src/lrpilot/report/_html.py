@@ -109,7 +109,7 @@ def _summary(data: Mapping[str, Any]) -> str:
     ]
     run = data.get("run")
     if run:
-        rows.append(("final metric", final_metric_text(run)))
+        rows.append(("final metric", final_metric_text(run, data.get("metric_is"))))
     stages = data.get("stages") or []
     parts = _table(("", ""), rows)
     if stages:
