@@ -465,9 +465,23 @@ def test_impact_measures_both_losses_on_the_trained_model():
         assert row.gap == pytest.approx(row.val_loss - row.train_loss)
         assert row.steps == 40 and row.seconds > 0 and not row.diverged
         assert row.metric == pytest.approx(-row.val_loss, rel=1e-6)  # the default metric
-    assert result.best is result.rows[1]
+    assert result.best is result.rows[1] and result.best_by == "metric"
     with pytest.raises(lrpilot.ConfigError, match="lrs"):
         lrpilot.impact(tiny_task(), [], progress=False)
+
+
+def test_impact_without_validation_data_ranks_by_the_training_loss():
+    """No metric at all: the best row is the lowest final training loss of the runs that did
+    not diverge, as tune's race and search rank such runs (it named none)."""
+    import dataclasses
+
+    task = dataclasses.replace(tiny_task(), val_loader=None)
+    result = lrpilot.impact(task, [0.01, 0.3, 1e4], progress=False)
+    assert all(math.isnan(r.metric) for r in result.rows) and result.rows[2].diverged
+    assert result.best_by == "training loss"
+    assert result.best is min(result.rows[:2], key=lambda r: r.train_loss)
+    data = result.to_dict()
+    assert data["best_lr"] == result.best.lr and data["best_by"] == "training loss"
 
 
 def test_the_plot_marks_pruned_and_diverged_trials(journal, tmp_path):

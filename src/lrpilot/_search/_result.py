@@ -185,15 +185,36 @@ class ImpactResult:
     rows: list[ImpactRow] = field(default_factory=list)
 
     @property
+    def best_by(self) -> str | None:
+        """What :attr:`best` ranks by: ``"metric"``, ``"training loss"`` where no row has a
+        finite metric (a task without validation data: as ``tune``'s race and ``search`` rank
+        such runs), ``None`` when no row gives either."""
+        if any(math.isfinite(r.metric) for r in self.rows):
+            return "metric"
+        if any(not r.diverged and math.isfinite(r.train_loss) for r in self.rows):
+            return "training loss"
+        return None
+
+    @property
     def best(self) -> ImpactRow | None:
-        """The row with the best finite metric."""
-        ok = [r for r in self.rows if math.isfinite(r.metric)]
-        return max(ok, key=lambda r: r.metric) if ok else None
+        """The row with the best finite metric; without any, the lowest final training loss
+        of the runs that did not diverge (:attr:`best_by` says which)."""
+        by = self.best_by
+        if by == "metric":
+            return max((r for r in self.rows if math.isfinite(r.metric)), key=lambda r: r.metric)
+        if by == "training loss":
+            ok = [r for r in self.rows if not r.diverged and math.isfinite(r.train_loss)]
+            return min(ok, key=lambda r: r.train_loss)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"rows": [...], "best_lr": ...}``."""
+        """``{"rows": [...], "best_lr": ..., "best_by": ...}``."""
         best = self.best
-        return {"rows": [r.to_dict() for r in self.rows], "best_lr": best.lr if best else None}
+        return {
+            "rows": [r.to_dict() for r in self.rows],
+            "best_lr": best.lr if best else None,
+            "best_by": self.best_by,
+        }
 
 
 def _json_number(value: Any) -> Any:

@@ -85,7 +85,12 @@ def print_impact(result: ImpactResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="LR impact")
+    by = result.best_by
+    caption = {
+        "metric": "* the best validation metric",
+        "training loss": "* the lowest final training loss (no validation metric)",
+    }.get(by or "", None)
+    table = Table(title="LR impact", caption=caption)
     for name in (
         "lr",
         "time (s)",
