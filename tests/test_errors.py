@@ -125,6 +125,20 @@ def test_non_scalar_loss(setup):
     record.assert_unchanged()
 
 
+@pytest.mark.parametrize(
+    ("loss_fn", "hint"),
+    [
+        (lambda out, y: None, "returns loss=None when its batch has no labels"),
+        (lambda out, y: CE(out, y).item(), "not loss.item()"),
+    ],
+)
+def test_a_loss_that_is_not_a_tensor_says_the_usual_cause(setup, loss_fn, hint):
+    model, opt, batches, record = setup
+    err = _raises(lrpilot.LossError, "must be a torch.Tensor", model, opt, batches, loss_fn)
+    assert hint in str(err)
+    record.assert_unchanged()
+
+
 def test_detached_loss(setup):
     model, opt, batches, record = setup
     _raises(

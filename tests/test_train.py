@@ -361,7 +361,7 @@ def test_bad_arguments_name_themselves(kwargs, match):
 
 
 def test_no_length_and_closure_optimizers_are_refused():
-    with pytest.raises(lrpilot.ConfigError, match="steps=N"):
+    with pytest.raises(lrpilot.ConfigError, match=r"Task\(steps=N\).*--steps N"):
         lrpilot.train(_task(steps=None), 0.1, progress=False)
     lbfgs = _task(optimizer_fn=lambda p, lr: torch.optim.LBFGS(p, lr=lr))
     with pytest.raises(lrpilot.ModelError, match="closure"):

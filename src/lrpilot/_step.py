@@ -121,10 +121,22 @@ def evaluate_loss(
     return total / count
 
 
+def _hint(loss: Any) -> str:
+    """What usually makes a loss that is not a tensor, and what to do."""
+    if loss is None:
+        return (
+            ": a Hugging Face model returns loss=None when its batch has no labels (put the "
+            "labels in the batch, or give a loss_step that computes the loss)."
+        )
+    if isinstance(loss, (int, float)):
+        return ": return the loss tensor itself, not loss.item() (the gradient flows through it)."
+    return "."
+
+
 def check_scalar_loss(loss: Any) -> torch.Tensor:
     """``loss`` if it is a scalar tensor that carries a gradient, else a clear error."""
     if not isinstance(loss, torch.Tensor):
-        raise LossError(f"The loss must be a torch.Tensor, got {type(loss).__name__}.")
+        raise LossError(f"The loss must be a torch.Tensor, got {type(loss).__name__}{_hint(loss)}")
     if loss.numel() != 1:
         raise LossError(
             f"The loss must be a scalar, got shape {tuple(loss.shape)}: reduce it with "

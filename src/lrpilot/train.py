@@ -218,7 +218,10 @@ def train(
         raise check.ArgError("task", task, "an lrpilot.Task")
     length = steps if steps is not None else task.steps
     if length is None:
-        raise ConfigError("train needs the run's length: give steps=N or set Task.steps.")
+        raise ConfigError(
+            "train needs the run's length: set it in the task (Task(steps=N)), or pass "
+            "steps=N (--steps N where a command has it)."
+        )
     length = check.whole("steps", length, 1)
     seed = check.whole("seed", seed, 0)
     hooks = as_callbacks(callbacks)
