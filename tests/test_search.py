@@ -457,6 +457,10 @@ def test_cli_impact_json_and_table(tmp_path):
     assert rows[2]["metric"] is None
     table = CliRunner().invoke(app, ["impact", str(path), "--lrs", "1e-3,0.3"])
     assert table.exit_code == 0 and "LR impact" in table.output
+    empty = CliRunner().invoke(app, ["impact", str(path), "--lrs", ""])
+    assert empty.exit_code == 2 and "--lrs '': give at least one LR" in empty.output
+    twice = CliRunner().invoke(app, ["impact", str(path), "--lrs", "0.3,0.3", "--json"])
+    assert [r["lr"] for r in json.loads(twice.stdout)["rows"]] == [0.3]  # trained once
 
 
 def test_impact_measures_both_losses_on_the_trained_model():

@@ -930,7 +930,10 @@ def impact_cmd(
         values = [float(x) for x in lrs.split(",") if x.strip()]
     except ValueError:
         _fail(f"--lrs {lrs!r}: give comma-separated numbers, e.g. 1e-4,1e-3,1e-2.")
+    if not values:
+        _fail(f"--lrs {lrs!r}: give at least one LR, e.g. 1e-4,1e-3,1e-2.")
     _positive_lrs("--lrs", values)
+    values = list(dict.fromkeys(values))  # an LR given twice trains once: the run is the same
     quiet = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
     try:
         with _warnings_as_lines(), quiet, _reported(show_traceback, task_file):
