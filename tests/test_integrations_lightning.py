@@ -205,3 +205,37 @@ def test_a_nan_batch_is_rolled_back_and_the_schedule_follows_the_fit():
     assert sched.last_epoch == trainer.global_step == 40  # not left behind by the rollback
     scale = monitor.lr_scale
     assert module.lrs[-1] == pytest.approx([lr * scale * (1 - 39 / 100) for lr in (1e-3, 1e-2)])
+
+
+@pytest.mark.parametrize(
+    ("clip", "algorithm", "bounded"),
+    [(0.01, "norm", True), (0.01, "value", False), (None, None, False), (1e9, "norm", False)],
+)
+def test_a_step_lightnings_norm_clipping_bounded_is_not_judged_on_its_norm(
+    monkeypatch, clip, algorithm, bounded
+):
+    """The norm is measured before Lightning clips: where ``gradient_clip_val`` (by norm)
+    bounded the step, the monitor is told so, as ``lrpilot.train`` tells it (a clipped noisy
+    batch was rolled back to step 0 with the LR cut 10x)."""
+    monitor = Monitor(quiet=True)
+    seen: list[bool] = []
+    judge = monitor._judge_applied
+
+    def spy(loss, norm, *, applied=True, bounded=False):
+        seen.append(bounded)
+        return judge(loss, norm, applied=applied, bounded=bounded)
+
+    monkeypatch.setattr(monitor, "_judge_applied", spy)
+    trainer = pl.Trainer(
+        max_steps=5,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=clip,
+        gradient_clip_algorithm=algorithm,
+        callbacks=[LRPilotCallback(find_lr=False, monitor=monitor)],
+    )
+    trainer.fit(Tiny(), _loader())
+    assert len(seen) == 5 and set(seen) == {bounded}

@@ -661,17 +661,20 @@ class Monitor(Callback):
             self._clip_grads(grads, norm)
         return norm
 
-    def _judge_applied(self, loss: float, grad_norm: float, *, applied: bool = True) -> Answer:
+    def _judge_applied(
+        self, loss: float, grad_norm: float, *, applied: bool = True, bounded: bool = False
+    ) -> Answer:
         """For a framework's hook right after ``optimizer.step()``: judge the step the
         framework already applied, and act (a rollback undoes it, a NaN included).
         ``applied=False``: the framework skipped the step itself (a ``GradScaler`` that found
         an inf): a non-finite one is then only counted, as :meth:`step` does, and rolled back
-        after ``patience`` in a row."""
+        after ``patience`` in a row. ``bounded``: the framework's own clipping bounded this
+        step's update (its norm, measured before, is not judged)."""
         controls = self._need_controls("_judge_applied")
         value, norm = all_mean(float(loss), float(grad_norm))
         lr = float(controls.optimizer.param_groups[0]["lr"])
         step = self._step + 1
-        decision = self._observe(step, value, norm, lr, applied=applied)
+        decision = self._observe(step, value, norm, lr, applied=applied, bounded=bounded)
         return self._carry_out(decision, step)
 
     @contextmanager

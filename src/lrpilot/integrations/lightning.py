@@ -168,7 +168,9 @@ class LRPilotCallback(_Base):
         before = positions(schedulers)
         applied = not _scaler_skipped(trainer, norm)
         with self.monitor._framework_step(trainer.global_step):
-            answer = self.monitor._judge_applied(loss, norm, applied=applied)
+            answer = self.monitor._judge_applied(
+                loss, norm, applied=applied, bounded=_clipped_by(trainer, norm)
+            )
         if answer.rolled_back:
             catch_up(schedulers, before)
         if answer.stop:
@@ -272,3 +274,13 @@ def _steps_per_epoch(trainer: Any) -> int | None:
     if not math.isfinite(batches) or batches < 1:
         return None
     return max(1, math.ceil(int(batches) / max(1, int(trainer.accumulate_grad_batches))))
+
+
+def _clipped_by(trainer: Any, norm: float) -> bool:
+    """Whether Lightning's own norm clipping (``Trainer(gradient_clip_val=...)``) bounded a
+    step whose norm, measured before it, was ``norm``: the monitor then does not judge that
+    norm (the update was bounded; the loss says whether it hurt)."""
+    clip = getattr(trainer, "gradient_clip_val", None)
+    algorithm = getattr(trainer, "gradient_clip_algorithm", None)  # None: "norm"
+    algorithm = str(getattr(algorithm, "value", algorithm) or "norm")
+    return clip is not None and float(clip) > 0 and algorithm == "norm" and norm > float(clip)
