@@ -261,7 +261,9 @@ def test_a_very_short_run_is_raced_whole(tmp_path: Path) -> None:
     result = tune(task, train=False, progress=False)
     race = result.race
     assert race["rungs"] == [300] and "whole run" in race["note"]
-    assert len(race["candidates"]) * 300 <= FULL_RACE_STEPS
+    field_ = [c for c in race["candidates"] if not c.get("below_field")]
+    assert len(field_) * 300 <= FULL_RACE_STEPS  # and one more run below the field at most
+    assert len(race["candidates"]) * 300 <= FULL_RACE_STEPS + 300
     for c in race["candidates"]:  # whole runs: raced at their own LR, no run-length correction
         assert c["steps"] == 300 and c["raced_at"] == c["lr"]
         assert c["evals"][-1][0] == 300
@@ -504,3 +506,40 @@ def test_a_sweep_that_never_saw_its_edge_races_the_advice_too(tmp_path: Path, ed
     lrs, rungs, whole, _ = lrpilot.autopilot._field(task, _sweep(edge), 0.01, 0, guessed=False)
     assert (0.01 in lrs) is (not edge) and whole and rungs == [200]
     assert min(lrs) >= 0.79 or not edge  # with an edge the field stays in the band
+
+
+def _scripted(best_lr: float):
+    """A race run scoring an LR by a metric peaked at ``best_lr`` (in log), 100 steps each."""
+
+    def race(candidate: dict) -> int:
+        candidate.update(metric=-abs(math.log10(candidate["lr"] / best_lr)), steps=100)
+        return 100
+
+    return race
+
+
+@pytest.mark.parametrize(
+    ("best_lr", "room", "winner", "below"),
+    [
+        (0.004, 1000, 0.005, [0.005, 0.0025]),  # one step down wins, the next loses
+        (0.001, 1000, 0.0025, [0.005, 0.0025]),  # both win: at most FOLLOW_DOWN
+        (0.001, 150, 0.005, [0.005]),  # room for one run only
+        (0.021, 1000, 0.02, []),  # the best inside the field: nothing more
+        (0.08, 1000, 0.04, []),  # the highest won: the race does not follow it up
+    ],
+)
+def test_a_race_whose_lowest_wins_looks_below_its_field(
+    best_lr: float, room: int, winner: float, below: list[float]
+) -> None:
+    race = _scripted(best_lr)
+    field_ = [{"lr": lr, "cut": "", "evals": [], "metric": None} for lr in (0.01, 0.02, 0.04)]
+    for c in field_:
+        race(c)
+    best = max(field_, key=lambda c: c["metric"])
+    for c in field_:
+        c["cut"] = "" if c is best else "cut after 100 steps (rung 1)"
+    chosen, spent = lrpilot.autopilot._follow_down(field_, best, race, length=100, room=room)
+    assert chosen["lr"] == pytest.approx(winner)
+    assert [c["lr"] for c in field_ if c.get("below_field")] == pytest.approx(below)
+    assert spent == 100 * len(below)
+    assert [c for c in field_ if not c["cut"]] == [chosen]  # every other one says why it lost
