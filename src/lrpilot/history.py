@@ -925,7 +925,8 @@ def _finished(rec: Record) -> bool:
         return False
     if rec.kind == "trial":
         return rec.details.get("state", "complete") == "complete"
-    if float(rec.features.get("lr_scale", 1.0) or 1.0) != 1.0:
+    scale = rec.features.get("lr_scale")
+    if scale is not None and float(scale) != 1.0:
         return False  # a monitor cut its LR: its metric is not the recorded LR's
     stopped = str(rec.features.get("stopped") or "")
     return not stopped.startswith(("pruned", "diverged"))
