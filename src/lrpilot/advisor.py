@@ -490,11 +490,7 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int | float:
                 "adam_warmup", f"warm up {steps} steps: 2 / (1 - beta2) with beta2 {beta2:g}{cap}."
             )
         )
-        if facts.steps is None:
-            facts.assumed["warmup"] = (
-                f"{steps} steps, uncapped: the run's length is not known; for a run shorter "
-                f"than {10 * steps} steps give steps=N, and the warmup is cut to 10 % of it"
-            )
+        _say_uncapped(facts, steps)
         return steps
     if batch is not None and batch >= rules.LARGE_BATCH:
         if facts.dataset_size is not None:
@@ -508,11 +504,7 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int | float:
                     f"of {per_epoch} steps{cap}.",
                 )
             )
-            if facts.steps is None:
-                facts.assumed["warmup"] = (
-                    f"{steps} steps, uncapped: the run's length is not known; for a run shorter "
-                    f"than {10 * steps} steps give steps=N, and the warmup is cut to 10 % of it"
-                )
+            _say_uncapped(facts, steps)
         elif facts.steps:  # rounded as the spec warmup(0.05) rounds it, never to 0
             steps = max(1, math.floor(LARGE_BATCH_WARMUP_SHARE * facts.steps + 0.5))
             reasons.append(
@@ -534,6 +526,16 @@ def _warmup(facts: _Known, reasons: list[Reason]) -> int | float:
             return LARGE_BATCH_WARMUP_SHARE
         return steps
     return 0
+
+
+def _say_uncapped(facts: _Known, steps: int) -> None:
+    """Where the run's length is not known, say in ``assumed`` that a warmup of ``steps`` was
+    not cut to the playbook's 10 % of it."""
+    if facts.steps is None:
+        facts.assumed["warmup"] = (
+            f"{steps} steps, uncapped: the run's length is not known; for a run shorter "
+            f"than {10 * steps} steps give steps=N, and the warmup is cut to 10 % of it"
+        )
 
 
 def _schedule(facts: _Known, warmup: int | float, reasons: list[Reason]) -> str:

@@ -299,10 +299,9 @@ def tune(
             ),
         )
     adaptive = _adaptive_clipping(callbacks)
-    result = _assemble(task, lr, found, advice, race_data, run, stages, command, adaptive)
-    result.monitored = None if run is None else bool(callbacks)
-    if task.metric_fn is None and task.val_loader is not None:
-        result.metric_is = "minus the mean validation loss"
+    result = _assemble(
+        task, lr, found, advice, race_data, run, stages, command, adaptive, bool(callbacks)
+    )
     if report_path is not None:
         from .report._html import write_html_report
 
@@ -669,6 +668,7 @@ def _assemble(
     stages: list[Stage],
     command: str | None,
     adaptive: tuple[int, int] | None = None,
+    monitored: bool = False,
 ) -> TuneResult:
     from .report._checks import run_checks
 
@@ -711,6 +711,12 @@ def _assemble(
         grad_clip=task.grad_clip,
         schedule_lrs=[lr * float(schedule(t)) for t in range(task.steps)],
         command=command,
+        monitored=None if run is None else monitored,
+        metric_is=(
+            "minus the mean validation loss"
+            if task.metric_fn is None and task.val_loader is not None
+            else None
+        ),
     )
 
 

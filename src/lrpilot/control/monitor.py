@@ -1110,7 +1110,7 @@ class Monitor(Callback):
             return math.inf, probe
         with torch.no_grad():
             now = torch.cat([p.detach().reshape(-1).float() for p in self._model.parameters()])
-        taken = (self._since, now.clone())
+        taken = (self._since, now)  # torch.cat made a copy of its own: nothing to clone
         if probe is None or probe[0] >= self._since:
             return None, taken
         base = float(torch.linalg.vector_norm(probe[1]))
